@@ -1,0 +1,17 @@
+#pragma once
+// One entry function per subcommand. Each parses its own flags (CLI11) from argv, where argv[0] is
+// the command's display name ("bertopt optimize" or "bert_model_optimization"), and returns the
+// process exit code: 0 success, 1 a check failed (compare mismatch, --verify failure), 2 bad input.
+
+namespace bertopt::cli {
+
+int OptimizeMain(int argc, char** argv);
+int CompareMain(int argc, char** argv);
+int PerfMain(int argc, char** argv);
+
+/// Exit codes shared by all subcommands.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitCheckFailed = 1;
+inline constexpr int kExitBadInput = 2;
+
+}  // namespace bertopt::cli
