@@ -1,0 +1,218 @@
+#include "bertopt/ir/tensor.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+namespace bertopt::ir {
+namespace {
+
+using onnx::TensorProto;
+
+template <typename T>
+std::vector<T> ReadRaw(const std::string& raw) {
+  std::vector<T> out(raw.size() / sizeof(T));
+  std::memcpy(out.data(), raw.data(), out.size() * sizeof(T));
+  return out;
+}
+
+template <typename T>
+std::string ToRaw(const std::vector<T>& values) {
+  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+}
+
+bool IsExternal(const TensorProto& t) {
+  return t.data_location() == TensorProto::EXTERNAL;
+}
+
+}  // namespace
+
+int64_t NumElements(const TensorProto& tensor) {
+  int64_t n = 1;
+  for (int64_t d : tensor.dims()) n *= d;
+  return n;
+}
+
+int ElementSize(int32_t data_type) {
+  switch (data_type) {
+    case TensorProto::FLOAT: case TensorProto::INT32: case TensorProto::UINT32: return 4;
+    case TensorProto::DOUBLE: case TensorProto::INT64: case TensorProto::UINT64: return 8;
+    case TensorProto::FLOAT16: case TensorProto::BFLOAT16: case TensorProto::INT16:
+    case TensorProto::UINT16: return 2;
+    case TensorProto::INT8: case TensorProto::UINT8: case TensorProto::BOOL: return 1;
+    default: return 0;
+  }
+}
+
+std::optional<std::vector<double>> DecodeAsDoubles(const TensorProto& t) {
+  if (IsExternal(t)) return std::nullopt;
+  const int64_t n = NumElements(t);
+  std::vector<double> out;
+  const bool raw = t.has_raw_data();
+  if (raw && static_cast<int64_t>(t.raw_data().size()) != n * ElementSize(t.data_type())) {
+    return std::nullopt;
+  }
+  switch (t.data_type()) {
+    case TensorProto::FLOAT:
+      if (raw) {
+        for (float v : ReadRaw<float>(t.raw_data())) out.push_back(v);
+      } else {
+        out.assign(t.float_data().begin(), t.float_data().end());
+      }
+      break;
+    case TensorProto::DOUBLE:
+      if (raw) {
+        out = ReadRaw<double>(t.raw_data());
+      } else {
+        out.assign(t.double_data().begin(), t.double_data().end());
+      }
+      break;
+    case TensorProto::FLOAT16:
+      if (raw) {
+        for (uint16_t v : ReadRaw<uint16_t>(t.raw_data())) out.push_back(HalfToFloat(v));
+      } else {
+        for (int32_t v : t.int32_data()) out.push_back(HalfToFloat(static_cast<uint16_t>(v)));
+      }
+      break;
+    default: {
+      auto ints = DecodeAsInts(t);
+      if (!ints) return std::nullopt;
+      out.assign(ints->begin(), ints->end());
+    }
+  }
+  if (static_cast<int64_t>(out.size()) != n) return std::nullopt;
+  return out;
+}
+
+std::optional<std::vector<int64_t>> DecodeAsInts(const TensorProto& t) {
+  if (IsExternal(t)) return std::nullopt;
+  const int64_t n = NumElements(t);
+  const bool raw = t.has_raw_data();
+  if (raw && static_cast<int64_t>(t.raw_data().size()) != n * ElementSize(t.data_type())) {
+    return std::nullopt;
+  }
+  std::vector<int64_t> out;
+  switch (t.data_type()) {
+    case TensorProto::INT64:
+      if (raw) {
+        out = ReadRaw<int64_t>(t.raw_data());
+      } else {
+        out.assign(t.int64_data().begin(), t.int64_data().end());
+      }
+      break;
+    case TensorProto::INT32:
+      if (raw) {
+        for (int32_t v : ReadRaw<int32_t>(t.raw_data())) out.push_back(v);
+      } else {
+        out.assign(t.int32_data().begin(), t.int32_data().end());
+      }
+      break;
+    case TensorProto::UINT64:
+      if (raw) {
+        for (uint64_t v : ReadRaw<uint64_t>(t.raw_data())) out.push_back(static_cast<int64_t>(v));
+      } else {
+        for (uint64_t v : t.uint64_data()) out.push_back(static_cast<int64_t>(v));
+      }
+      break;
+    case TensorProto::INT8: case TensorProto::UINT8: case TensorProto::BOOL:
+    case TensorProto::INT16: case TensorProto::UINT16: case TensorProto::UINT32:
+      if (raw) {
+        const std::string& r = t.raw_data();
+        const int size = ElementSize(t.data_type());
+        for (int64_t i = 0; i < n; ++i) {
+          const char* p = r.data() + i * size;
+          switch (t.data_type()) {
+            case TensorProto::INT8: out.push_back(static_cast<int8_t>(*p)); break;
+            case TensorProto::INT16: { int16_t v; std::memcpy(&v, p, 2); out.push_back(v); break; }
+            case TensorProto::UINT16: { uint16_t v; std::memcpy(&v, p, 2); out.push_back(v); break; }
+            case TensorProto::UINT32: { uint32_t v; std::memcpy(&v, p, 4); out.push_back(v); break; }
+            default: out.push_back(static_cast<uint8_t>(*p));
+          }
+        }
+      } else if (t.data_type() == TensorProto::UINT32) {
+        out.assign(t.uint64_data().begin(), t.uint64_data().end());
+      } else {
+        out.assign(t.int32_data().begin(), t.int32_data().end());
+      }
+      break;
+    default:
+      return std::nullopt;
+  }
+  if (static_cast<int64_t>(out.size()) != n) return std::nullopt;
+  return out;
+}
+
+std::optional<std::vector<float>> DecodeFloats(const TensorProto& t) {
+  if (t.data_type() != TensorProto::FLOAT || IsExternal(t)) return std::nullopt;
+  std::vector<float> out;
+  if (t.has_raw_data()) {
+    out = ReadRaw<float>(t.raw_data());
+  } else {
+    out.assign(t.float_data().begin(), t.float_data().end());
+  }
+  if (static_cast<int64_t>(out.size()) != NumElements(t)) return std::nullopt;
+  return out;
+}
+
+uint16_t FloatToHalf(float value) {
+  const uint32_t f = std::bit_cast<uint32_t>(value);
+  const uint32_t sign = (f >> 16) & 0x8000u;
+  const uint32_t abs = f & 0x7fffffffu;
+  if (abs >= 0x7f800000u) {  // inf or nan
+    return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
+  }
+  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past max half
+  if (abs < 0x38800000u) {  // result is subnormal (or zero) in half precision
+    // Scale into the subnormal range with a float add, which rounds to nearest even for us.
+    const float magnitude = std::bit_cast<float>(abs) + 0.5f;
+    return static_cast<uint16_t>(sign | (std::bit_cast<uint32_t>(magnitude) - 0x3f000000u));
+  }
+  // Normal: rebias the exponent and round the mantissa to nearest even.
+  const uint32_t odd = (abs >> 13) & 1u;
+  const uint32_t rounded = abs + 0xc8000fffu + odd;  // -(127-15)<<23 plus rounding bias
+  return static_cast<uint16_t>(sign | (rounded >> 13));
+}
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  const uint32_t mant = h & 0x3ffu;
+  if (exp == 0) {  // zero or subnormal: mant * 2^-24
+    const float v = std::ldexp(static_cast<float>(mant), -24);
+    return sign ? -v : v;
+  }
+  if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));
+  return std::bit_cast<float>(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+
+onnx::TensorProto MakeFloatTensor(const std::string& name, const std::vector<int64_t>& dims,
+                                  const std::vector<float>& values) {
+  TensorProto t;
+  t.set_name(name);
+  t.set_data_type(TensorProto::FLOAT);
+  for (int64_t d : dims) t.add_dims(d);
+  t.set_raw_data(ToRaw(values));
+  return t;
+}
+
+onnx::TensorProto MakeInt64Tensor(const std::string& name, const std::vector<int64_t>& dims,
+                                  const std::vector<int64_t>& values) {
+  TensorProto t;
+  t.set_name(name);
+  t.set_data_type(TensorProto::INT64);
+  for (int64_t d : dims) t.add_dims(d);
+  t.set_raw_data(ToRaw(values));
+  return t;
+}
+
+onnx::TensorProto MakeInt32Tensor(const std::string& name, const std::vector<int64_t>& dims,
+                                  const std::vector<int32_t>& values) {
+  TensorProto t;
+  t.set_name(name);
+  t.set_data_type(TensorProto::INT32);
+  for (int64_t d : dims) t.add_dims(d);
+  t.set_raw_data(ToRaw(values));
+  return t;
+}
+
+}  // namespace bertopt::ir

@@ -1,0 +1,128 @@
+#include "bertopt/optimize.h"
+
+#include <chrono>
+#include <unordered_set>
+
+#include "fmt/format.h"
+#include "onnx/shape_inference/implementation.h"
+#include "passes/registry.h"
+
+namespace bertopt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+int CountOps(const onnx::GraphProto& g, std::string_view op, std::string_view domain = "") {
+  int n = 0;
+  for (const auto& node : g.node()) {
+    if (node.op_type() == op && node.domain() == domain) ++n;
+  }
+  return n;
+}
+
+// Annotates every intermediate value with its inferred type and shape so fusions can check ranks.
+// Returns the names that were annotated before, so the annotations we add can be dropped again.
+std::unordered_set<std::string> InferShapesKeepingOriginalNames(onnx::ModelProto& model) {
+  std::unordered_set<std::string> original;
+  for (const auto& vi : model.graph().value_info()) original.insert(vi.name());
+  try {
+    onnx::shape_inference::InferShapes(model);
+  } catch (const std::exception&) {
+    // Inference is a hint: fusions that need a shape it could not give will miss with a reason.
+  }
+  return original;
+}
+
+void DropAddedValueInfo(onnx::ModelProto& model, const std::unordered_set<std::string>& keep) {
+  auto* vis = model.mutable_graph()->mutable_value_info();
+  vis->erase(std::remove_if(vis->begin(), vis->end(),
+                            [&](const onnx::ValueInfoProto& vi) { return !keep.count(vi.name()); }),
+             vis->end());
+}
+
+Verdict Judge(const onnx::GraphProto& g, int layers, const std::map<std::string, int>& ops) {
+  Verdict v;
+  v.layers = layers;
+  auto count = [&](const char* op) { return ops.count(op) ? ops.at(op) : 0; };
+  if (layers == 0) {
+    v.missing.push_back("no self-attention (Softmax) found in the input model");
+    return v;
+  }
+  if (count("EmbedLayerNormalization") != 1) {
+    v.missing.push_back(fmt::format("EmbedLayerNormalization: {} of 1", count("EmbedLayerNormalization")));
+  }
+  if (count("Attention") != layers) {
+    v.missing.push_back(fmt::format("Attention: {} of {}", count("Attention"), layers));
+  }
+  const int gelus = count("Gelu") + count("FastGelu") + count("BiasGelu");
+  if (gelus != layers) v.missing.push_back(fmt::format("Gelu/FastGelu/BiasGelu: {} of {}", gelus, layers));
+  const int norms = count("SkipLayerNormalization") + count("LayerNormalization");
+  if (norms != 2 * layers) {
+    v.missing.push_back(fmt::format("SkipLayerNormalization/LayerNormalization: {} of {}", norms,
+                                    2 * layers));
+  }
+  for (const char* op : {"Softmax", "Erf", "ReduceMean", "Pow"}) {
+    if (int n = CountOps(g, op); n > 0) v.missing.push_back(fmt::format("{} {} left unfused", n, op));
+  }
+  v.fully_optimized = v.missing.empty();
+  return v;
+}
+
+}  // namespace
+
+const std::vector<std::string>& ReportedOpTypes() {
+  static const std::vector<std::string> kTypes = {
+      "EmbedLayerNormalization", "Attention", "SkipLayerNormalization", "LayerNormalization",
+      "Gelu", "FastGelu", "BiasGelu"};
+  return kTypes;
+}
+
+StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions& options) {
+  if (options.float16) return Unimplemented("--float16: not available yet");
+  if (options.input_int32) return Unimplemented("--input_int32: not available yet");
+  ASSIGN_OR_RETURN(passes::Pipeline pipeline, passes::MakePipeline(options));
+
+  const auto start = Clock::now();
+  OptimizeReport report;
+  report.nodes_before = model.graph().node_size();
+  const int layers = CountOps(model.graph(), "Softmax");
+  const auto original_value_info = InferShapesKeepingOriginalNames(model);
+
+  ASSIGN_OR_RETURN(auto graph, ir::Graph::Build(&model));
+  for (const auto& pass : pipeline) {
+    passes::PassStats stats;
+    stats.name = std::string(pass->name());
+    const auto pass_start = Clock::now();
+    Status status = pass->Run(options.pass, *graph, stats);
+    stats.seconds = SecondsSince(pass_start);
+    if (!status.ok()) {
+      graph->Commit();
+      return status;
+    }
+    report.passes.push_back(std::move(stats));
+  }
+  for (ir::Node* node : graph->Nodes()) {
+    if (node->domain() == ir::kMsDomain) {
+      graph->EnsureOpsetImport(ir::kMsDomain, 1);
+      break;
+    }
+  }
+  graph->Commit();
+  DropAddedValueInfo(model, original_value_info);
+
+  const onnx::GraphProto& g = model.graph();
+  for (const std::string& op : ReportedOpTypes()) {
+    const char* domain = op == "LayerNormalization" ? "" : "com.microsoft";
+    if (int n = CountOps(g, op, domain); n > 0) report.fused_ops[op] = n;
+  }
+  report.verdict = Judge(g, layers, report.fused_ops);
+  report.nodes_after = g.node_size();
+  report.seconds = SecondsSince(start);
+  return report;
+}
+
+}  // namespace bertopt

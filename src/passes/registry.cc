@@ -1,0 +1,45 @@
+// The one place that says which passes run, in which order, for each model type.
+#include "passes/registry.h"
+
+#include "fmt/format.h"
+#include "passes/cleanup.h"
+#include "passes/fusions/fusions.h"
+
+namespace bertopt::passes {
+
+StatusOr<Pipeline> MakePipeline(const OptimizeOptions& options) {
+  const std::string& type = options.pass.model_type;
+  if (type == "bert_tf" || type == "bert_keras") {
+    return Unimplemented(fmt::format("--model_type {}: not available yet (only 'bert', PyTorch "
+                                     "exports, is implemented)", type));
+  }
+  if (type != "bert") {
+    return InvalidArgument(
+        fmt::format("--model_type {}: unknown (choose bert, bert_tf or bert_keras)", type));
+  }
+  Pipeline p;
+  auto add = [&p](bool enabled, std::unique_ptr<Pass> pass) {
+    if (enabled) p.push_back(std::move(pass));
+  };
+  // Normalise: one form for constants, no Identity, nothing dead, constant reshape targets.
+  add(true, MakeRemoveIdentityPass());
+  add(true, MakeConstantToInitializerPass());
+  add(true, MakeDeadCodePass());
+  add(true, MakeReshapeFusion());
+  add(true, MakeDeadCodePass());
+  // Leaf math first, so the bigger patterns see fused LayerNorm / Gelu nodes.
+  add(!options.disable_layer_norm, MakeLayerNormFusion());
+  add(!options.disable_gelu, MakeGeluFusion());
+  add(!options.disable_gelu, MakeFastGeluFusion());
+  // Attention creates the shared int32 mask index that EmbedLayerNormalization then takes over;
+  // EmbedLayerNormalization must claim the embedding Add + LayerNorm before SkipLayerNorm sees it.
+  add(!options.disable_attention, MakeAttentionFusion());
+  add(!options.disable_embed_layer_norm, MakeEmbedLayerNormFusion());
+  add(!options.disable_skip_layer_norm, MakeSkipLayerNormFusion());
+  add(!options.disable_bias_gelu, MakeBiasGeluFusion());
+  add(true, MakeDeadCodePass());
+  add(true, MakeTopologicalSortPass());
+  return p;
+}
+
+}  // namespace bertopt::passes
