@@ -74,6 +74,37 @@ Verdict Judge(const onnx::GraphProto& g, int layers, const std::map<std::string,
 
 }  // namespace
 
+namespace passes {
+
+StatusOr<std::vector<PassStats>> RunPipeline(onnx::ModelProto& model, const Pipeline& pipeline,
+                                             const PassOptions& options) {
+  const auto original_value_info = InferShapesKeepingOriginalNames(model);
+  ASSIGN_OR_RETURN(auto graph, ir::Graph::Build(&model));
+  std::vector<PassStats> all;
+  Status status;
+  for (const auto& pass : pipeline) {
+    PassStats stats;
+    stats.name = std::string(pass->name());
+    const auto pass_start = Clock::now();
+    status = pass->Run(options, *graph, stats);
+    stats.seconds = SecondsSince(pass_start);
+    if (!status.ok()) break;
+    all.push_back(std::move(stats));
+  }
+  for (ir::Node* node : graph->Nodes()) {
+    if (node->domain() == ir::kMsDomain) {
+      graph->EnsureOpsetImport(ir::kMsDomain, 1);
+      break;
+    }
+  }
+  graph->Commit();
+  DropAddedValueInfo(model, original_value_info);
+  if (!status.ok()) return status;
+  return all;
+}
+
+}  // namespace passes
+
 const std::vector<std::string>& ReportedOpTypes() {
   static const std::vector<std::string> kTypes = {
       "EmbedLayerNormalization", "Attention", "SkipLayerNormalization", "LayerNormalization",
@@ -90,29 +121,7 @@ StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions
   OptimizeReport report;
   report.nodes_before = model.graph().node_size();
   const int layers = CountOps(model.graph(), "Softmax");
-  const auto original_value_info = InferShapesKeepingOriginalNames(model);
-
-  ASSIGN_OR_RETURN(auto graph, ir::Graph::Build(&model));
-  for (const auto& pass : pipeline) {
-    passes::PassStats stats;
-    stats.name = std::string(pass->name());
-    const auto pass_start = Clock::now();
-    Status status = pass->Run(options.pass, *graph, stats);
-    stats.seconds = SecondsSince(pass_start);
-    if (!status.ok()) {
-      graph->Commit();
-      return status;
-    }
-    report.passes.push_back(std::move(stats));
-  }
-  for (ir::Node* node : graph->Nodes()) {
-    if (node->domain() == ir::kMsDomain) {
-      graph->EnsureOpsetImport(ir::kMsDomain, 1);
-      break;
-    }
-  }
-  graph->Commit();
-  DropAddedValueInfo(model, original_value_info);
+  ASSIGN_OR_RETURN(report.passes, passes::RunPipeline(model, pipeline, options.pass));
 
   const onnx::GraphProto& g = model.graph();
   for (const std::string& op : ReportedOpTypes()) {
