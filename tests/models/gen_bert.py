@@ -27,9 +27,6 @@ OPSETS = (10, 11, 12, 13, 14, 15, 16, 17)
 SCRIPT = Path(__file__).resolve()
 DEFAULT_CACHE = SCRIPT.parent / "cache"
 
-# Options that say where the model goes or how much to print; they do not change the model.
-NOT_HASHED = ("cache_dir", "output", "verbose", "batch_file")
-
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -39,7 +36,8 @@ def build_parser():
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--intermediate", type=int, help="default 4*hidden")
     p.add_argument("--vocab", type=int, default=1000)
-    p.add_argument("--max_position", type=int, help="default 128 (RoBERTa 512; its table has 2 more rows)")
+    p.add_argument("--max_position", type=int,
+                   help="default 128; RoBERTa 512, and its table has 2 more rows (514)")
     p.add_argument("--type_vocab", type=int, help="default 2 (RoBERTa 1)")
     p.add_argument("--opset", type=int, choices=OPSETS, default=11)
     p.add_argument("--static", action="store_true", help="no dynamic axes; batch/seq baked in")
@@ -115,7 +113,7 @@ def define_models():
     from torch import nn
 
     def gelu(x):
-        # The erf formula exactly as HF writes it; nn.functional.gelu exports a different node order.
+        # The erf formula as HF writes it; nn.functional.gelu exports another node order.
         return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
 
     class Embeddings(nn.Module):
@@ -413,8 +411,8 @@ def io_names(spec):
                         else ("input_ids", "input_mask", "segment_ids"))
     inputs = [ids, mask] + ([types] if spec["token_type"] else [])
     outputs = {"bert_qa": ["start_logits", "end_logits"],
-               "bert_base_model": ["last_hidden_state", "pooler_output"]}.get(spec["kind"], ["logits"])
-    return inputs, outputs
+               "bert_base_model": ["last_hidden_state", "pooler_output"]}
+    return inputs, outputs.get(spec["kind"], ["logits"])
 
 
 def dummy_inputs(spec):
@@ -462,6 +460,16 @@ def export(spec, path):
                           dynamic_axes=axes)
 
 
+def describe(model, label):
+    """Node count and op-type histogram, to compare with exporter-layouts.md 2.1 by eye."""
+    hist = collections.Counter(n.op_type for n in model.graph.node)
+    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    print(f"{label}: {len(model.graph.node)} nodes, opset {opset}, IR {model.ir_version}",
+          file=sys.stderr)
+    for op, n in sorted(hist.items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"  {op:<20} {n}", file=sys.stderr)
+
+
 def check(spec, path, label, verbose):
     """onnx.checker plus cheap structural checks against exporter-layouts.md section 2."""
     import onnx
@@ -474,10 +482,7 @@ def check(spec, path, label, verbose):
         print(f"warning: {label}: onnx.checker: {e}", file=sys.stderr)
     hist = collections.Counter(n.op_type for n in model.graph.node)
     if verbose:
-        print(f"{label}: {len(model.graph.node)} nodes, opset {spec['opset']}, "
-              f"IR {model.ir_version}", file=sys.stderr)
-        for op, n in sorted(hist.items(), key=lambda kv: (-kv[1], kv[0])):
-            print(f"  {op:<20} {n}", file=sys.stderr)
+        describe(model, label)
     layers, roberta = spec["layers"], spec["kind"] == "roberta"
     layer_norms = 2 * layers + 1
     want = {"Softmax": layers, "Erf": layers,
@@ -493,7 +498,8 @@ def check(spec, path, label, verbose):
         want.update(Equal=1, Where=layers)
     wrong = {op: (hist.get(op, 0), n) for op, n in want.items() if hist.get(op, 0) != n}
     if wrong:
-        raise SystemExit(f"{label}: layout differs from exporter-layouts.md (op: got, want): {wrong}")
+        raise SystemExit(f"{label}: layout differs from exporter-layouts.md "
+                         f"(op: got, want): {wrong}")
     names = [i.name for i in model.graph.input]
     if names != io_names(spec)[0]:
         raise SystemExit(f"{label}: graph inputs {names}, expected {io_names(spec)[0]}")
@@ -507,11 +513,17 @@ def generate(args):
     else:
         path = cache_path(spec, args.cache_dir or DEFAULT_CACHE).resolve()
         if path.exists():
+            if args.verbose:
+                import onnx
+                describe(onnx.load(str(path), load_external_data=False), f"{path.name} (cached)")
             return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a cached model is for everyone
     try:
         start = time.monotonic()
         export(spec, tmp)
@@ -524,6 +536,18 @@ def generate(args):
     return path
 
 
+def without_batch_file(argv):
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--batch_file":
+            skip = True
+        elif not word.startswith("--batch_file="):
+            out.append(word)
+    return out
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -533,7 +557,7 @@ def main(argv=None):
         return
     # Each line is parsed after the command line's own options, so those act as defaults and a
     # line can override them.
-    base = [a for a in argv if a != args.batch_file and not a.startswith("--batch_file")]
+    base = without_batch_file(argv)
     lines = Path(args.batch_file).read_text().splitlines()
     for number, line in enumerate(lines, 1):
         words = shlex.split(line, comments=True)
@@ -541,7 +565,11 @@ def main(argv=None):
             continue
         if any(w.startswith("--batch_file") for w in words):
             raise SystemExit(f"{args.batch_file}:{number}: --batch_file cannot nest")
-        print(generate(parser.parse_args(base + words)), flush=True)
+        try:
+            print(generate(parser.parse_args(base + words)), flush=True)
+        except SystemExit:
+            print(f"{args.batch_file}:{number}: failed: {line}", file=sys.stderr)
+            raise
 
 
 if __name__ == "__main__":
