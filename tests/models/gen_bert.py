@@ -392,7 +392,14 @@ _MODELS = None
 
 
 def randomize(model, seed):
-    """normal(0, 0.02) weights and tables; gamma ~ 1 + N(0, 0.1); beta and biases ~ N(0, 0.1)."""
+    """Random values for everything, scaled so that every part of the graph matters numerically.
+
+    Linear weights ~ N(0, 1/in_features), so activations stay O(1) through the layers: attention
+    scores are far from uniform (a wrong scale, mask or head split shows) and GELU inputs reach
+    its curved part (erf vs tanh shows). HF's N(0, 0.02) would leave scores near 0, where softmax
+    hides most mistakes. Embedding tables ~ N(0, 0.02) as in HF; LayerNorm gamma ~ 1 + N(0, 0.1);
+    beta and every bias ~ N(0, 0.1).
+    """
     import torch
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -402,8 +409,10 @@ def randomize(model, seed):
                 param.copy_((1.0 if name.endswith("weight") else 0.0) + 0.1 * noise)
             elif name.endswith("bias"):
                 param.copy_(0.1 * noise)
-            else:
+            elif "embeddings" in name:
                 param.copy_(0.02 * noise)
+            else:  # Linear weight [out, in]
+                param.copy_(noise / math.sqrt(param.shape[1]))
 
 
 def io_names(spec):
