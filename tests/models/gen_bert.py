@@ -1,0 +1,585 @@
+#!/usr/bin/python3
+"""Export small random BERT-family models to ONNX with torch 1.13, for bertopt's end-to-end tests.
+
+The modules below follow the Hugging Face layer structure and module names (BERT, DistilBERT,
+RoBERTa) closely enough that torch.onnx.export emits the layouts described in
+shared/docs/exporter-layouts.md, section 2. Every weight, bias and LayerNorm gamma/beta is random
+so that a fusion which drops one of them changes the outputs.
+
+Run with Debian's /usr/bin/python3 (python3-torch 1.13, python3-onnx 1.12). See README.md.
+"""
+
+import argparse
+import collections
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+KINDS = ("bert_seq", "bert_qa", "bert_base_model", "distilbert", "roberta")
+OPSETS = (10, 11, 12, 13, 14, 15, 16, 17)
+SCRIPT = Path(__file__).resolve()
+DEFAULT_CACHE = SCRIPT.parent / "cache"
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--kind", choices=KINDS, default="bert_seq")
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--intermediate", type=int, help="default 4*hidden")
+    p.add_argument("--vocab", type=int, default=1000)
+    p.add_argument("--max_position", type=int,
+                   help="default 128; RoBERTa 512, and its table has 2 more rows (514)")
+    p.add_argument("--type_vocab", type=int, help="default 2 (RoBERTa 1)")
+    p.add_argument("--opset", type=int, choices=OPSETS, default=11)
+    p.add_argument("--static", action="store_true", help="no dynamic axes; batch/seq baked in")
+    p.add_argument("--batch", type=int, default=2, help="dummy input batch size")
+    p.add_argument("--seq", type=int, default=16, help="dummy input sequence length")
+    p.add_argument("--naming", choices=("hf", "google"), default="hf")
+    p.add_argument("--position", choices=("arange", "buffer"), default="arange")
+    p.add_argument("--mask_value", help="-10000 (default), min (float32 min), -inf, or a number; "
+                   "DistilBERT's default is -inf")
+    p.add_argument("--no_token_type", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--cache_dir", help=f"default {DEFAULT_CACHE}")
+    out.add_argument("--output", help="write exactly here (always regenerated)")
+    p.add_argument("--batch_file", help="one set of options per line; prints one path per line")
+    p.add_argument("--verbose", action="store_true", help="print a node-type histogram (stderr)")
+    return p
+
+
+def resolve(args):
+    """Fills kind-dependent defaults and rejects impossible combinations; returns the model spec."""
+    roberta = args.kind == "roberta"
+    distil = args.kind == "distilbert"
+    spec = dict(
+        kind=args.kind, layers=args.layers, hidden=args.hidden, heads=args.heads,
+        intermediate=args.intermediate or 4 * args.hidden, vocab=args.vocab,
+        max_position=args.max_position or (512 if roberta else 128),
+        type_vocab=0 if distil else (args.type_vocab or (1 if roberta else 2)),
+        opset=args.opset, static=args.static, batch=args.batch, seq=args.seq, naming=args.naming,
+        position=args.position,
+        mask_value=canonical_mask_value(args.mask_value or ("-inf" if distil else "-10000")),
+        token_type=not (args.no_token_type or distil), seed=args.seed)
+    if args.hidden % args.heads:
+        raise SystemExit(f"--hidden {args.hidden} is not a multiple of --heads {args.heads}")
+    if roberta and args.opset < 11:
+        raise SystemExit("roberta needs --opset >= 11: its position ids use CumSum (opset 11)")
+    if roberta and args.position != "arange":
+        raise SystemExit("roberta computes positions from input_ids; --position does not apply")
+    if args.seq > spec["max_position"]:
+        raise SystemExit(f"--seq {args.seq} exceeds --max_position {spec['max_position']}")
+    if args.vocab <= 2:
+        raise SystemExit("--vocab must be > 2 (dummy ids are drawn from [2, vocab))")
+    return spec
+
+
+def canonical_mask_value(text):
+    """One spelling per value, so -10000 and -1e4 hash (and cache) alike."""
+    return "min" if text == "min" else repr(mask_multiplier(text))
+
+
+def mask_multiplier(text):
+    if text == "min":
+        return -3.4028234663852886e38  # torch.finfo(torch.float32).min, what HF 4.x uses
+    try:
+        return float(text)
+    except ValueError:
+        raise SystemExit(f"--mask_value {text!r}: expected -10000, min, -inf or a number")
+
+
+def cache_path(spec, cache_dir):
+    source = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()
+    key = json.dumps({"spec": spec, "generator": source}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    suffix = "_static" if spec["static"] else ""
+    return Path(cache_dir) / f"{spec['kind']}_op{spec['opset']}{suffix}_{digest}.onnx"
+
+
+# ----------------------------------------------------------------------------------------------
+# Models. Imported lazily so that `--help` and cache hits do not pay for `import torch`.
+
+def define_models():
+    import torch
+    from torch import nn
+
+    def gelu(x):
+        # The erf formula as HF writes it; nn.functional.gelu exports another node order.
+        return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+    class Embeddings(nn.Module):
+        """word + position (+ token type), then LayerNorm. BERT, RoBERTa and DistilBERT."""
+
+        def __init__(self, c, positions, eps):
+            super().__init__()
+            self.positions = positions  # "arange", "buffer" or "roberta"
+            self.padding_idx = 1
+            rows = c["max_position"] + (2 if positions == "roberta" else 0)
+            self.word_embeddings = nn.Embedding(c["vocab"], c["hidden"])
+            self.position_embeddings = nn.Embedding(rows, c["hidden"])
+            if c["type_vocab"]:
+                self.token_type_embeddings = nn.Embedding(c["type_vocab"], c["hidden"])
+            self.LayerNorm = nn.LayerNorm(c["hidden"], eps=eps)
+            if positions == "buffer":
+                self.register_buffer("position_ids", torch.arange(rows).expand((1, -1)))
+
+        def position_ids_for(self, input_ids):
+            seq_length = input_ids.size(1)
+            if self.positions == "buffer":  # P4
+                return self.position_ids[:, :seq_length]
+            if self.positions == "roberta":  # P7: padding tokens keep position padding_idx
+                mask = input_ids.ne(self.padding_idx).int()
+                incremental = torch.cumsum(mask, dim=1).type_as(mask) * mask
+                return incremental.long() + self.padding_idx
+            ids = torch.arange(seq_length, dtype=torch.long, device=input_ids.device)  # P1/P2
+            return ids.unsqueeze(0).expand_as(input_ids)
+
+        def forward(self, input_ids, token_type_ids=None):
+            words = self.word_embeddings(input_ids)
+            positions = self.position_embeddings(self.position_ids_for(input_ids))
+            embeddings = words + positions
+            if hasattr(self, "token_type_embeddings"):
+                if token_type_ids is None:
+                    token_type_ids = torch.zeros_like(input_ids)
+                embeddings = embeddings + self.token_type_embeddings(token_type_ids)
+            return self.LayerNorm(embeddings)
+
+    class SelfAttention(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.num_attention_heads = c["heads"]
+            self.attention_head_size = c["hidden"] // c["heads"]
+            self.all_head_size = c["hidden"]
+            self.query = nn.Linear(c["hidden"], c["hidden"])
+            self.key = nn.Linear(c["hidden"], c["hidden"])
+            self.value = nn.Linear(c["hidden"], c["hidden"])
+
+        def transpose_for_scores(self, x):
+            new_shape = x.size()[:-1] + (self.num_attention_heads, self.attention_head_size)
+            return x.view(*new_shape).permute(0, 2, 1, 3)
+
+        def forward(self, hidden_states, attention_mask):
+            q = self.transpose_for_scores(self.query(hidden_states))
+            k = self.transpose_for_scores(self.key(hidden_states))
+            v = self.transpose_for_scores(self.value(hidden_states))
+            scores = torch.matmul(q, k.transpose(-1, -2))
+            scores = scores / math.sqrt(self.attention_head_size)
+            scores = scores + attention_mask
+            probs = nn.functional.softmax(scores, dim=-1)
+            context = torch.matmul(probs, v).permute(0, 2, 1, 3).contiguous()
+            new_shape = context.size()[:-2] + (self.all_head_size,)
+            return context.view(*new_shape)
+
+    class DenseResidualNorm(nn.Module):
+        """HF's BertSelfOutput / BertOutput: LayerNorm(dense(x) + residual)."""
+
+        def __init__(self, n_in, n_out, eps):
+            super().__init__()
+            self.dense = nn.Linear(n_in, n_out)
+            self.LayerNorm = nn.LayerNorm(n_out, eps=eps)
+
+        def forward(self, hidden_states, input_tensor):
+            return self.LayerNorm(self.dense(hidden_states) + input_tensor)
+
+    class Attention(nn.Module):
+        def __init__(self, c, eps):
+            super().__init__()
+            self.self = SelfAttention(c)
+            self.output = DenseResidualNorm(c["hidden"], c["hidden"], eps)
+
+        def forward(self, x, mask):
+            return self.output(self.self(x, mask), x)
+
+    class Intermediate(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.dense = nn.Linear(c["hidden"], c["intermediate"])
+
+        def forward(self, x):
+            return gelu(self.dense(x))
+
+    class Layer(nn.Module):
+        def __init__(self, c, eps):
+            super().__init__()
+            self.attention = Attention(c, eps)
+            self.intermediate = Intermediate(c)
+            self.output = DenseResidualNorm(c["intermediate"], c["hidden"], eps)
+
+        def forward(self, x, mask):
+            y1 = self.attention(x, mask)
+            return self.output(self.intermediate(y1), y1)
+
+    class Encoder(nn.Module):
+        def __init__(self, c, eps):
+            super().__init__()
+            self.layer = nn.ModuleList(Layer(c, eps) for _ in range(c["layers"]))
+
+        def forward(self, x, mask):
+            for layer in self.layer:
+                x = layer(x, mask)
+            return x
+
+    class Pooler(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.dense = nn.Linear(c["hidden"], c["hidden"])
+
+        def forward(self, hidden_states):
+            return torch.tanh(self.dense(hidden_states[:, 0]))
+
+    class BertModel(nn.Module):
+        """BERT (and, with pooler=False, eps 1e-5 and CumSum positions, RoBERTa)."""
+
+        def __init__(self, c, eps=1e-12, positions=None, pooler=True):
+            super().__init__()
+            self.mask_value = mask_multiplier(c["mask_value"])
+            self.embeddings = Embeddings(c, positions or c["position"], eps)
+            self.encoder = Encoder(c, eps)
+            if pooler:
+                self.pooler = Pooler(c)
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            extended = attention_mask.unsqueeze(1).unsqueeze(2)
+            extended = extended.to(dtype=torch.float32)
+            extended = (1.0 - extended) * self.mask_value
+            sequence_output = self.encoder(self.embeddings(input_ids, token_type_ids), extended)
+            pooled = self.pooler(sequence_output) if hasattr(self, "pooler") else None
+            return sequence_output, pooled
+
+    class BertForSequenceClassification(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.bert = BertModel(c)
+            self.classifier = nn.Linear(c["hidden"], 2)
+
+        def forward(self, *inputs):
+            return self.classifier(self.bert(*inputs)[1])
+
+    class BertForQuestionAnswering(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.bert = BertModel(c, pooler=False)
+            self.qa_outputs = nn.Linear(c["hidden"], 2)
+
+        def forward(self, *inputs):
+            logits = self.qa_outputs(self.bert(*inputs)[0])
+            start_logits, end_logits = logits.split(1, dim=-1)
+            return start_logits.squeeze(-1), end_logits.squeeze(-1)
+
+    class RobertaClassificationHead(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.dense = nn.Linear(c["hidden"], c["hidden"])
+            self.out_proj = nn.Linear(c["hidden"], 2)
+
+        def forward(self, features):
+            return self.out_proj(torch.tanh(self.dense(features[:, 0, :])))
+
+    class RobertaForSequenceClassification(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.roberta = BertModel(c, eps=1e-5, positions="roberta", pooler=False)
+            self.classifier = RobertaClassificationHead(c)
+
+        def forward(self, *inputs):
+            return self.classifier(self.roberta(*inputs)[0])
+
+    class MultiHeadSelfAttention(nn.Module):
+        """DistilBERT: scale on Q before Q·Kᵀ, mask applied with masked_fill (Equal/Where)."""
+
+        def __init__(self, c):
+            super().__init__()
+            self.n_heads = c["heads"]
+            self.dim = c["hidden"]
+            self.mask_value = mask_multiplier(c["mask_value"])
+            self.q_lin = nn.Linear(self.dim, self.dim)
+            self.k_lin = nn.Linear(self.dim, self.dim)
+            self.v_lin = nn.Linear(self.dim, self.dim)
+            self.out_lin = nn.Linear(self.dim, self.dim)
+
+        def forward(self, query, key, value, mask):
+            bs, q_length, dim = query.size()
+            k_length = key.size(1)
+            dim_per_head = self.dim // self.n_heads
+            mask_reshp = (bs, 1, 1, k_length)
+
+            def shape(x):
+                return x.view(bs, -1, self.n_heads, dim_per_head).transpose(1, 2)
+
+            def unshape(x):
+                return x.transpose(1, 2).contiguous().view(bs, -1, self.n_heads * dim_per_head)
+
+            q = shape(self.q_lin(query))
+            k = shape(self.k_lin(key))
+            v = shape(self.v_lin(value))
+            q = q / math.sqrt(dim_per_head)
+            scores = torch.matmul(q, k.transpose(2, 3))
+            mask = (mask == 0).view(mask_reshp).expand_as(scores)
+            scores = scores.masked_fill(mask, self.mask_value)
+            weights = nn.functional.softmax(scores, dim=-1)
+            return self.out_lin(unshape(torch.matmul(weights, v)))
+
+    class FFN(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.lin1 = nn.Linear(c["hidden"], c["intermediate"])
+            self.lin2 = nn.Linear(c["intermediate"], c["hidden"])
+
+        def forward(self, x):
+            return self.lin2(gelu(self.lin1(x)))
+
+    class TransformerBlock(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.attention = MultiHeadSelfAttention(c)
+            self.sa_layer_norm = nn.LayerNorm(c["hidden"], eps=1e-12)
+            self.ffn = FFN(c)
+            self.output_layer_norm = nn.LayerNorm(c["hidden"], eps=1e-12)
+
+        def forward(self, x, attn_mask):
+            sa_output = self.sa_layer_norm(self.attention(x, x, x, attn_mask) + x)
+            return self.output_layer_norm(self.ffn(sa_output) + sa_output)
+
+    class Transformer(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.layer = nn.ModuleList(TransformerBlock(c) for _ in range(c["layers"]))
+
+        def forward(self, x, attn_mask):
+            for layer in self.layer:
+                x = layer(x, attn_mask)
+            return x
+
+    class DistilBertModel(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.embeddings = Embeddings(c, c["position"], 1e-12)
+            self.transformer = Transformer(c)
+
+        def forward(self, input_ids, attention_mask):
+            return self.transformer(self.embeddings(input_ids), attention_mask)
+
+    class DistilBertForSequenceClassification(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.distilbert = DistilBertModel(c)
+            self.pre_classifier = nn.Linear(c["hidden"], c["hidden"])
+            self.classifier = nn.Linear(c["hidden"], 2)
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.distilbert(input_ids, attention_mask)[:, 0]
+            return self.classifier(nn.functional.relu(self.pre_classifier(hidden)))
+
+    return {
+        "bert_seq": BertForSequenceClassification,
+        "bert_qa": BertForQuestionAnswering,
+        "bert_base_model": lambda c: BertModel(c),
+        "distilbert": DistilBertForSequenceClassification,
+        "roberta": RobertaForSequenceClassification,
+    }
+
+
+_MODELS = None
+
+
+def randomize(model, seed):
+    """Random values for everything, scaled so that every part of the graph matters numerically.
+
+    Linear weights ~ N(0, 1/in_features), so activations stay O(1) through the layers: attention
+    scores are far from uniform (a wrong scale, mask or head split shows) and GELU inputs reach
+    its curved part (erf vs tanh shows). HF's N(0, 0.02) would leave scores near 0, where softmax
+    hides most mistakes. Embedding tables ~ N(0, 0.02) as in HF; LayerNorm gamma ~ 1 + N(0, 0.1);
+    beta and every bias ~ N(0, 0.1).
+    """
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            noise = torch.randn(param.shape, generator=g)
+            if "LayerNorm" in name or "layer_norm" in name:
+                param.copy_((1.0 if name.endswith("weight") else 0.0) + 0.1 * noise)
+            elif name.endswith("bias"):
+                param.copy_(0.1 * noise)
+            elif "embeddings" in name:
+                param.copy_(0.02 * noise)
+            else:  # Linear weight [out, in]
+                param.copy_(noise / math.sqrt(param.shape[1]))
+
+
+def io_names(spec):
+    ids, mask, types = (("input_ids", "attention_mask", "token_type_ids") if spec["naming"] == "hf"
+                        else ("input_ids", "input_mask", "segment_ids"))
+    inputs = [ids, mask] + ([types] if spec["token_type"] else [])
+    outputs = {"bert_qa": ["start_logits", "end_logits"],
+               "bert_base_model": ["last_hidden_state", "pooler_output"]}
+    return inputs, outputs.get(spec["kind"], ["logits"])
+
+
+def dummy_inputs(spec):
+    import torch
+    g = torch.Generator().manual_seed(spec["seed"] + 1)
+    shape = (spec["batch"], spec["seq"])
+    ids = torch.randint(2, spec["vocab"], shape, generator=g)  # never 0 or RoBERTa's padding id 1
+    args = [ids, torch.ones(shape, dtype=torch.long)]
+    if spec["token_type"]:
+        args.append(torch.zeros(shape, dtype=torch.long))
+    return tuple(args)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """torch prints export diagnostics from C++; keep stdout for the model paths only."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def export(spec, path):
+    import torch
+    global _MODELS
+    if _MODELS is None:
+        _MODELS = define_models()
+    torch.manual_seed(spec["seed"])
+    model = _MODELS[spec["kind"]](spec).eval()
+    randomize(model, spec["seed"])
+    inputs, outputs = io_names(spec)
+    axes = None if spec["static"] else {n: {0: "batch_size", 1: "seq_len"} for n in inputs}
+    if axes is not None:
+        for name in outputs:  # every output has the batch axis; all but logits/pooler the seq axis
+            axes[name] = {0: "batch_size"} if name in ("logits", "pooler_output") else \
+                {0: "batch_size", 1: "seq_len"}
+    with torch.no_grad(), stdout_to_stderr():
+        torch.onnx.export(model, dummy_inputs(spec), str(path), opset_version=spec["opset"],
+                          do_constant_folding=True, input_names=inputs, output_names=outputs,
+                          dynamic_axes=axes)
+
+
+def describe(model, label):
+    """Node count and op-type histogram, to compare with exporter-layouts.md 2.1 by eye."""
+    hist = collections.Counter(n.op_type for n in model.graph.node)
+    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    print(f"{label}: {len(model.graph.node)} nodes, opset {opset}, IR {model.ir_version}",
+          file=sys.stderr)
+    for op, n in sorted(hist.items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"  {op:<20} {n}", file=sys.stderr)
+
+
+def check(spec, path, label, verbose):
+    """onnx.checker plus cheap structural checks against exporter-layouts.md section 2."""
+    import onnx
+    model = onnx.load(str(path))
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        if "ir_version" not in str(e).lower() and "ir version" not in str(e).lower():
+            raise
+        print(f"warning: {label}: onnx.checker: {e}", file=sys.stderr)
+    hist = collections.Counter(n.op_type for n in model.graph.node)
+    if verbose:
+        describe(model, label)
+    layers, roberta = spec["layers"], spec["kind"] == "roberta"
+    layer_norms = 2 * layers + 1
+    want = {"Softmax": layers, "Erf": layers,
+            "MatMul": 8 * layers + (spec["kind"] == "bert_qa"),
+            "LayerNormalization" if spec["opset"] >= 17 else "Sqrt": layer_norms}
+    if roberta:
+        want["CumSum"] = 1
+    elif spec["position"] == "buffer":
+        want["Slice"] = 0 if spec["static"] else 1  # static: folded to a constant [1,S]
+    elif not spec["static"] or spec["opset"] == 10:
+        want["NonZero" if spec["opset"] == 10 else "Range"] = 1
+    if spec["kind"] == "distilbert":
+        want.update(Equal=1, Where=layers)
+    wrong = {op: (hist.get(op, 0), n) for op, n in want.items() if hist.get(op, 0) != n}
+    if wrong:
+        raise SystemExit(f"{label}: layout differs from exporter-layouts.md "
+                         f"(op: got, want): {wrong}")
+    names = [i.name for i in model.graph.input]
+    if names != io_names(spec)[0]:
+        raise SystemExit(f"{label}: graph inputs {names}, expected {io_names(spec)[0]}")
+
+
+def generate(args):
+    """Returns the absolute path of the model described by args, exporting it if needed."""
+    spec = resolve(args)
+    if args.output:
+        path = Path(args.output).resolve()
+    else:
+        path = cache_path(spec, args.cache_dir or DEFAULT_CACHE).resolve()
+        if path.exists():
+            if args.verbose:
+                import onnx
+                describe(onnx.load(str(path), load_external_data=False), f"{path.name} (cached)")
+            return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a cached model is for everyone
+    try:
+        start = time.monotonic()
+        export(spec, tmp)
+        check(spec, tmp, path.name, args.verbose)
+        os.replace(tmp, path)
+        if args.verbose:
+            print(f"{path.name}: {time.monotonic() - start:.1f} s", file=sys.stderr)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def without_batch_file(argv):
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--batch_file":
+            skip = True
+        elif not word.startswith("--batch_file="):
+            out.append(word)
+    return out
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.batch_file:
+        print(generate(args), flush=True)
+        return
+    # Each line is parsed after the command line's own options, so those act as defaults and a
+    # line can override them.
+    base = without_batch_file(argv)
+    lines = Path(args.batch_file).read_text().splitlines()
+    for number, line in enumerate(lines, 1):
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        if any(w.startswith("--batch_file") for w in words):
+            raise SystemExit(f"{args.batch_file}:{number}: --batch_file cannot nest")
+        try:
+            print(generate(parser.parse_args(base + words)), flush=True)
+        except SystemExit:
+            print(f"{args.batch_file}:{number}: failed: {line}", file=sys.stderr)
+            raise
+
+
+if __name__ == "__main__":
+    main()
