@@ -136,9 +136,13 @@ onnx::ModelProto TinyBertModel(const TinyBertOptions& o) {
   if (o.with_mask) b.Input(o.mask_name, o.id_type, {batch, seq});
 
   b.Initializer("word_embeddings", kFloat, {o.vocab, o.hidden}, random_values(o.vocab * o.hidden));
-  b.Initializer("token_type_embeddings", kFloat, {2, o.hidden}, random_values(2 * o.hidden));
+  // Drawn in a fixed order whatever the options, so variants share their weights.
+  const std::vector<float> type_table = random_values(2 * o.hidden);
   b.Initializer("dense_weight", kFloat, {o.hidden, o.hidden}, random_values(o.hidden * o.hidden));
-  b.Initializer("unsqueeze_axes", onnx::TensorProto::INT64, {1}, {-1.0F});
+  if (o.with_segment) b.Initializer("token_type_embeddings", kFloat, {2, o.hidden}, type_table);
+  if (o.with_mask || o.two_outputs) {
+    b.Initializer("unsqueeze_axes", onnx::TensorProto::INT64, {1}, {-1.0F});
+  }
 
   // int32 inputs are widened before the Gathers, as exporters do.
   std::string ids = o.ids_name;
