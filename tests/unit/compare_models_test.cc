@@ -117,6 +117,31 @@ TEST_F(CompareModelsTest, Int32InputModelComparesWithInt64Original) {
   EXPECT_EQ(ReadTensorFile(report->test_data_dir / "input_0.pb").data_type(), kInt32);
 }
 
+TEST_F(CompareModelsTest, Float16OutputsAreComparedAsFloat) {
+  TinyBertOptions half;
+  half.float16_output = true;
+  half.two_outputs = true;
+  TinyBertOptions two;
+  two.two_outputs = true;
+  const auto baseline = Save(TinyBertModel(two), "baseline.onnx");
+  const auto optimized = Save(TinyBertModel(half), "half.onnx");
+  CompareOptions o = Options(baseline, optimized);
+  o.rtol = 1e-3;  // float16 keeps 11 significant bits: relative error <= 2^-11 ~ 4.9e-4
+  o.atol = 1e-4;
+  auto report = Compare(o);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->AllPassed());
+  EXPECT_GT(report->outputs[0].max_abs_diff, 0.0);  // rounding happened
+  EXPECT_LE(report->outputs[0].max_rel_diff, 4.9e-4);
+  EXPECT_EQ(report->outputs[1].max_abs_diff, 0.0);  // "summed" stays float
+  o.rtol = 1e-5;
+  o.atol = 0;
+  auto strict = Compare(o);
+  ASSERT_TRUE(strict.ok());
+  EXPECT_FALSE(strict->AllPassed());
+  EXPECT_EQ(strict->outputs[1].samples_failed, 0);
+}
+
 TEST_F(CompareModelsTest, TwoAndOneInputModels) {
   TinyBertOptions two;
   two.with_segment = false;

@@ -168,10 +168,17 @@ onnx::ModelProto TinyBertModel(const TinyBertOptions& o) {
     b.Node("Mul", {embedded, "mask_3d"}, {"masked"});
     embedded = "masked";
   }
-  b.Node("MatMul", {embedded, "dense_weight"}, {"last_hidden_state"});
-  b.Output("last_hidden_state", kFloat, {batch, seq, o.hidden});
+  if (o.float16_output) {
+    b.Node("MatMul", {embedded, "dense_weight"}, {"hidden_float"});
+    b.Node("Cast", {"hidden_float"}, {"last_hidden_state"}, {{"to", onnx::TensorProto::FLOAT16}});
+  } else {
+    b.Node("MatMul", {embedded, "dense_weight"}, {"last_hidden_state"});
+  }
+  b.Output("last_hidden_state", o.float16_output ? onnx::TensorProto::FLOAT16 : kFloat,
+           {batch, seq, o.hidden});
   if (o.two_outputs) {
-    b.Node("ReduceSum", {"last_hidden_state", "unsqueeze_axes"}, {"summed"}, {{"keepdims", 0}});
+    const std::string hidden = o.float16_output ? "hidden_float" : "last_hidden_state";
+    b.Node("ReduceSum", {hidden, "unsqueeze_axes"}, {"summed"}, {{"keepdims", 0}});
     b.Output("summed", kFloat, {batch, seq});
   }
   return b.model();
