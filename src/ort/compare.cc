@@ -1,14 +1,14 @@
 #include "ort/compare.h"
 
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <utility>
-
-#include <fmt/format.h>
-#include <fmt/ostream.h>
 
 #include "bertopt/io/model_io.h"
 #include "ort/bert_inputs.h"
@@ -75,9 +75,9 @@ Status CheckSameRoles(const Side& baseline, const Side& optimized) {
   };
   if (baseline.inputs.segment_ids.empty() != optimized.inputs.segment_ids.empty() ||
       baseline.inputs.input_mask.empty() != optimized.inputs.input_mask.empty()) {
-    return InvalidArgument(fmt::format("the models take different BERT inputs: {} has {}; {} has {}",
-                                       baseline.path.string(), describe(baseline.inputs),
-                                       optimized.path.string(), describe(optimized.inputs)));
+    return InvalidArgument(fmt::format(
+        "the models take different BERT inputs: {} has {}; {} has {}", baseline.path.string(),
+        describe(baseline.inputs), optimized.path.string(), describe(optimized.inputs)));
   }
   return Status::Ok();
 }
@@ -212,9 +212,8 @@ StatusOr<CompareReport> CompareModels(const CompareOptions& options, std::ostrea
     if (sample_ok) ++report.passed;
 
     if (k == 0 && options.write_test_data) {
-      const std::filesystem::path root = options.output_dir.empty()
-                                             ? options.optimized_model.parent_path()
-                                             : options.output_dir;
+      const std::filesystem::path root =
+          options.output_dir.empty() ? options.optimized_model.parent_path() : options.output_dir;
       const std::filesystem::path dir =
           root / fmt::format("batch_{}_seq_{}", options.batch_size, options.sequence_length) /
           "test_data_set_0";

@@ -1,10 +1,9 @@
 // CompareMain lives in the bertopt executable's sources, which unit_tests does not link; compiling
 // that one file in here tests the real flag parsing and exit codes without spawning a process.
-#include "../../tools/bertopt/compare_cmd.cc"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "../../tools/bertopt/compare_cmd.cc"
 #include "unit/tiny_models.h"
 
 namespace bertopt::cli {
@@ -35,8 +34,11 @@ class CompareCliTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::vector<std::string> Flags(const std::string& optimized) {
-    return {"--baseline_model", baseline_, "--optimized_model", optimized, "--samples", "3",
-            "--sequence_length", "8", "--output_dir", (dir_ / "out").string()};
+    return {"--baseline_model",  baseline_,
+            "--optimized_model", optimized,
+            "--samples",         "3",
+            "--sequence_length", "8",
+            "--output_dir",      (dir_ / "out").string()};
   }
 
   std::filesystem::path dir_;
@@ -51,8 +53,8 @@ TEST_F(CompareCliTest, ExitZeroWhenAllPassOneWhenNot) {
   ::testing::internal::CaptureStdout();
   EXPECT_EQ(RunCompare(Flags(bad_)), kExitCheckFailed);
   ::testing::internal::GetCapturedStdout();
-  EXPECT_TRUE(std::filesystem::exists(dir_ / "out" / "batch_1_seq_8" / "test_data_set_0" /
-                                      "output_0.pb"));
+  EXPECT_TRUE(
+      std::filesystem::exists(dir_ / "out" / "batch_1_seq_8" / "test_data_set_0" / "output_0.pb"));
 }
 
 TEST_F(CompareCliTest, BadInputIsExitTwoWithAOneLineErrorNamingIt) {

@@ -231,8 +231,7 @@ TEST_F(CompareModelsTest, TestDataSetParsesBackToTheFirstSample) {
   auto session = Session::Create(baseline);
   ASSERT_TRUE(session.ok());
   BertInputGenerator generator(2, 16, 50, 17);
-  auto feeds = MakeBertFeeds(generator.Next(),
-                             {"input_ids", "token_type_ids", "attention_mask"},
+  auto feeds = MakeBertFeeds(generator.Next(), {"input_ids", "token_type_ids", "attention_mask"},
                              (*session)->inputs());
   ASSERT_TRUE(feeds.ok());
   auto outputs = (*session)->Run(*feeds);
@@ -335,8 +334,8 @@ TEST_F(CompareModelsTest, BadRequestsAreErrorsNamingTheProblem) {
 TEST_F(CompareModelsTest, ModelsWithDifferentOptionalInputsAreAnError) {
   TinyBertOptions no_segment;
   no_segment.with_segment = false;
-  auto report = Compare(Options(Save(TinyBertModel(), "full.onnx"),
-                                Save(TinyBertModel(no_segment), "partial.onnx")));
+  auto report = Compare(
+      Options(Save(TinyBertModel(), "full.onnx"), Save(TinyBertModel(no_segment), "partial.onnx")));
   ASSERT_FALSE(report.ok());
   EXPECT_THAT(report.status().message(), HasSubstr("the models take different BERT inputs"));
 }

@@ -58,10 +58,17 @@ ModelBuilder& ModelBuilder::Initializer(const std::string& name, int32_t type,
   for (int64_t d : dims) t->add_dims(d);
   for (float v : values) {
     switch (type) {
-      case onnx::TensorProto::FLOAT: t->add_float_data(v); break;
-      case onnx::TensorProto::INT64: t->add_int64_data(static_cast<int64_t>(v)); break;
-      case onnx::TensorProto::INT32: t->add_int32_data(static_cast<int32_t>(v)); break;
-      default: throw std::invalid_argument("ModelBuilder::Initializer: unsupported type");
+      case onnx::TensorProto::FLOAT:
+        t->add_float_data(v);
+        break;
+      case onnx::TensorProto::INT64:
+        t->add_int64_data(static_cast<int64_t>(v));
+        break;
+      case onnx::TensorProto::INT32:
+        t->add_int32_data(static_cast<int32_t>(v));
+        break;
+      default:
+        throw std::invalid_argument("ModelBuilder::Initializer: unsupported type");
     }
   }
   return *this;
@@ -188,7 +195,8 @@ onnx::ModelProto PerturbWeight(onnx::ModelProto model, const std::string& name, 
                                float delta) {
   for (auto& init : *model.mutable_graph()->mutable_initializer()) {
     if (init.name() == name) {
-      init.set_float_data(static_cast<int>(index), init.float_data(static_cast<int>(index)) + delta);
+      init.set_float_data(static_cast<int>(index),
+                          init.float_data(static_cast<int>(index)) + delta);
       return model;
     }
   }

@@ -2,7 +2,6 @@
 // random inputs and report whether their outputs agree. Exit 0 all samples passed, 1 some did not,
 // 2 bad input (flags, files, models).
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -16,26 +15,23 @@ int CompareMain(int argc, char** argv) {
   // "bertopt compare", or the alias name without the folder it was run from.
   const std::string name =
       argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "compare";
-  CLI::App app{"Run a baseline and an optimized BERT model through ONNX Runtime (graph "
-               "optimizations disabled) on the same random inputs and compare every output.",
-               name};
+  CLI::App app{
+      "Run a baseline and an optimized BERT model through ONNX Runtime (graph "
+      "optimizations disabled) on the same random inputs and compare every output.",
+      name};
   // Ranges (at least 1 sample, ...) are checked by CompareModels, which optimize --verify also
   // calls; CLI11 only converts.
   ort::CompareOptions o;
   std::string baseline, optimized, output_dir;
   app.add_option("--baseline_model", baseline, "the original model")->required();
   app.add_option("--optimized_model", optimized, "the optimized model")->required();
-  app.add_option("--batch_size", o.batch_size, "batch size of each sample")
-      ->capture_default_str();
+  app.add_option("--batch_size", o.batch_size, "batch size of each sample")->capture_default_str();
   app.add_option("--sequence_length", o.sequence_length, "sequence length of each sample")
       ->capture_default_str();
-  app.add_option("--samples", o.samples, "number of random samples")
-      ->capture_default_str();
+  app.add_option("--samples", o.samples, "number of random samples")->capture_default_str();
   app.add_option("--seed", o.seed, "seed of the random inputs")->capture_default_str();
-  app.add_option("--rtol", o.rtol, "relative tolerance")
-      ->capture_default_str();
-  app.add_option("--atol", o.atol, "absolute tolerance")
-      ->capture_default_str();
+  app.add_option("--rtol", o.rtol, "relative tolerance")->capture_default_str();
+  app.add_option("--atol", o.atol, "absolute tolerance")->capture_default_str();
   app.add_flag("--use_gpu", o.use_gpu, "run on the CUDA execution provider");
   app.add_option("--output_dir", output_dir,
                  "where batch_B_seq_S/test_data_set_0 goes (default: beside the optimized model)");
