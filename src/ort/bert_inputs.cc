@@ -299,6 +299,7 @@ void ApplyGraphUsage(const GraphIndex& index, Assignment& a) {
 
 std::string ShapeText(const std::vector<int64_t>& dims) {
   std::vector<std::string> parts;
+  parts.reserve(dims.size());
   for (int64_t d : dims) parts.push_back(d < 0 ? "?" : std::to_string(d));
   return fmt::format("[{}]", fmt::join(parts, ","));
 }

@@ -39,6 +39,7 @@ StatusOr<int64_t> CountElements(const std::vector<int64_t>& shape) {
 
 std::vector<std::string> Names(const std::vector<ValueInfo>& infos) {
   std::vector<std::string> names;
+  names.reserve(infos.size());
   for (const ValueInfo& info : infos) names.push_back(info.name);
   return names;
 }
@@ -440,8 +441,10 @@ StatusOr<std::unique_ptr<Session>> Session::Create(const std::filesystem::path& 
 Status Session::CheckInputs(const std::vector<std::pair<std::string, Tensor>>& inputs) const {
   std::set<std::string> seen;
   for (const auto& [name, tensor] : inputs) {
+    // A plain reference: clang before C++20 support cannot capture structured bindings.
+    const std::string& wanted = name;
     auto it = std::find_if(inputs_.begin(), inputs_.end(),
-                           [&](const ValueInfo& info) { return info.name == name; });
+                           [&](const ValueInfo& info) { return info.name == wanted; });
     if (it == inputs_.end()) {
       return InvalidArgument(fmt::format("{}: '{}' is not an input of the model (inputs: {})",
                                          model_path_.string(), name,
