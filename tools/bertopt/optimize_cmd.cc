@@ -1,11 +1,194 @@
-// Placeholder until the optimize command lands (issue: foundation / fusions).
+// bertopt optimize (also installed as bert_model_optimization): load, fuse, report, (verify), save.
+#include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
 
+#include "bertopt/io/model_io.h"
+#include "bertopt/optimize.h"
 #include "commands.h"
+#include "fmt/format.h"
+#include "ort/compare.h"
 
 namespace bertopt::cli {
-int OptimizeMain(int, char**) {
-  std::fprintf(stderr, "bertopt optimize: not available yet\n");
-  return kExitBadInput;
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Flags {
+  std::string input;
+  std::string output;
+  OptimizeOptions options;
+  int sequence_length = 128;
+  bool gpu_only = false;
+  bool verbose = false;
+  bool json = false;
+  bool verify = false;
+  bool overwrite = false;
+  bool external_data = false;
+};
+
+nlohmann::json ReportJson(const Flags& f, const OptimizeReport& r) {
+  nlohmann::json j;
+  j["input"] = f.input;
+  j["output"] = f.output;
+  j["model_type"] = f.options.pass.model_type;
+  j["fused_ops"] = r.fused_ops;
+  j["layers"] = r.verdict.layers;
+  j["fully_optimized"] = r.verdict.fully_optimized;
+  j["missing"] = r.verdict.missing;
+  j["nodes_before"] = r.nodes_before;
+  j["nodes_after"] = r.nodes_after;
+  j["seconds"] = r.seconds;
+  nlohmann::json passes = nlohmann::json::array();
+  for (const auto& p : r.passes) {
+    passes.push_back({{"name", p.name}, {"candidates", p.candidates}, {"fused", p.fused},
+                      {"counters", p.counters}, {"misses", p.misses}, {"seconds", p.seconds}});
+  }
+  j["passes"] = passes;
+  return j;
 }
+
+void PrintReport(const Flags& f, const OptimizeReport& r) {
+  std::printf("%s -> %s (model_type %s)\n", f.input.c_str(), f.output.c_str(),
+              f.options.pass.model_type.c_str());
+  if (f.verbose) {
+    std::printf("\n  %-26s %10s %6s %9s\n", "pass", "candidates", "fused", "time (ms)");
+    for (const auto& p : r.passes) {
+      std::printf("  %-26s %10d %6d %9.1f\n", p.name.c_str(), p.candidates, p.fused,
+                  p.seconds * 1e3);
+    }
+    bool any_miss = false;
+    for (const auto& p : r.passes) {
+      for (const auto& m : p.misses) {
+        if (!any_miss) std::printf("\nnot fused:\n");
+        any_miss = true;
+        std::printf("  %s\n", m.c_str());
+      }
+    }
+  }
+  std::printf("\n  %-26s %5s\n", "fused operator", "count");
+  for (const std::string& op : ReportedOpTypes()) {
+    const int n = r.fused_ops.count(op) ? r.fused_ops.at(op) : 0;
+    std::printf("  %-26s %5d\n", op.c_str(), n);
+  }
+  if (r.verdict.fully_optimized) {
+    std::printf("\nverdict: fully optimized (%d layers)\n", r.verdict.layers);
+  } else {
+    std::string missing;
+    for (const auto& m : r.verdict.missing) missing += (missing.empty() ? "" : "; ") + m;
+    std::printf("\nverdict: not fully optimized: %s\n", missing.c_str());
+  }
+  std::printf("nodes %d -> %d in %.3f s\n", r.nodes_before, r.nodes_after, r.seconds);
+}
+
+// Runs compare on a temporary copy of the result; the caller renames it into place on success.
+Status Verify(const Flags& f, const fs::path& candidate, bool* passed) {
+  ort::CompareOptions c;
+  c.baseline_model = f.input;
+  c.optimized_model = candidate;
+  c.sequence_length = f.sequence_length;
+  c.samples = 10;
+  c.write_test_data = false;
+  std::ostringstream log;
+  ASSIGN_OR_RETURN(ort::CompareReport report, ort::CompareModels(c, log));
+  *passed = report.AllPassed();
+  if (!*passed || f.verbose) std::fputs(log.str().c_str(), stderr);
+  return Status::Ok();
+}
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "bertopt optimize: %s\n", s.message().c_str());
+  return s.code() == StatusCode::kInternal ? kExitCheckFailed : kExitBadInput;
+}
+
+}  // namespace
+
+int OptimizeMain(int argc, char** argv) {
+  Flags f;
+  CLI::App app{"Fuse a BERT ONNX model into ONNX Runtime's fused operators", argv[0]};
+  app.add_option("--input", f.input, "input ONNX model")->required();
+  app.add_option("--output", f.output, "output ONNX model")->required();
+  app.add_option("--model_type", f.options.pass.model_type, "bert, bert_tf or bert_keras")
+      ->check(CLI::IsMember({"bert", "bert_tf", "bert_keras"}));
+  app.add_option("--num_heads", f.options.pass.num_heads, "attention heads (checked against the graph)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--hidden_size", f.options.pass.hidden_size, "hidden size (checked against the graph)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--sequence_length", f.sequence_length, "sequence length used by --verify")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--input_int32", f.options.input_int32, "make the model inputs int32");
+  app.add_flag("--float16", f.options.float16, "convert the model to float16");
+  app.add_flag("--gpu_only", f.gpu_only, "allow fusions only the GPU runs");
+  app.add_flag("--disable_attention", f.options.disable_attention);
+  app.add_flag("--disable_skip_layer_norm", f.options.disable_skip_layer_norm);
+  app.add_flag("--disable_embed_layer_norm", f.options.disable_embed_layer_norm);
+  app.add_flag("--disable_bias_gelu", f.options.disable_bias_gelu);
+  app.add_flag("--disable_gelu", f.options.disable_gelu);
+  app.add_flag("--disable_layer_norm", f.options.disable_layer_norm);
+  app.add_flag("--use_raw_attention_mask", f.options.pass.use_raw_attention_mask,
+               "feed Attention the raw 2-D mask (any padding) instead of a 1-D mask index");
+  app.add_flag("--verify", f.verify, "compare with the input through ORT before writing");
+  app.add_flag("--overwrite", f.overwrite, "allow --output to be the input file");
+  app.add_flag("--external_data", f.external_data, "store weights in <output>.data");
+  app.add_flag("--json", f.json, "print the report as one JSON object");
+  app.add_flag("--verbose", f.verbose, "per-pass statistics and why each candidate did not fuse");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitBadInput;
+  }
+  if (f.gpu_only) return Fail(Unimplemented("--gpu_only: not available yet"));
+
+  auto model = io::LoadModel(f.input);
+  if (!model.ok()) return Fail(model.status());
+  auto report = Optimize(*model, f.options);
+  if (!report.ok()) return Fail(std::move(report).status().WithContext(f.input));
+
+  io::SaveOptions save;
+  save.protect = f.input;
+  save.overwrite = f.overwrite;
+  save.external_data = f.external_data;
+  if (f.verify) {
+    // Write beside the target, check it through ORT, and only then move it into place.
+    const fs::path candidate = fs::path(f.output).concat(".verify.onnx");
+    save.overwrite = true;  // the candidate name is ours
+    Status s = io::SaveModel(*model, candidate, save);
+    if (!s.ok()) return Fail(s);
+    bool passed = false;
+    s = Verify(f, candidate, &passed);
+    if (s.ok() && passed) {
+      std::error_code ec;
+      if (fs::equivalent(f.input, f.output, ec) && !f.overwrite) {
+        s = InvalidArgument(fmt::format("{}: refusing to overwrite the input (--overwrite)", f.output));
+      } else {
+        fs::rename(candidate, f.output, ec);
+        if (ec) s = IoError(fmt::format("{}: {}", f.output, ec.message()));
+      }
+    }
+    if (!s.ok() || !passed) {
+      std::error_code ec;
+      fs::remove(candidate, ec);
+      if (!s.ok()) return Fail(s);
+      std::fprintf(stderr,
+                   "bertopt optimize: --verify: the optimized model does not match %s; nothing "
+                   "written (rerun without --verify to write it anyway, or disable the fusion "
+                   "at fault with --disable_*)\n",
+                   f.input.c_str());
+      return kExitCheckFailed;
+    }
+  } else {
+    Status s = io::SaveModel(*model, f.output, save);
+    if (!s.ok()) return Fail(s);
+  }
+
+  if (f.json) {
+    std::cout << ReportJson(f, *report).dump(2) << "\n";
+  } else {
+    PrintReport(f, *report);
+  }
+  return kExitOk;
+}
+
 }  // namespace bertopt::cli

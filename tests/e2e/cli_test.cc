@@ -1,0 +1,143 @@
+// The command line as a user meets it: exit codes, one-line errors naming the file or flag, no
+// partial output, the input left untouched, and the seed-named entry points.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "e2e_util.h"
+
+namespace bertopt::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+void WriteBytes(const fs::path& p, const std::string& bytes) {
+  std::ofstream(p, std::ios::binary) << bytes;
+}
+
+std::string ReadBytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir("cli");
+    model_ = GenerateModel("--kind bert_seq --opset 11");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Runs optimize on `input` and expects a bad-input failure that names `mention`, with nothing
+  // written at the output.
+  void ExpectBadInput(const fs::path& input, const std::string& mention) {
+    const fs::path out = dir_ / "out.onnx";
+    CommandResult r = RunBertopt("optimize --input " + Q(input) + " --output " + Q(out));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(mention), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+    EXPECT_FALSE(fs::exists(out));
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+      EXPECT_EQ(entry.path().filename().string().find("out.onnx"), std::string::npos)
+          << "left behind: " << entry.path();
+    }
+  }
+
+  fs::path dir_;
+  fs::path model_;
+};
+
+TEST_F(CliTest, BadInputFilesGetOneLineErrorsAndExitCode2) {
+  ExpectBadInput(dir_ / "missing.onnx", "missing.onnx");
+  fs::create_directory(dir_ / "folder.onnx");
+  ExpectBadInput(dir_ / "folder.onnx", "folder.onnx");
+  WriteBytes(dir_ / "empty.onnx", "");
+  ExpectBadInput(dir_ / "empty.onnx", "empty.onnx");
+  const std::string bytes = ReadBytes(model_);
+  WriteBytes(dir_ / "truncated.onnx", bytes.substr(0, bytes.size() / 2));
+  ExpectBadInput(dir_ / "truncated.onnx", "truncated.onnx");
+  WriteBytes(dir_ / "text.onnx", "this is not an onnx model\n");
+  ExpectBadInput(dir_ / "text.onnx", "text.onnx");
+}
+
+TEST_F(CliTest, OptimizeWritesModelAndReportAndLeavesInputUntouched) {
+  const std::string before = ReadBytes(model_);
+  const fs::path out = dir_ / "opt.onnx";
+  CommandResult r = RunBertopt("--input " + Q(model_) + " --output " + Q(out) + " --json",
+                               "bert_model_optimization");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["fused_ops"]["Attention"], 2);
+  EXPECT_EQ(j["fully_optimized"], true) << r.out;
+  EXPECT_TRUE(fs::exists(out));
+  EXPECT_EQ(ReadBytes(model_), before);
+
+  CommandResult text = RunBertopt("optimize --input " + Q(model_) + " --output " + Q(out));
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("verdict: fully optimized"), std::string::npos) << text.out;
+}
+
+TEST_F(CliTest, RefusesToOverwriteTheInput) {
+  const std::string before = ReadBytes(model_);
+  const fs::path copy = dir_ / "model.onnx";
+  fs::copy_file(model_, copy);
+  CommandResult r = RunBertopt("optimize --input " + Q(copy) + " --output " + Q(copy));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(ReadBytes(copy), before);
+  CommandResult forced =
+      RunBertopt("optimize --input " + Q(copy) + " --output " + Q(copy) + " --overwrite");
+  EXPECT_EQ(forced.exit_code, 0) << forced.err;
+  EXPECT_NE(ReadBytes(copy), before);
+}
+
+TEST_F(CliTest, NumHeadsMismatchNamesBothValues) {
+  CommandResult r = RunBertopt("optimize --input " + Q(model_) + " --output " +
+                               Q(dir_ / "o.onnx") + " --num_heads 8");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("8"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("4"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "o.onnx"));
+}
+
+TEST_F(CliTest, FlagsOfLaterIssuesSayTheyAreNotAvailable) {
+  for (const char* flag : {"--float16", "--input_int32", "--gpu_only", "--model_type bert_tf"}) {
+    CommandResult r = RunBertopt("optimize --input " + Q(model_) + " --output " +
+                                 Q(dir_ / "o.onnx") + " " + flag);
+    EXPECT_EQ(r.exit_code, 2) << flag;
+    EXPECT_NE(r.err.find("not available yet"), std::string::npos) << flag << ": " << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "o.onnx"));
+  }
+}
+
+TEST_F(CliTest, VerifyWritesOnlyAVerifiedModel) {
+  const fs::path out = dir_ / "verified.onnx";
+  CommandResult r = RunBertopt("optimize --input " + Q(model_) + " --output " + Q(out) +
+                               " --verify --sequence_length 16");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(dir_ / "verified.onnx.verify.onnx"));
+}
+
+TEST_F(CliTest, CompareEntryPointPassesOnAnOptimizedPairAndWritesTestData) {
+  const fs::path out = dir_ / "opt.onnx";
+  ASSERT_EQ(RunBertopt("optimize --input " + Q(model_) + " --output " + Q(out)).exit_code, 0);
+  CommandResult r = RunBertopt("--baseline_model " + Q(model_) + " --optimized_model " + Q(out) +
+                                   " --batch_size 2 --sequence_length 16 --samples 5",
+                               "compare_bert_results");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("5 of 5 samples passed"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(dir_ / "batch_2_seq_16" / "test_data_set_0" / "input_0.pb"));
+  EXPECT_TRUE(fs::exists(dir_ / "batch_2_seq_16" / "test_data_set_0" / "output_0.pb"));
+}
+
+TEST_F(CliTest, UnknownCommandAndMissingFlags) {
+  EXPECT_EQ(RunBertopt("frobnicate").exit_code, 2);
+  EXPECT_EQ(RunBertopt("optimize --input x.onnx").exit_code, 2);
+  EXPECT_EQ(RunBertopt("compare --baseline_model x.onnx").exit_code, 2);
+}
+
+}  // namespace
+}  // namespace bertopt::e2e

@@ -1,0 +1,140 @@
+#include "e2e_util.h"
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+namespace bertopt::e2e {
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kSourceDir = BERTOPT_SOURCE_DIR;
+const fs::path kBinary = BERTOPT_BINARY;
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs a shell command; stdout and stderr go to files read back afterwards.
+CommandResult Shell(const std::string& command) {
+  const fs::path dir = TempDir("cmd");
+  const std::string full =
+      command + " >" + (dir / "out").string() + " 2>" + (dir / "err").string() + " </dev/null";
+  const int status = std::system(full.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = ReadFile(dir / "out");
+  r.err = ReadFile(dir / "err");
+  fs::remove_all(dir);
+  return r;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+std::string Generator() {
+  return "/usr/bin/python3 " + (kSourceDir / "tests/models/gen_bert.py").string();
+}
+
+std::vector<std::string> MatrixArgs() {
+  std::vector<std::string> args;
+  for (const std::string& line : Lines(ReadFile(kSourceDir / "tests/models/test_matrix.txt"))) {
+    if (line[0] != '#') args.push_back(line);
+  }
+  return args;
+}
+
+GeneratedModel Describe(const std::string& args) {
+  GeneratedModel m{args};
+  std::istringstream in(args);
+  for (std::string word; in >> word;) {
+    if (word == "--kind") in >> m.kind;
+    if (word == "--opset") in >> m.opset;
+    if (word == "--static") m.is_static = true;
+  }
+  return m;
+}
+
+}  // namespace
+
+std::string GeneratedModel::Label() const {
+  std::string label = kind + "_op" + std::to_string(opset) + (is_static ? "_static" : "");
+  std::istringstream in(args);
+  for (std::string word; in >> word;) {
+    if (word.rfind("--", 0) != 0 || word == "--kind" || word == "--opset" || word == "--static") {
+      continue;
+    }
+    label += "_" + word.substr(2);
+  }
+  for (char& c : label) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return label;
+}
+
+const std::vector<GeneratedModel>& MatrixModels() {
+  static const std::vector<GeneratedModel> models = [] {
+    std::vector<GeneratedModel> out;
+    for (const std::string& args : MatrixArgs()) out.push_back(Describe(args));
+    return out;
+  }();
+  return models;
+}
+
+fs::path GeneratedModel::Path() const {
+  static const std::map<std::string, fs::path> paths = [] {
+    const std::vector<std::string> args = MatrixArgs();
+    CommandResult r = Shell(Generator() + " --batch_file " +
+                            (kSourceDir / "tests/models/test_matrix.txt").string());
+    std::vector<std::string> lines = Lines(r.out);
+    if (r.exit_code != 0 || lines.size() != args.size()) {
+      std::cerr << "test model generation failed (exit " << r.exit_code << "):\n" << r.err;
+      std::abort();
+    }
+    std::map<std::string, fs::path> out;
+    for (size_t i = 0; i < args.size(); ++i) out[args[i]] = lines[i];
+    return out;
+  }();
+  auto it = paths.find(args);
+  return it != paths.end() ? it->second : GenerateModel(args);
+}
+
+fs::path GenerateModel(const std::string& args) {
+  CommandResult r = Shell(Generator() + " " + args);
+  std::vector<std::string> lines = Lines(r.out);
+  if (r.exit_code != 0 || lines.empty()) {
+    std::cerr << "generating '" << args << "' failed:\n" << r.err;
+    std::abort();
+  }
+  return lines.back();
+}
+
+CommandResult RunBertopt(const std::string& args, const std::string& program) {
+  const fs::path binary = kBinary.parent_path() / program;
+  return Shell(binary.string() + " " + args);
+}
+
+fs::path TempDir(const std::string& prefix) {
+  static std::mt19937_64 rng(std::random_device{}());
+  fs::path dir = fs::temp_directory_path() / ("bertopt_e2e_" + prefix + "_" + std::to_string(rng()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+}  // namespace bertopt::e2e

@@ -1,0 +1,44 @@
+#pragma once
+// Shared by the end-to-end tests: the generated test models (tests/models/test_matrix.txt, made
+// once per run by the torch generator and cached) and running the bertopt binary.
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace bertopt::e2e {
+
+struct GeneratedModel {
+  std::string args;             ///< the generator arguments, e.g. "--kind bert_seq --opset 11"
+  std::string kind;             ///< bert_seq, bert_qa, distilbert, roberta, ...
+  int opset = 0;
+  bool is_static = false;
+  /// A short test-name-safe label, e.g. "bert_seq_op11_static".
+  std::string Label() const;
+  /// The cached .onnx; the first call generates the whole matrix in one python process (cheap
+  /// when cached) and aborts the test binary with the generator's output when that fails.
+  std::filesystem::path Path() const;
+};
+
+/// Every model of tests/models/test_matrix.txt (read from the file; nothing generated yet), so
+/// tests can be listed without running the generator.
+const std::vector<GeneratedModel>& MatrixModels();
+
+/// Generates (or finds in the cache) one model with the given generator arguments.
+std::filesystem::path GenerateModel(const std::string& args);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+/// Runs the bertopt binary (or one of its seed-named symlinks) with `args` (shell-quoted by the
+/// caller where needed), capturing stdout and stderr.
+CommandResult RunBertopt(const std::string& args, const std::string& program = "bertopt");
+
+/// A fresh temporary folder.
+std::filesystem::path TempDir(const std::string& prefix);
+
+}  // namespace bertopt::e2e

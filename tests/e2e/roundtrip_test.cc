@@ -1,0 +1,39 @@
+// Lossless I/O on every real export: load then save, with no passes, gives the same message.
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "bertopt/io/model_io.h"
+#include "e2e_util.h"
+
+namespace bertopt::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+
+onnx::ModelProto ParseFile(const fs::path& path) {
+  onnx::ModelProto m;
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(m.ParseFromIstream(&in)) << path;
+  return m;
+}
+
+class RoundTrip : public ::testing::TestWithParam<GeneratedModel> {};
+
+TEST_P(RoundTrip, LoadSaveIsLossless) {
+  const GeneratedModel& m = GetParam();
+  auto model = io::LoadModel(m.Path());
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const fs::path dir = TempDir("roundtrip");
+  ASSERT_TRUE(io::SaveModel(*model, dir / "copy.onnx").ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(ParseFile(m.Path()),
+                                                                 ParseFile(dir / "copy.onnx")));
+  fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Matrix, RoundTrip, ::testing::ValuesIn(MatrixModels()),
+                         [](const auto& info) { return info.param.Label(); });
+
+}  // namespace
+}  // namespace bertopt::e2e
