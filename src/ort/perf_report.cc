@@ -320,6 +320,32 @@ std::string FormatTable(const PerfReport& report) {
   return out;
 }
 
+LatencyPlot BuildLatencyPlot(const PerfReport& report) {
+  const PerfRunInfo& info = report.info;
+  LatencyPlot plot;
+  plot.title = "Latency per setting (P50, whisker to P90)";
+  plot.subtitle = fmt::format("{}, opt_level {}, {} timed runs{}{}, ONNX Runtime {}{}",
+                              info.provider, info.opt_level, info.test_times,
+                              info.inclusive ? ", inclusive" : "",
+                              info.io_binding ? ", IO binding" : "", info.ort_version,
+                              info.timestamp.empty() ? "" : ", " + info.timestamp);
+  plot.series = ModelDisplayNames(info.models);
+  using Key = std::tuple<int64_t, int64_t, int>;
+  std::map<Key, std::vector<PlotCell>> groups;
+  for (const PerfRow& row : report.rows) {
+    auto& cells =
+        groups[{row.setting.batch_size, row.setting.sequence_length, row.setting.intra_op_threads}];
+    cells.resize(plot.series.size());
+    const auto index = static_cast<size_t>(row.setting.model_index);
+    if (index < cells.size()) cells[index] = {true, row.latency.p50_ms, row.latency.p90_ms};
+  }
+  for (const auto& [key, cells] : groups) {
+    plot.categories.push_back(SettingLabel(std::get<0>(key), std::get<1>(key), std::get<2>(key)));
+    plot.cells.push_back(cells);
+  }
+  return plot;
+}
+
 std::string FileTimestamp(const std::tm& t) {
   return fmt::format("{:04}{:02}{:02}-{:02}{:02}{:02}", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
                      t.tm_hour, t.tm_min, t.tm_sec);

@@ -16,6 +16,7 @@
 
 #include "bertopt/status.h"
 #include "ort/stats.h"
+#include "ort/svg_plot.h"
 
 namespace bertopt::ort {
 
@@ -91,6 +92,10 @@ nlohmann::json ReportToJson(const PerfReport& report, const std::string& output_
 /// The report for a terminal: a header line, an aligned table, the comparison of models (with two
 /// or more) and the best setting.
 std::string FormatTable(const PerfReport& report);
+
+/// The --plot chart: one group per (batch, sequence, threads) in ascending order, one bar per
+/// model in --model order, P50 with a whisker to P90.
+LatencyPlot BuildLatencyPlot(const PerfReport& report);
 
 /// "20250102-030405" for file names (no ':' so it is valid everywhere).
 std::string FileTimestamp(const std::tm& local_time);
