@@ -1,18 +1,17 @@
 #pragma once
-// What `bertopt perf` reports and how: one row per setting (model, batch, sequence, threads), sorted
-// by average latency, written as TSV (for spreadsheets and scripts), JSON (one object on stdout) or
-// an aligned table (for people). Everything here is plain data and formatting, so it is tested
-// without ONNX Runtime.
+// What `bertopt perf` reports and how: one row per setting (model, batch, sequence, threads),
+// sorted by average latency, written as TSV (for spreadsheets and scripts), JSON (one object on
+// stdout) or an aligned table (for people). Everything here is plain data and formatting, so it is
+// tested without ONNX Runtime.
 
 #include <cstdint>
 #include <ctime>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "bertopt/status.h"
 #include "ort/stats.h"
@@ -67,7 +66,8 @@ void SortByAverage(std::vector<PerfRow>& rows);
 /// Index of the row with the lowest average latency (the first such row on ties); nullopt if empty.
 std::optional<size_t> BestLatencyRow(const std::vector<PerfRow>& rows);
 /// Index of the row with the highest QPS (the first such row on ties); nullopt if empty. Differs
-/// from BestLatencyRow only when batch sizes differ: a larger batch takes longer but may serve more.
+/// from BestLatencyRow only when batch sizes differ: a larger batch takes longer but may serve
+/// more.
 std::optional<size_t> BestThroughputRow(const std::vector<PerfRow>& rows);
 
 /// Sets p50_ratio_to_first on every row when the rows hold two or more models; rows whose
@@ -77,17 +77,17 @@ void FillRatiosToFirstModel(std::vector<PerfRow>& rows);
 /// Names for people: each model's file name, or the path as given where two file names collide.
 std::vector<std::string> ModelDisplayNames(const std::vector<std::string>& models);
 
-/// The TSV columns, in order. Latencies are in ms with 4 decimals, qps with 2, ratio with 4 (empty
+/// The TSV columns, in order. Latencies are in ms with 6 decimals, qps with 2, ratio with 4 (empty
 /// with one model), booleans as true/false.
 const std::vector<std::string>& TsvColumns();
 /// Header line plus one line per row, in row order, each ending in '\n'.
 std::string FormatTsv(const PerfReport& report);
 
-/// The report as one JSON object: run info, "results" (rows in order), "best_latency" and
-/// "best_throughput" (copies of the chosen rows, null when there are none), and "output" / "plot"
-/// paths (null when not written).
-nlohmann::json ReportToJson(const PerfReport& report, const std::string& output_path,
-                            const std::string& plot_path);
+/// The report as one JSON object, keys in a fixed order for people reading it: run info, "results"
+/// (rows in order), "best_latency" and "best_throughput" (copies of the chosen rows, null when
+/// there are none), and "output" / "plot" paths (null when not written).
+nlohmann::ordered_json ReportToJson(const PerfReport& report, const std::string& output_path,
+                                    const std::string& plot_path);
 
 /// The report for a terminal: a header line, an aligned table, the comparison of models (with two
 /// or more) and the best setting.

@@ -19,17 +19,17 @@ namespace bertopt::ort {
 using TimedRun = std::function<StatusOr<double>(int sample)>;
 
 struct ScheduleOptions {
-  int warmup = 5;       ///< untimed rounds first, to fill caches and let ORT allocate
-  int test_times = 100; ///< timed rounds; each model runs once per round
-  int samples = 10;     ///< distinct inputs; round r uses sample r % samples
+  int warmup = 5;        ///< untimed rounds first, to fill caches and let ORT allocate
+  int test_times = 100;  ///< timed rounds; each model runs once per round
+  int samples = 10;      ///< distinct inputs; round r uses sample r % samples
 };
 
 /// Called after each timed round (never inside a run) with rounds done and rounds in all.
 using ProgressCallback = std::function<void(int rounds_done, int rounds_total)>;
 
 /// Runs `runs` (one per model) in rounds: round r runs model 0, 1, ..., M-1 in turn, each on sample
-/// r % samples. Warm-up rounds go the same way and are not recorded. Returns latencies[model][round]
-/// with test_times entries per model, or the first error a run returned.
+/// r % samples. Warm-up rounds go the same way and are not recorded. Returns
+/// latencies[model][round] with test_times entries per model, or the first error a run returned.
 StatusOr<std::vector<std::vector<double>>> RunInterleaved(std::span<const TimedRun> runs,
                                                           const ScheduleOptions& options,
                                                           const ProgressCallback& progress = {});

@@ -29,7 +29,8 @@ StatusOr<LatencySummary> SummarizeLatencies(std::span<const double> latencies_ms
   if (latencies_ms.empty()) return InvalidArgument("no latencies to summarize");
   for (double v : latencies_ms) {
     if (!std::isfinite(v) || v < 0) {
-      return InvalidArgument("latency " + std::to_string(v) + " ms is not a finite, non-negative "
+      return InvalidArgument("latency " + std::to_string(v) +
+                             " ms is not a finite, non-negative "
                              "duration");
     }
   }

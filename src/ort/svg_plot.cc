@@ -63,7 +63,7 @@ std::string FormatMsShort(double ms) {
   if (a >= 100) return fmt::format("{:.0f}", ms);
   if (a >= 10) return fmt::format("{:.1f}", ms);
   if (a >= 1) return fmt::format("{:.2f}", ms);
-  return fmt::format("{:.3f}", ms);
+  return fmt::format("{:.3g}", ms);
 }
 
 std::string XmlEscape(std::string_view text) {
@@ -71,12 +71,23 @@ std::string XmlEscape(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -158,10 +169,9 @@ std::string RenderLatencyPlotSvg(const LatencyPlot& plot) {
   // Alternate band shading tells groups apart without boxes around them.
   for (size_t c = 0; c < plot.categories.size(); ++c) {
     if (c % 2 == 1) {
-      svg += fmt::format(
-          "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#f3f3f3\"/>\n", Num(kMargin),
-          Num(plot_top + band_height * static_cast<double>(c)), Num(plot_right - kMargin),
-          Num(band_height));
+      svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#f3f3f3\"/>\n",
+                         Num(kMargin), Num(plot_top + band_height * static_cast<double>(c)),
+                         Num(plot_right - kMargin), Num(band_height));
     }
   }
   // Grid and tick labels.
@@ -183,15 +193,14 @@ std::string RenderLatencyPlotSvg(const LatencyPlot& plot) {
 
   for (size_t c = 0; c < plot.categories.size(); ++c) {
     const double band_top = plot_top + band_height * static_cast<double>(c);
-    svg += fmt::format(
-        "<text x=\"{}\" y=\"{}\" font-size=\"{}\" text-anchor=\"end\">{}</text>\n",
-        Num(plot_left - 10), Num(Baseline(band_top + band_height / 2, kLabelFont)), Num(kLabelFont),
-        XmlEscape(plot.categories[c]));
+    svg += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"{}\" text-anchor=\"end\">{}</text>\n",
+                       Num(plot_left - 10), Num(Baseline(band_top + band_height / 2, kLabelFont)),
+                       Num(kLabelFont), XmlEscape(plot.categories[c]));
     for (size_t s = 0; s < plot.series.size(); ++s) {
       const double y = band_top + kBandPadding + static_cast<double>(s) * (kBarHeight + kBarGap);
       const double mid = y + kBarHeight / 2;
-      const PlotCell cell = c < plot.cells.size() && s < plot.cells[c].size() ? plot.cells[c][s]
-                                                                              : PlotCell{};
+      const PlotCell cell =
+          c < plot.cells.size() && s < plot.cells[c].size() ? plot.cells[c][s] : PlotCell{};
       if (!cell.present) {
         svg += fmt::format(
             "<text x=\"{}\" y=\"{}\" font-size=\"{}\" fill=\"#777777\">no result</text>\n",
@@ -212,9 +221,9 @@ std::string RenderLatencyPlotSvg(const LatencyPlot& plot) {
           "<line x1=\"{1}\" y1=\"{3}\" x2=\"{1}\" y2=\"{4}\" stroke=\"#222222\" "
           "stroke-width=\"1.5\"/>\n",
           Num(x50), Num(x90), Num(mid), Num(mid - kBarHeight * 0.35), Num(mid + kBarHeight * 0.35));
-      svg += fmt::format(
-          "<text x=\"{}\" y=\"{}\" font-size=\"{}\">{}</text></g>\n", Num(x90 + 5),
-          Num(Baseline(mid, kValueFont)), Num(kValueFont), FormatMsShort(cell.p50_ms));
+      svg +=
+          fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"{}\">{}</text></g>\n", Num(x90 + 5),
+                      Num(Baseline(mid, kValueFont)), Num(kValueFont), FormatMsShort(cell.p50_ms));
     }
   }
   svg += "</svg>\n";

@@ -20,8 +20,8 @@ struct PlotCell {
 struct LatencyPlot {
   std::string title;
   std::string subtitle;
-  std::vector<std::string> series;      ///< legend entries (models), in drawing order
-  std::vector<std::string> categories;  ///< group labels (settings), top to bottom
+  std::vector<std::string> series;           ///< legend entries (models), in drawing order
+  std::vector<std::string> categories;       ///< group labels (settings), top to bottom
   std::vector<std::vector<PlotCell>> cells;  ///< [category][series]
 };
 
@@ -29,7 +29,8 @@ struct LatencyPlot {
 /// `target_count` of them; {0, 1} when max_value is not positive.
 std::vector<double> NiceTicks(double max_value, int target_count = 5);
 
-/// A latency in ms with three significant digits or more ("0.123", "1.23", "12.3", "123").
+/// A latency in ms with three significant digits or more ("0.00123", "0.123", "1.23", "12.3",
+/// "123").
 std::string FormatMsShort(double ms);
 
 /// Escapes the five XML special characters for text and attribute values.

@@ -37,7 +37,7 @@ size_t Count(const std::string& text, const std::string& needle) {
 TEST(SvgPlotTest, NiceTicksUseRoundStepsAndCoverTheMaximum) {
   EXPECT_THAT(NiceTicks(58, 6), ElementsAre(0, 10, 20, 30, 40, 50, 60));
   EXPECT_THAT(NiceTicks(0.75, 5), ElementsAre(0, DoubleNear(0.2, 1e-12), DoubleNear(0.4, 1e-12),
-                                               DoubleNear(0.6, 1e-12), DoubleNear(0.8, 1e-12)));
+                                              DoubleNear(0.6, 1e-12), DoubleNear(0.8, 1e-12)));
   EXPECT_THAT(NiceTicks(9, 4), ElementsAre(0, 2.5, 5, 7.5, 10));
   EXPECT_THAT(NiceTicks(100, 5), ElementsAre(0, 20, 40, 60, 80, 100));
   EXPECT_THAT(NiceTicks(0, 5), ElementsAre(0, 1));
@@ -45,7 +45,9 @@ TEST(SvgPlotTest, NiceTicksUseRoundStepsAndCoverTheMaximum) {
 }
 
 TEST(SvgPlotTest, ShortMillisecondsKeepThreeSignificantDigits) {
-  EXPECT_EQ(FormatMsShort(0.01234), "0.012");
+  EXPECT_EQ(FormatMsShort(0.001234), "0.00123");
+  EXPECT_EQ(FormatMsShort(0.01234), "0.0123");
+  EXPECT_EQ(FormatMsShort(0.5), "0.5");
   EXPECT_EQ(FormatMsShort(1.2345), "1.23");
   EXPECT_EQ(FormatMsShort(12.345), "12.3");
   EXPECT_EQ(FormatMsShort(123.45), "123");
@@ -68,11 +70,12 @@ TEST(SvgPlotTest, DrawsOneBarPerResultWithLengthProportionalToP50) {
   const std::string svg = RenderLatencyPlotSvg(TwoByTwo());
   EXPECT_EQ(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u);
   EXPECT_THAT(svg, HasSubstr("</svg>"));
-  const std::vector<double> widths = Captures(svg, "class=\"p50\" x=\"[0-9.]+\" y=\"[0-9.]+\" "
-                                                   "width=\"([0-9.]+)\"");
-  ASSERT_EQ(widths.size(), 3u);  // the missing result draws no bar
-  EXPECT_NEAR(widths[0] / widths[1], 2.0, 0.01);   // 4 ms against 2 ms
-  EXPECT_NEAR(widths[2] / widths[0], 2.0, 0.01);   // 8 ms against 4 ms
+  const std::vector<double> widths = Captures(svg,
+                                              "class=\"p50\" x=\"[0-9.]+\" y=\"[0-9.]+\" "
+                                              "width=\"([0-9.]+)\"");
+  ASSERT_EQ(widths.size(), 3u);                   // the missing result draws no bar
+  EXPECT_NEAR(widths[0] / widths[1], 2.0, 0.01);  // 4 ms against 2 ms
+  EXPECT_NEAR(widths[2] / widths[0], 2.0, 0.01);  // 8 ms against 4 ms
   EXPECT_EQ(Count(svg, "class=\"p90\""), 3u);
   EXPECT_THAT(svg, HasSubstr("no result"));
 }

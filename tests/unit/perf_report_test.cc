@@ -110,7 +110,7 @@ TEST(PerfReportTest, RatiosCompareEachModelWithTheFirstAtTheSameSetting) {
   EXPECT_DOUBLE_EQ((ratio[{0, 1}]), 1.0);
   EXPECT_DOUBLE_EQ((ratio[{1, 1}]), 0.75);  // 2.925 / 3.9
   EXPECT_DOUBLE_EQ((ratio[{0, 8}]), 1.0);
-  EXPECT_DOUBLE_EQ((ratio[{1, 8}]), 0.5);   // 9.5 / 19
+  EXPECT_DOUBLE_EQ((ratio[{1, 8}]), 0.5);  // 9.5 / 19
 }
 
 TEST(PerfReportTest, NoRatiosWithOneModel) {
@@ -124,24 +124,25 @@ TEST(PerfReportTest, TsvParsesBackWithEveryColumn) {
   const std::string tsv = FormatTsv(report);
   const auto rows = ParseTsv(tsv);
   ASSERT_EQ(rows.size(), 4u);
-  EXPECT_EQ(Split(tsv, '\n')[0], "model\tprovider\topt_level\tio_binding\tinclusive\tbatch_size\t"
-                                 "sequence_length\tintra_op_threads\tsamples\ttest_times\twarmup\t"
-                                 "average_ms\tp50_ms\tp75_ms\tp90_ms\tp95_ms\tp99_ms\tqps\t"
-                                 "p50_ratio_to_first");
+  EXPECT_EQ(Split(tsv, '\n')[0],
+            "model\tprovider\topt_level\tio_binding\tinclusive\tbatch_size\t"
+            "sequence_length\tintra_op_threads\tsamples\ttest_times\twarmup\t"
+            "average_ms\tp50_ms\tp75_ms\tp90_ms\tp95_ms\tp99_ms\tqps\t"
+            "p50_ratio_to_first");
   for (const auto& row : rows) EXPECT_EQ(row.size(), TsvColumns().size());
   // Sorted by average: 3, 4, 10, 20 ms.
   EXPECT_EQ(rows[0].at("model"), "opt/model_opt.onnx");
   EXPECT_EQ(rows[0].at("batch_size"), "1");
-  EXPECT_EQ(rows[0].at("average_ms"), "3.0000");
-  EXPECT_EQ(rows[0].at("p50_ms"), "2.9250");
-  EXPECT_EQ(rows[0].at("p99_ms"), "3.3250");
+  EXPECT_EQ(rows[0].at("average_ms"), "3.000000");
+  EXPECT_EQ(rows[0].at("p50_ms"), "2.925000");
+  EXPECT_EQ(rows[0].at("p99_ms"), "3.325000");
   EXPECT_EQ(rows[0].at("qps"), "333.33");
   EXPECT_EQ(rows[0].at("p50_ratio_to_first"), "0.7500");
   EXPECT_EQ(rows[1].at("model"), "base/model.onnx");
   EXPECT_EQ(rows[1].at("p50_ratio_to_first"), "1.0000");
   EXPECT_EQ(rows[2].at("batch_size"), "8");
   EXPECT_EQ(rows[2].at("qps"), "800.00");
-  EXPECT_EQ(rows[3].at("average_ms"), "20.0000");
+  EXPECT_EQ(rows[3].at("average_ms"), "20.000000");
   EXPECT_EQ(rows[3].at("provider"), "CPU");
   EXPECT_EQ(rows[3].at("opt_level"), "basic");
   EXPECT_EQ(rows[3].at("io_binding"), "false");
@@ -207,8 +208,9 @@ TEST(PerfReportTest, TableNamesTheBestSettingsAndComparesModels) {
   EXPECT_THAT(table, HasSubstr("p50 vs first"));
   EXPECT_THAT(table, HasSubstr("model comparison"));
   EXPECT_THAT(table, HasSubstr("model_opt.onnx  2.9250 ms  (0.750)"));
-  EXPECT_THAT(table,
-              HasSubstr("best latency:    model_opt.onnx B1 S128 T1 (3.0000 ms average, 333.33 QPS)"));
+  EXPECT_THAT(
+      table,
+      HasSubstr("best latency:    model_opt.onnx B1 S128 T1 (3.0000 ms average, 333.33 QPS)"));
   EXPECT_THAT(table, HasSubstr("best throughput: model_opt.onnx B8 S128 T1"));
 }
 
@@ -250,9 +252,10 @@ TEST(PerfReportTest, DefaultOutputNameSitsBesideTheFirstModel) {
 class AtomicWriteTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("perf_report_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ =
+        std::filesystem::temp_directory_path() /
+        ("perf_report_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+         "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
   }

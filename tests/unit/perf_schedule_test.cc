@@ -57,14 +57,13 @@ TEST(PerfScheduleTest, ProgressIsReportedAfterEachTimedRound) {
   CallLog log;
   const std::vector<TimedRun> runs = {log.Model("A", 0), log.Model("B", 0)};
   std::vector<std::string> progress;
-  auto result = RunInterleaved(runs, {.warmup = 3, .test_times = 3, .samples = 1},
-                               [&](int done, int total) {
-                                 // Recorded with the number of calls so far: progress must come
-                                 // after both models ran in a round, never in between.
-                                 progress.push_back(std::to_string(done) + "/" +
-                                                    std::to_string(total) + "@" +
-                                                    std::to_string(log.calls.size()));
-                               });
+  auto result =
+      RunInterleaved(runs, {.warmup = 3, .test_times = 3, .samples = 1}, [&](int done, int total) {
+        // Recorded with the number of calls so far: progress must come
+        // after both models ran in a round, never in between.
+        progress.push_back(std::to_string(done) + "/" + std::to_string(total) + "@" +
+                           std::to_string(log.calls.size()));
+      });
   ASSERT_TRUE(result.ok());
   EXPECT_THAT(progress, ElementsAre("1/3@8", "2/3@10", "3/3@12"));
 }

@@ -21,7 +21,8 @@ TEST(StatsTest, OneSampleIsEveryPercentile) {
   EXPECT_DOUBLE_EQ(s->average_ms, 4.25);
   EXPECT_DOUBLE_EQ(s->min_ms, 4.25);
   EXPECT_DOUBLE_EQ(s->max_ms, 4.25);
-  for (double p : {s->p50_ms, s->p75_ms, s->p90_ms, s->p95_ms, s->p99_ms}) EXPECT_DOUBLE_EQ(p, 4.25);
+  for (double p : {s->p50_ms, s->p75_ms, s->p90_ms, s->p95_ms, s->p99_ms})
+    EXPECT_DOUBLE_EQ(p, 4.25);
 }
 
 TEST(StatsTest, OddCountMedianIsTheMiddleValue) {
