@@ -1,13 +1,13 @@
 #include "ort/bert_inputs.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <functional>
 #include <limits>
 #include <map>
 #include <set>
-
-#include <fmt/format.h>
 
 namespace bertopt::ort {
 namespace {
@@ -60,7 +60,8 @@ class GraphIndex {
     for (int guard = 0; guard < 16; ++guard) {
       if (IsInput(name)) return name;
       auto it = producer_.find(name);
-      if (it == producer_.end() || it->second->op_type() != "Cast" || it->second->input_size() < 1) {
+      if (it == producer_.end() || it->second->op_type() != "Cast" ||
+          it->second->input_size() < 1) {
         return "";
       }
       name = it->second->input(0);
@@ -119,9 +120,12 @@ enum class Role { kIds, kSegment, kMask };
 
 const char* RoleName(Role role) {
   switch (role) {
-    case Role::kIds: return "input_ids";
-    case Role::kSegment: return "segment_ids";
-    case Role::kMask: return "input_mask";
+    case Role::kIds:
+      return "input_ids";
+    case Role::kSegment:
+      return "segment_ids";
+    case Role::kMask:
+      return "input_mask";
   }
   return "?";
 }
@@ -148,7 +152,8 @@ class Assignment {
     if (!RoleFree(role) || !InputFree(name)) return false;
     Get(role) = name;
     role_of_[name] = role;
-    if (how_ != nullptr) how_->push_back(fmt::format("{}: '{}' ({})", RoleName(role), name, reason));
+    if (how_ != nullptr)
+      how_->push_back(fmt::format("{}: '{}' ({})", RoleName(role), name, reason));
     return true;
   }
 
@@ -157,9 +162,12 @@ class Assignment {
  private:
   std::string& Get(Role role) {
     switch (role) {
-      case Role::kIds: return result_.input_ids;
-      case Role::kSegment: return result_.segment_ids;
-      case Role::kMask: return result_.input_mask;
+      case Role::kIds:
+        return result_.input_ids;
+      case Role::kSegment:
+        return result_.segment_ids;
+      case Role::kMask:
+        return result_.input_mask;
     }
     return result_.input_ids;
   }
@@ -172,10 +180,9 @@ class Assignment {
 };
 
 Status ApplyOverrides(const GraphIndex& index, const BertInputs& overrides, Assignment& a) {
-  const std::pair<Role, const std::string*> wanted[] = {
-      {Role::kIds, &overrides.input_ids},
-      {Role::kSegment, &overrides.segment_ids},
-      {Role::kMask, &overrides.input_mask}};
+  const std::pair<Role, const std::string*> wanted[] = {{Role::kIds, &overrides.input_ids},
+                                                        {Role::kSegment, &overrides.segment_ids},
+                                                        {Role::kMask, &overrides.input_mask}};
   for (const auto& [role, name] : wanted) {
     if (name->empty()) continue;
     if (!index.IsInput(*name)) {
@@ -223,12 +230,13 @@ void ApplyNames(Assignment& a) {
   assign_unique(Role::kMask, {"mask"});
   assign_unique(Role::kSegment, {"token", "segment", "type"});
   const std::vector<std::string> rest = a.FreeInputs();
-  if (rest.size() == 1 && a.RoleFree(Role::kIds)) a.Assign(Role::kIds, rest[0], "the remaining input");
+  if (rest.size() == 1 && a.RoleFree(Role::kIds))
+    a.Assign(Role::kIds, rest[0], "the remaining input");
 }
 
 bool IsMaskUse(const GraphIndex::Use& use) {
-  static const std::set<std::string> kMaskOps = {"Unsqueeze", "Sub",  "Equal",   "Mul",
-                                                 "ReduceSum", "Not",  "Greater", "Less"};
+  static const std::set<std::string> kMaskOps = {"Unsqueeze", "Sub", "Equal",   "Mul",
+                                                 "ReduceSum", "Not", "Greater", "Less"};
   const onnx::NodeProto& node = *use.node;
   if (node.domain().empty() && kMaskOps.count(node.op_type()) != 0) return true;
   return (IsMsOp(node, "Attention") && use.input_index == 3) ||
@@ -250,8 +258,9 @@ void ApplyGraphUsage(const GraphIndex& index, Assignment& a) {
       if (node.op_type() == "Gather" && node.domain().empty() && use.input_index == 1) {
         u.largest_table = std::max(u.largest_table, index.TableRows(node.input(0)).value_or(-1));
       } else if (IsMsOp(node, "EmbedLayerNormalization") && use.input_index <= 1) {
-        u.largest_table = std::max(
-            u.largest_table, index.TableRows(node.input(use.input_index == 0 ? 2 : 4)).value_or(-1));
+        u.largest_table =
+            std::max(u.largest_table,
+                     index.TableRows(node.input(use.input_index == 0 ? 2 : 4)).value_or(-1));
       } else if (IsMaskUse(use)) {
         u.mask_like = true;
       }
@@ -290,6 +299,7 @@ void ApplyGraphUsage(const GraphIndex& index, Assignment& a) {
 
 std::string ShapeText(const std::vector<int64_t>& dims) {
   std::vector<std::string> parts;
+  parts.reserve(dims.size());
   for (int64_t d : dims) parts.push_back(d < 0 ? "?" : std::to_string(d));
   return fmt::format("[{}]", fmt::join(parts, ","));
 }
@@ -402,17 +412,18 @@ Status CheckBertInputShapes(const BertInputs& inputs, const std::vector<ValueInf
     const bool batch_ok = rank_ok && (dims[0] < 0 || dims[0] == batch_size);
     const bool sequence_ok = rank_ok && (dims[1] < 0 || dims[1] == sequence_length);
     if (!batch_ok || !sequence_ok) {
-      return InvalidArgument(fmt::format(
-          "input '{}' has dims {}, which do not fit the requested batch_size {} and "
-          "sequence_length {}",
-          *name, ShapeText(dims), batch_size, sequence_length));
+      return InvalidArgument(
+          fmt::format("input '{}' has dims {}, which do not fit the requested batch_size {} and "
+                      "sequence_length {}",
+                      *name, ShapeText(dims), batch_size, sequence_length));
     }
   }
   return Status::Ok();
 }
 
 StatusOr<std::vector<std::pair<std::string, Tensor>>> MakeBertFeeds(
-    const BertSample& sample, const BertInputs& inputs, const std::vector<ValueInfo>& model_inputs) {
+    const BertSample& sample, const BertInputs& inputs,
+    const std::vector<ValueInfo>& model_inputs) {
   std::vector<std::pair<std::string, Tensor>> feeds;
   const std::vector<int64_t> shape = {sample.batch_size, sample.sequence_length};
   for (const ValueInfo& info : model_inputs) {

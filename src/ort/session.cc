@@ -1,5 +1,6 @@
 #include "ort/session.h"
 
+#include <fmt/format.h>
 #include <onnxruntime_cxx_api.h>
 
 #include <algorithm>
@@ -8,8 +9,6 @@
 #include <exception>
 #include <optional>
 #include <set>
-
-#include <fmt/format.h>
 
 namespace bertopt::ort {
 namespace {
@@ -40,6 +39,7 @@ StatusOr<int64_t> CountElements(const std::vector<int64_t>& shape) {
 
 std::vector<std::string> Names(const std::vector<ValueInfo>& infos) {
   std::vector<std::string> names;
+  names.reserve(infos.size());
   for (const ValueInfo& info : infos) names.push_back(info.name);
   return names;
 }
@@ -76,10 +76,14 @@ StatusOr<Tensor> ToTensor(const Ort::Value& value, const std::string& name) {
 
 GraphOptimizationLevel ToOrtLevel(OptLevel level) {
   switch (level) {
-    case OptLevel::kDisabled: return ORT_DISABLE_ALL;
-    case OptLevel::kBasic: return ORT_ENABLE_BASIC;
-    case OptLevel::kExtended: return ORT_ENABLE_EXTENDED;
-    case OptLevel::kAll: return ORT_ENABLE_ALL;
+    case OptLevel::kDisabled:
+      return ORT_DISABLE_ALL;
+    case OptLevel::kBasic:
+      return ORT_ENABLE_BASIC;
+    case OptLevel::kExtended:
+      return ORT_ENABLE_EXTENDED;
+    case OptLevel::kAll:
+      return ORT_ENABLE_ALL;
   }
   return ORT_ENABLE_ALL;
 }
@@ -104,7 +108,8 @@ T ReadAt(const std::vector<uint8_t>& bytes, int64_t index) {
 // OptLevel
 
 StatusOr<OptLevel> ParseOptLevel(std::string_view text) {
-  for (OptLevel level : {OptLevel::kDisabled, OptLevel::kBasic, OptLevel::kExtended, OptLevel::kAll}) {
+  for (OptLevel level :
+       {OptLevel::kDisabled, OptLevel::kBasic, OptLevel::kExtended, OptLevel::kAll}) {
     if (text == OptLevelName(level)) return level;
   }
   return InvalidArgument(fmt::format(
@@ -113,10 +118,14 @@ StatusOr<OptLevel> ParseOptLevel(std::string_view text) {
 
 const char* OptLevelName(OptLevel level) {
   switch (level) {
-    case OptLevel::kDisabled: return "disabled";
-    case OptLevel::kBasic: return "basic";
-    case OptLevel::kExtended: return "extended";
-    case OptLevel::kAll: return "all";
+    case OptLevel::kDisabled:
+      return "disabled";
+    case OptLevel::kBasic:
+      return "basic";
+    case OptLevel::kExtended:
+      return "extended";
+    case OptLevel::kAll:
+      return "all";
   }
   return "unknown";
 }
@@ -126,11 +135,16 @@ const char* OptLevelName(OptLevel level) {
 
 std::string DataTypeName(int32_t type) {
   switch (type) {
-    case onnx::TensorProto::FLOAT: return "float";
-    case onnx::TensorProto::FLOAT16: return "float16";
-    case onnx::TensorProto::INT32: return "int32";
-    case onnx::TensorProto::INT64: return "int64";
-    case onnx::TensorProto::BOOL: return "bool";
+    case onnx::TensorProto::FLOAT:
+      return "float";
+    case onnx::TensorProto::FLOAT16:
+      return "float16";
+    case onnx::TensorProto::INT32:
+      return "int32";
+    case onnx::TensorProto::INT64:
+      return "int64";
+    case onnx::TensorProto::BOOL:
+      return "bool";
     default:
       if (onnx::TensorProto::DataType_IsValid(type)) {
         std::string name = onnx::TensorProto::DataType_Name(static_cast<DataType>(type));
@@ -144,12 +158,18 @@ std::string DataTypeName(int32_t type) {
 
 size_t ElementSize(int32_t type) {
   switch (type) {
-    case onnx::TensorProto::FLOAT: return 4;
-    case onnx::TensorProto::FLOAT16: return 2;
-    case onnx::TensorProto::INT32: return 4;
-    case onnx::TensorProto::INT64: return 8;
-    case onnx::TensorProto::BOOL: return 1;
-    default: return 0;
+    case onnx::TensorProto::FLOAT:
+      return 4;
+    case onnx::TensorProto::FLOAT16:
+      return 2;
+    case onnx::TensorProto::INT32:
+      return 4;
+    case onnx::TensorProto::INT64:
+      return 8;
+    case onnx::TensorProto::BOOL:
+      return 1;
+    default:
+      return 0;
   }
 }
 
@@ -175,21 +195,30 @@ StatusOr<Tensor> Tensor::FromValues(DataType type, std::vector<int64_t> shape,
   }
   ASSIGN_OR_RETURN(int64_t count, CountElements(shape));
   if (static_cast<int64_t>(values.size()) != count) {
-    return InvalidArgument(fmt::format("shape {} holds {} values, got {}", JoinShape(shape), count,
-                                       values.size()));
+    return InvalidArgument(
+        fmt::format("shape {} holds {} values, got {}", JoinShape(shape), count, values.size()));
   }
   std::vector<uint8_t> bytes;
   bytes.reserve(values.size() * ElementSize(type));
   for (double v : values) {
     switch (type) {
-      case onnx::TensorProto::FLOAT: AppendAs(bytes, static_cast<float>(v)); break;
+      case onnx::TensorProto::FLOAT:
+        AppendAs(bytes, static_cast<float>(v));
+        break;
       case onnx::TensorProto::FLOAT16:
         AppendAs(bytes, Ort::Float16_t(static_cast<float>(v)).val);
         break;
-      case onnx::TensorProto::INT32: AppendAs(bytes, static_cast<int32_t>(v)); break;
-      case onnx::TensorProto::INT64: AppendAs(bytes, static_cast<int64_t>(v)); break;
-      case onnx::TensorProto::BOOL: AppendAs(bytes, static_cast<uint8_t>(v != 0.0)); break;
-      default: break;
+      case onnx::TensorProto::INT32:
+        AppendAs(bytes, static_cast<int32_t>(v));
+        break;
+      case onnx::TensorProto::INT64:
+        AppendAs(bytes, static_cast<int64_t>(v));
+        break;
+      case onnx::TensorProto::BOOL:
+        AppendAs(bytes, static_cast<uint8_t>(v != 0.0));
+        break;
+      default:
+        break;
     }
   }
   return Tensor(type, std::move(shape), std::move(bytes));
@@ -256,7 +285,8 @@ StatusOr<Tensor> Tensor::FromProto(const onnx::TensorProto& proto) {
     case onnx::TensorProto::BOOL:
       for (int32_t v : proto.int32_data()) AppendAs(bytes, static_cast<uint8_t>(v != 0));
       break;
-    default: break;
+    default:
+      break;
   }
   auto result = FromBytes(dtype, std::move(shape), std::move(bytes));
   if (!result.ok()) return std::move(result).status().WithContext(label);
@@ -282,14 +312,23 @@ std::vector<float> Tensor::ToFloat() const {
   std::vector<float> values(n);
   for (int64_t i = 0; i < n; ++i) {
     switch (type_) {
-      case onnx::TensorProto::FLOAT: values[i] = ReadAt<float>(bytes_, i); break;
+      case onnx::TensorProto::FLOAT:
+        values[i] = ReadAt<float>(bytes_, i);
+        break;
       case onnx::TensorProto::FLOAT16:
         values[i] = Ort::Float16_t::FromBits(ReadAt<uint16_t>(bytes_, i)).ToFloat();
         break;
-      case onnx::TensorProto::INT32: values[i] = static_cast<float>(ReadAt<int32_t>(bytes_, i)); break;
-      case onnx::TensorProto::INT64: values[i] = static_cast<float>(ReadAt<int64_t>(bytes_, i)); break;
-      case onnx::TensorProto::BOOL: values[i] = ReadAt<uint8_t>(bytes_, i) != 0 ? 1.0F : 0.0F; break;
-      default: break;
+      case onnx::TensorProto::INT32:
+        values[i] = static_cast<float>(ReadAt<int32_t>(bytes_, i));
+        break;
+      case onnx::TensorProto::INT64:
+        values[i] = static_cast<float>(ReadAt<int64_t>(bytes_, i));
+        break;
+      case onnx::TensorProto::BOOL:
+        values[i] = ReadAt<uint8_t>(bytes_, i) != 0 ? 1.0F : 0.0F;
+        break;
+      default:
+        break;
     }
   }
   return values;
@@ -305,10 +344,17 @@ std::vector<int64_t> Tensor::ToInt64() const {
   values.resize(n);
   for (int64_t i = 0; i < n; ++i) {
     switch (type_) {
-      case onnx::TensorProto::INT32: values[i] = ReadAt<int32_t>(bytes_, i); break;
-      case onnx::TensorProto::INT64: values[i] = ReadAt<int64_t>(bytes_, i); break;
-      case onnx::TensorProto::BOOL: values[i] = ReadAt<uint8_t>(bytes_, i); break;
-      default: break;
+      case onnx::TensorProto::INT32:
+        values[i] = ReadAt<int32_t>(bytes_, i);
+        break;
+      case onnx::TensorProto::INT64:
+        values[i] = ReadAt<int64_t>(bytes_, i);
+        break;
+      case onnx::TensorProto::BOOL:
+        values[i] = ReadAt<uint8_t>(bytes_, i);
+        break;
+      default:
+        break;
     }
   }
   return values;
@@ -395,8 +441,10 @@ StatusOr<std::unique_ptr<Session>> Session::Create(const std::filesystem::path& 
 Status Session::CheckInputs(const std::vector<std::pair<std::string, Tensor>>& inputs) const {
   std::set<std::string> seen;
   for (const auto& [name, tensor] : inputs) {
+    // A plain reference: clang before C++20 support cannot capture structured bindings.
+    const std::string& wanted = name;
     auto it = std::find_if(inputs_.begin(), inputs_.end(),
-                           [&](const ValueInfo& info) { return info.name == name; });
+                           [&](const ValueInfo& info) { return info.name == wanted; });
     if (it == inputs_.end()) {
       return InvalidArgument(fmt::format("{}: '{}' is not an input of the model (inputs: {})",
                                          model_path_.string(), name,
@@ -484,9 +532,9 @@ StatusOr<std::unique_ptr<PreparedRun>> Session::Prepare(
     for (const auto& [name, tensor] : inputs) {
       impl->input_names.push_back(name);
       // ORT-owned copies: the caller's tensors may go away while the PreparedRun lives.
-      Ort::Value value = Ort::Value::CreateTensor(
-          allocator, tensor.shape().data(), tensor.shape().size(),
-          static_cast<ONNXTensorElementDataType>(tensor.type()));
+      Ort::Value value =
+          Ort::Value::CreateTensor(allocator, tensor.shape().data(), tensor.shape().size(),
+                                   static_cast<ONNXTensorElementDataType>(tensor.type()));
       if (!tensor.bytes().empty()) {
         std::memcpy(value.GetTensorMutableRawData(), tensor.bytes().data(), tensor.bytes().size());
       }
@@ -509,11 +557,11 @@ StatusOr<std::unique_ptr<PreparedRun>> Session::Prepare(
     }
     return std::unique_ptr<PreparedRun>(new PreparedRun(std::move(impl)));
   } catch (const Ort::Exception& e) {
-    return RuntimeError(fmt::format("{}: preparing inputs failed: {}", model_path_.string(),
-                                    e.what()));
+    return RuntimeError(
+        fmt::format("{}: preparing inputs failed: {}", model_path_.string(), e.what()));
   } catch (const std::exception& e) {
-    return RuntimeError(fmt::format("{}: preparing inputs failed: {}", model_path_.string(),
-                                    e.what()));
+    return RuntimeError(
+        fmt::format("{}: preparing inputs failed: {}", model_path_.string(), e.what()));
   }
 }
 
@@ -522,10 +570,9 @@ Status PreparedRun::Run() {
     if (impl_->binding) {
       impl_->session->Run(impl_->run_options, *impl_->binding);
     } else {
-      impl_->outputs = impl_->session->Run(impl_->run_options, impl_->input_name_ptrs.data(),
-                                           impl_->inputs.data(), impl_->inputs.size(),
-                                           impl_->output_name_ptrs.data(),
-                                           impl_->output_name_ptrs.size());
+      impl_->outputs = impl_->session->Run(
+          impl_->run_options, impl_->input_name_ptrs.data(), impl_->inputs.data(),
+          impl_->inputs.size(), impl_->output_name_ptrs.data(), impl_->output_name_ptrs.size());
     }
     impl_->has_run = true;
     return Status::Ok();

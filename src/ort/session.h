@@ -1,7 +1,8 @@
 #pragma once
-// A thin ONNX Runtime session wrapper: the one place that turns ORT exceptions into Status, owns the
-// process-wide Ort::Env, and moves tensors between bertopt (owned bytes, TensorProto) and Ort::Value.
-// compare and perf both build on it; perf times PreparedRun::Run so input setup stays outside the clock.
+// A thin ONNX Runtime session wrapper: the one place that turns ORT exceptions into Status, owns
+// the process-wide Ort::Env, and moves tensors between bertopt (owned bytes, TensorProto) and
+// Ort::Value. compare and perf both build on it; perf times PreparedRun::Run so input setup stays
+// outside the clock.
 
 #include <cstdint>
 #include <filesystem>
@@ -38,7 +39,8 @@ struct SessionConfig {
   std::string optimized_model_path;
 };
 
-/// Element types use ONNX TensorProto codes (ORT's ONNXTensorElementDataType uses the same numbers).
+/// Element types use ONNX TensorProto codes (ORT's ONNXTensorElementDataType uses the same
+/// numbers).
 using DataType = onnx::TensorProto::DataType;
 
 /// Short lower-case name for messages ("float", "float16", "int64", ...).
@@ -98,8 +100,8 @@ size_t ElementSize(int32_t type);
 /// Name, element type and shape of a model input or output as ORT sees it.
 struct ValueInfo {
   std::string name;
-  int32_t type = 0;  ///< TensorProto code; 0 for non-tensor values
-  std::vector<int64_t> dims;  ///< -1 where the dimension is symbolic or unknown
+  int32_t type = 0;                        ///< TensorProto code; 0 for non-tensor values
+  std::vector<int64_t> dims;               ///< -1 where the dimension is symbolic or unknown
   std::vector<std::string> symbolic_dims;  ///< per dimension; "" where static or unnamed
 };
 

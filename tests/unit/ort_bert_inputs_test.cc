@@ -1,10 +1,9 @@
-#include "ort/bert_inputs.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <set>
 
+#include "ort/bert_inputs.h"
 #include "unit/tiny_models.h"
 
 namespace bertopt::ort {
@@ -51,7 +50,8 @@ TEST(FindBertInputsTest, ByGraphUsageWhenNamesSayNothing) {
     std::vector<std::string> how;
     auto found = FindBertInputs(TinyBertModel(o).graph(), {}, &how);
     ExpectInputs(found, "y", "z", "x");
-    EXPECT_THAT(how, ::testing::Contains("input_ids: 'y' (graph usage: indexes a 50-row Gather table)"));
+    EXPECT_THAT(how,
+                ::testing::Contains("input_ids: 'y' (graph usage: indexes a 50-row Gather table)"));
   }
 }
 

@@ -1,18 +1,17 @@
-#include "ort/session.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
 
+#include "ort/session.h"
 #include "unit/tiny_models.h"
 
 namespace bertopt::ort {
 namespace {
 
+using testing::AddModel;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using testing::AddModel;
 using testing::MakeTempDir;
 using testing::SaveModel;
 
@@ -91,14 +90,15 @@ TEST_F(SessionTest, ReportsInputAndOutputMetadata) {
 }
 
 TEST_F(SessionTest, EveryOptimizationLevelCreatesASession) {
-  for (OptLevel level : {OptLevel::kDisabled, OptLevel::kBasic, OptLevel::kExtended, OptLevel::kAll}) {
+  for (OptLevel level :
+       {OptLevel::kDisabled, OptLevel::kBasic, OptLevel::kExtended, OptLevel::kAll}) {
     SessionConfig config;
     config.level = level;
     config.intra_op_threads = 1;
     auto session = Open(AddModel(onnx::TensorProto::FLOAT), config);
     ASSERT_NE(session, nullptr) << OptLevelName(level);
-    auto out = session->Run({{"a", Tensor::FromFloat({1, 3}, {1, 2, 3})},
-                             {"b", Tensor::FromFloat({1, 3}, {1, 1, 1})}});
+    auto out = session->Run(
+        {{"a", Tensor::FromFloat({1, 3}, {1, 2, 3})}, {"b", Tensor::FromFloat({1, 3}, {1, 1, 1})}});
     ASSERT_TRUE(out.ok()) << OptLevelName(level) << ": " << out.status().ToString();
     EXPECT_THAT((*out)[0].ToFloat(), ElementsAre(2, 3, 4));
   }
@@ -113,7 +113,8 @@ TEST_F(SessionTest, SavesOrtOptimizedModelWhenAsked) {
 }
 
 TEST(OptLevelTest, ParsesAndPrintsEveryLevel) {
-  for (OptLevel level : {OptLevel::kDisabled, OptLevel::kBasic, OptLevel::kExtended, OptLevel::kAll}) {
+  for (OptLevel level :
+       {OptLevel::kDisabled, OptLevel::kBasic, OptLevel::kExtended, OptLevel::kAll}) {
     auto parsed = ParseOptLevel(OptLevelName(level));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, level);
@@ -163,7 +164,8 @@ TEST_F(SessionTest, RunRejectsWrongNamesTypesAndMissingInputs) {
   const Tensor x = Tensor::FromFloat({1, 3}, {1, 2, 3});
   auto unknown = session->Run({{"a", x}, {"c", x}});
   ASSERT_FALSE(unknown.ok());
-  EXPECT_THAT(unknown.status().message(), HasSubstr("'c' is not an input of the model (inputs: a, b)"));
+  EXPECT_THAT(unknown.status().message(),
+              HasSubstr("'c' is not an input of the model (inputs: a, b)"));
   auto missing = session->Run({{"a", x}});
   ASSERT_FALSE(missing.ok());
   EXPECT_THAT(missing.status().message(), HasSubstr("no value given for input 'b'"));

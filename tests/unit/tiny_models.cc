@@ -58,10 +58,17 @@ ModelBuilder& ModelBuilder::Initializer(const std::string& name, int32_t type,
   for (int64_t d : dims) t->add_dims(d);
   for (float v : values) {
     switch (type) {
-      case onnx::TensorProto::FLOAT: t->add_float_data(v); break;
-      case onnx::TensorProto::INT64: t->add_int64_data(static_cast<int64_t>(v)); break;
-      case onnx::TensorProto::INT32: t->add_int32_data(static_cast<int32_t>(v)); break;
-      default: throw std::invalid_argument("ModelBuilder::Initializer: unsupported type");
+      case onnx::TensorProto::FLOAT:
+        t->add_float_data(v);
+        break;
+      case onnx::TensorProto::INT64:
+        t->add_int64_data(static_cast<int64_t>(v));
+        break;
+      case onnx::TensorProto::INT32:
+        t->add_int32_data(static_cast<int32_t>(v));
+        break;
+      default:
+        throw std::invalid_argument("ModelBuilder::Initializer: unsupported type");
     }
   }
   return *this;
@@ -136,9 +143,13 @@ onnx::ModelProto TinyBertModel(const TinyBertOptions& o) {
   if (o.with_mask) b.Input(o.mask_name, o.id_type, {batch, seq});
 
   b.Initializer("word_embeddings", kFloat, {o.vocab, o.hidden}, random_values(o.vocab * o.hidden));
-  b.Initializer("token_type_embeddings", kFloat, {2, o.hidden}, random_values(2 * o.hidden));
+  // Drawn in a fixed order whatever the options, so variants share their weights.
+  const std::vector<float> type_table = random_values(2 * o.hidden);
   b.Initializer("dense_weight", kFloat, {o.hidden, o.hidden}, random_values(o.hidden * o.hidden));
-  b.Initializer("unsqueeze_axes", onnx::TensorProto::INT64, {1}, {-1.0F});
+  if (o.with_segment) b.Initializer("token_type_embeddings", kFloat, {2, o.hidden}, type_table);
+  if (o.with_mask || o.two_outputs) {
+    b.Initializer("unsqueeze_axes", onnx::TensorProto::INT64, {1}, {-1.0F});
+  }
 
   // int32 inputs are widened before the Gathers, as exporters do.
   std::string ids = o.ids_name;
@@ -164,10 +175,17 @@ onnx::ModelProto TinyBertModel(const TinyBertOptions& o) {
     b.Node("Mul", {embedded, "mask_3d"}, {"masked"});
     embedded = "masked";
   }
-  b.Node("MatMul", {embedded, "dense_weight"}, {"last_hidden_state"});
-  b.Output("last_hidden_state", kFloat, {batch, seq, o.hidden});
+  if (o.float16_output) {
+    b.Node("MatMul", {embedded, "dense_weight"}, {"hidden_float"});
+    b.Node("Cast", {"hidden_float"}, {"last_hidden_state"}, {{"to", onnx::TensorProto::FLOAT16}});
+  } else {
+    b.Node("MatMul", {embedded, "dense_weight"}, {"last_hidden_state"});
+  }
+  b.Output("last_hidden_state", o.float16_output ? onnx::TensorProto::FLOAT16 : kFloat,
+           {batch, seq, o.hidden});
   if (o.two_outputs) {
-    b.Node("ReduceSum", {"last_hidden_state", "unsqueeze_axes"}, {"summed"}, {{"keepdims", 0}});
+    const std::string hidden = o.float16_output ? "hidden_float" : "last_hidden_state";
+    b.Node("ReduceSum", {hidden, "unsqueeze_axes"}, {"summed"}, {{"keepdims", 0}});
     b.Output("summed", kFloat, {batch, seq});
   }
   return b.model();
@@ -177,7 +195,8 @@ onnx::ModelProto PerturbWeight(onnx::ModelProto model, const std::string& name, 
                                float delta) {
   for (auto& init : *model.mutable_graph()->mutable_initializer()) {
     if (init.name() == name) {
-      init.set_float_data(static_cast<int>(index), init.float_data(static_cast<int>(index)) + delta);
+      init.set_float_data(static_cast<int>(index),
+                          init.float_data(static_cast<int>(index)) + delta);
       return model;
     }
   }

@@ -59,6 +59,8 @@ struct TinyBertOptions {
   bool with_segment = true;
   bool with_mask = true;
   bool two_outputs = false;
+  /// Cast last_hidden_state to float16, as a float16-converted model would return it.
+  bool float16_output = false;
   std::string ids_name = "input_ids";
   std::string segment_name = "token_type_ids";
   std::string mask_name = "attention_mask";

@@ -1,0 +1,216 @@
+#include "io/external_data.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <climits>
+#include <map>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
+#include <google/protobuf/wire_format_lite.h>
+
+#include "io/file_util.h"
+#include "io/tensor_walk.h"
+
+namespace bertopt::io {
+namespace fs = std::filesystem;
+namespace {
+
+std::optional<int64_t> ParseNonNegative(const std::string& text) {
+  int64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || value < 0 || text.empty()) return std::nullopt;
+  return value;
+}
+
+// One open external file, shared by all tensors stored in it (BERT keeps hundreds in one file).
+struct OpenFile {
+  int fd = -1;
+  int64_t size = 0;
+  OpenFile() = default;
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+  ~OpenFile() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+class ExternalReader {
+ public:
+  explicit ExternalReader(const fs::path& model_path)
+      : label_(model_path.string()), folder_(model_path.parent_path()) {}
+
+  Status Read(onnx::TensorProto* tensor) {
+    if (tensor->data_location() != onnx::TensorProto::EXTERNAL) return Status::Ok();
+    ASSIGN_OR_RETURN(ExternalRef ref, ParseExternalRef(*tensor, label_));
+    const std::string what =
+        "external data file '" + ref.location + "' for tensor " + DescribeTensor(*tensor);
+    if (tensor->has_raw_data()) {
+      return InvalidModel(label_ + ": tensor " + DescribeTensor(*tensor) +
+                          " has both raw_data and external data");
+    }
+    ASSIGN_OR_RETURN(OpenFile * file, Open(ref.location, what));
+    int64_t length = ref.length.value_or(file->size - ref.offset);
+    if (ref.offset > file->size || length > file->size - ref.offset) {
+      return InvalidModel(label_ + ": " + what + " is " + std::to_string(file->size) +
+                          " bytes, needs offset " + std::to_string(ref.offset) + " + length " +
+                          (ref.length ? std::to_string(*ref.length) : "to end of file"));
+    }
+    std::string* raw = tensor->mutable_raw_data();
+    raw->resize(static_cast<size_t>(length));
+    int64_t done = 0;
+    while (done < length) {
+      ssize_t n = ::pread(file->fd, raw->data() + done, static_cast<size_t>(length - done),
+                          ref.offset + done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return IoError(label_ + ": reading " + what + " failed (" + ErrnoText(errno) + ")");
+      if (n == 0) return IoError(label_ + ": " + what + " ended early (changed while reading?)");
+      done += n;
+    }
+    tensor->clear_data_location();
+    tensor->clear_external_data();
+    return Status::Ok();
+  }
+
+ private:
+  StatusOr<OpenFile*> Open(const std::string& location, const std::string& what) {
+    auto it = files_.find(location);
+    if (it != files_.end()) return it->second.get();
+    fs::path file_path = folder_ / location;
+    auto file = std::make_unique<OpenFile>();
+    file->fd = ::open(file_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (file->fd < 0) {
+      int err = errno;
+      if (err == ENOENT) return NotFound(label_ + ": " + what + " not found");
+      return IoError(label_ + ": cannot open " + what + " (" + ErrnoText(err) + ")");
+    }
+    struct stat st {};
+    if (::fstat(file->fd, &st) != 0) {
+      return IoError(label_ + ": cannot stat " + what + " (" + ErrnoText(errno) + ")");
+    }
+    if (!S_ISREG(st.st_mode)) return IoError(label_ + ": " + what + " is not a regular file");
+    file->size = st.st_size;
+    OpenFile* raw = file.get();
+    files_.emplace(location, std::move(file));
+    return raw;
+  }
+
+  std::string label_;
+  fs::path folder_;
+  std::map<std::string, std::unique_ptr<OpenFile>> files_;
+};
+
+using google::protobuf::io::CodedInputStream;
+using google::protobuf::internal::WireFormatLite;
+
+// Walks one message of `type` on the wire, descending only into fields that can hold tensors and
+// collecting the `location` values of TensorProto.external_data entries.
+bool ScanLocations(CodedInputStream* in, const google::protobuf::Descriptor* type,
+                   const TensorHolders& holders, std::vector<std::string>* locations) {
+  const google::protobuf::FieldDescriptor* external_data =
+      onnx::TensorProto::descriptor()->FindFieldByNumber(
+          onnx::TensorProto::kExternalDataFieldNumber);
+  while (true) {
+    uint32_t tag = in->ReadTag();
+    if (tag == 0) return true;  // end of message (limit) or of file
+    const google::protobuf::FieldDescriptor* field =
+        type->FindFieldByNumber(static_cast<int>(WireFormatLite::GetTagFieldNumber(tag)));
+    bool length_delimited =
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    if (field != nullptr && length_delimited && field == external_data) {
+      uint32_t length = 0;
+      if (!in->ReadVarint32(&length)) return false;
+      auto limit = in->PushLimit(static_cast<int>(length));
+      onnx::StringStringEntryProto entry;
+      if (!entry.MergeFromCodedStream(in) || !in->ConsumedEntireMessage()) return false;
+      in->PopLimit(limit);
+      if (entry.key() == "location") locations->push_back(entry.value());
+    } else if (field != nullptr && length_delimited &&
+               field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE &&
+               holders.MayHoldTensors(field->message_type())) {
+      uint32_t length = 0;
+      if (!in->ReadVarint32(&length)) return false;
+      auto limit = in->PushLimit(static_cast<int>(length));
+      if (!in->IncrementRecursionDepth()) return false;
+      if (!ScanLocations(in, field->message_type(), holders, locations)) return false;
+      in->DecrementRecursionDepth();
+      if (!in->ConsumedEntireMessage()) return false;
+      in->PopLimit(limit);
+    } else if (!WireFormatLite::SkipField(in, tag)) {
+      return false;
+    }
+  }
+}
+
+}  // namespace
+
+StatusOr<ExternalRef> ParseExternalRef(const onnx::TensorProto& tensor,
+                                       const std::string& model_label) {
+  const std::string prefix = model_label + ": tensor " + DescribeTensor(tensor);
+  ExternalRef ref;
+  bool has_location = false;
+  for (const onnx::StringStringEntryProto& entry : tensor.external_data()) {
+    if (entry.key() == "location") {
+      ref.location = entry.value();
+      has_location = true;
+    } else if (entry.key() == "offset" || entry.key() == "length") {
+      std::optional<int64_t> value = ParseNonNegative(entry.value());
+      if (!value) {
+        return InvalidModel(prefix + ": external data " + entry.key() + " '" + entry.value() +
+                            "' is not a non-negative integer");
+      }
+      if (entry.key() == "offset") {
+        ref.offset = *value;
+      } else {
+        ref.length = *value;
+      }
+    }
+    // Other keys (e.g. "checksum") carry nothing needed to read the bytes.
+  }
+  if (!has_location || ref.location.empty()) {
+    return InvalidModel(prefix + " is stored as external data but has no location");
+  }
+  fs::path location(ref.location);
+  if (location.is_absolute() || location.has_root_name() || location.has_root_directory()) {
+    return InvalidModel(prefix + ": external data location '" + ref.location +
+                        "' is absolute; it must be relative to the model's folder");
+  }
+  fs::path normal = location.lexically_normal();
+  if (normal.empty() || *normal.begin() == ".." || normal == ".") {
+    return InvalidModel(prefix + ": external data location '" + ref.location +
+                        "' is outside the model's folder");
+  }
+  return ref;
+}
+
+Status InlineExternalData(onnx::ModelProto* model, const fs::path& model_path) {
+  ExternalReader reader(model_path);
+  return ForEachTensor(model, [&](onnx::TensorProto* t) { return reader.Read(t); });
+}
+
+StatusOr<std::vector<fs::path>> ListExternalDataFiles(const fs::path& model_path) {
+  const std::string label = model_path.string();
+  int fd = ::open(model_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return IoError(label + ": cannot open (" + ErrnoText(errno) + ")");
+  std::vector<std::string> locations;
+  bool ok = false;
+  {
+    google::protobuf::io::FileInputStream file(fd, 1 << 16);
+    file.SetCloseOnDelete(true);
+    CodedInputStream in(&file);
+    in.SetTotalBytesLimit(INT_MAX);
+    ok = ScanLocations(&in, onnx::ModelProto::descriptor(), TensorHolders(), &locations);
+  }
+  if (!ok) return InvalidModel(label + ": truncated or not an ONNX model (protobuf parse failed)");
+  std::vector<fs::path> files;
+  for (const std::string& location : locations) {
+    files.push_back(model_path.parent_path() / location);
+  }
+  return files;
+}
+
+}  // namespace bertopt::io

@@ -1,0 +1,134 @@
+#include "io/file_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <system_error>
+#include <vector>
+
+namespace bertopt::io {
+namespace fs = std::filesystem;
+
+std::string ErrnoText(int errno_value) { return std::generic_category().message(errno_value); }
+
+namespace {
+
+// Unique enough among threads and processes writing into one folder; O_EXCL settles the rest.
+std::string TempName(const fs::path& target, int attempt) {
+  static std::atomic<unsigned> counter{0};
+  auto ticks = std::chrono::steady_clock::now().time_since_epoch().count();
+  return "." + target.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
+         std::to_string(counter.fetch_add(1)) + "-" + std::to_string(ticks % 1000000) + "-" +
+         std::to_string(attempt);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const fs::path& target) {
+  const std::string label = target.string();
+  if (target.filename().empty()) return InvalidArgument(label + ": not a file name");
+  fs::path folder = target.parent_path();
+  if (folder.empty()) folder = ".";
+
+  struct stat st {};
+  if (::stat(folder.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOENT) return NotFound(label + ": output folder '" + folder.string() +
+                                       "' does not exist");
+    return IoError(label + ": cannot access output folder '" + folder.string() + "' (" +
+                   ErrnoText(err) + ")");
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return IoError(label + ": '" + folder.string() + "' is not a folder");
+  }
+  if (::stat(target.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return IoError(label + ": is a folder, cannot write a file there");
+  }
+
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    fs::path temp = folder / TempName(target, attempt);
+    // 0666 so the final file gets the usual umask-derived permissions, like any new file.
+    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0) return std::unique_ptr<AtomicFile>(new AtomicFile(target, std::move(temp), fd));
+    if (errno != EEXIST) {
+      return IoError(label + ": cannot create a temporary file in '" + folder.string() + "' (" +
+                     ErrnoText(errno) + ")");
+    }
+  }
+  return IoError(label + ": cannot find a free temporary file name in '" + folder.string() + "'");
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!published_) ::unlink(temp_.c_str());
+}
+
+Status AtomicFile::WriteFailed(int errno_value) const {
+  return IoError(target_.string() + ": write failed (" + ErrnoText(errno_value) + ")");
+}
+
+Status AtomicFile::Write(std::string_view bytes) {
+  const char* p = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd_, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return WriteFailed(errno);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  size_ += bytes.size();
+  return Status::Ok();
+}
+
+Status AtomicFile::WriteZeros(size_t count) {
+  static constexpr size_t kChunk = 64 * 1024;
+  const std::vector<char> zeros(std::min(count, kChunk), 0);
+  while (count > 0) {
+    size_t n = std::min(count, zeros.size());
+    RETURN_IF_ERROR(Write(std::string_view(zeros.data(), n)));
+    count -= n;
+  }
+  return Status::Ok();
+}
+
+Status AtomicFile::Finish() {
+  // fsync before rename: otherwise a crash can leave the new name pointing at an empty file.
+  if (::fsync(fd_) != 0) {
+    return IoError(target_.string() + ": fsync failed (" + ErrnoText(errno) + ")");
+  }
+  int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) {
+    return IoError(target_.string() + ": close failed (" + ErrnoText(errno) + ")");
+  }
+  return Status::Ok();
+}
+
+Status AtomicFile::Publish() {
+  if (fd_ >= 0) return InternalError(target_.string() + ": Publish before Finish");
+  if (::rename(temp_.c_str(), target_.c_str()) != 0) {
+    return IoError(target_.string() + ": cannot rename the temporary file into place (" +
+                   ErrnoText(errno) + ")");
+  }
+  published_ = true;
+  // Make the rename itself durable. Best effort: the file is already in place and complete, so
+  // failing here would report an error while leaving the output behind.
+  fs::path folder = target_.parent_path();
+  if (folder.empty()) folder = ".";
+  int dir_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+  return Status::Ok();
+}
+
+}  // namespace bertopt::io

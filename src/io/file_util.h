@@ -1,0 +1,54 @@
+#pragma once
+// POSIX file helpers for model I/O: errno-aware messages and a temporary-file-then-rename writer,
+// so a crash or a full disk never leaves a half-written model where a good one is expected.
+
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "bertopt/status.h"
+
+namespace bertopt::io {
+
+/// The message for `errno_value`, e.g. "No space left on device".
+std::string ErrnoText(int errno_value);
+
+/// A file being written under a temporary name beside `target`; `Publish` renames it into place.
+/// Destroying it before `Publish` removes the temporary, so early returns clean up by themselves.
+class AtomicFile {
+ public:
+  /// Checks that the target folder exists and `target` is not a folder, then creates the
+  /// temporary file there (same folder, so the final rename cannot cross file systems).
+  static StatusOr<std::unique_ptr<AtomicFile>> Create(const std::filesystem::path& target);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  int fd() const { return fd_; }
+  const std::filesystem::path& target() const { return target_; }
+  /// Bytes written through Write/WriteZeros so far.
+  size_t size() const { return size_; }
+
+  [[nodiscard]] Status Write(std::string_view bytes);
+  [[nodiscard]] Status WriteZeros(size_t count);
+  /// For writes made directly on fd() (e.g. through a protobuf stream): report the failure.
+  [[nodiscard]] Status WriteFailed(int errno_value) const;
+  /// Flushes to disk and closes; after this only Publish is allowed.
+  [[nodiscard]] Status Finish();
+  /// Renames the finished temporary over `target`.
+  [[nodiscard]] Status Publish();
+
+ private:
+  AtomicFile(std::filesystem::path target, std::filesystem::path temp, int fd)
+      : target_(std::move(target)), temp_(std::move(temp)), fd_(fd) {}
+
+  std::filesystem::path target_;
+  std::filesystem::path temp_;
+  int fd_ = -1;
+  size_t size_ = 0;
+  bool published_ = false;
+};
+
+}  // namespace bertopt::io

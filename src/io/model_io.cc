@@ -1,0 +1,240 @@
+#include "bertopt/io/model_io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <exception>
+#include <new>
+#include <system_error>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
+
+#include "io/external_data.h"
+#include "io/file_util.h"
+#include "io/model_io_internal.h"
+#include "io/split_model.h"
+
+namespace bertopt::io {
+namespace fs = std::filesystem;
+namespace {
+
+// Large blocks: a BERT-large file is 1.3 GB, and 8 KiB reads or writes would mean ~160k syscalls.
+constexpr int kStreamBlockBytes = 1 << 20;
+
+class FdCloser {
+ public:
+  explicit FdCloser(int fd) : fd_(fd) {}
+  ~FdCloser() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+
+ private:
+  int fd_;
+};
+
+// Streams the model from the file instead of reading it into a buffer first, so peak memory is
+// the parsed model plus one block rather than twice the file.
+StatusOr<onnx::ModelProto> ParseModelFile(const fs::path& path) {
+  const std::string label = path.string();
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return NotFound(label + ": no such file");
+    return IoError(label + ": cannot access (" + ErrnoText(err) + ")");
+  }
+  if (S_ISDIR(st.st_mode)) return IoError(label + ": is a folder, not a model file");
+  // Checked before open(): opening a FIFO would block.
+  if (!S_ISREG(st.st_mode)) return IoError(label + ": is not a regular file");
+  if (st.st_size == 0) return InvalidModel(label + ": empty file, not an ONNX model");
+  if (st.st_size > INT_MAX) {
+    return InvalidModel(label + ": is " + std::to_string(st.st_size) +
+                        " bytes; protobuf cannot parse a model file over 2 GB (weights that "
+                        "large must be stored as external data)");
+  }
+
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return IoError(label + ": cannot open (" + ErrnoText(errno) + ")");
+  FdCloser closer(fd);
+
+  onnx::ModelProto model;
+  google::protobuf::io::FileInputStream file(fd, kStreamBlockBytes);
+  bool parsed = false;
+  {
+    google::protobuf::io::CodedInputStream in(&file);
+    // The default limit has been 64 MB in older protobuf releases; BERT-large is 1.3 GB.
+    in.SetTotalBytesLimit(INT_MAX);
+    parsed = model.ParseFromCodedStream(&in) && in.ConsumedEntireMessage();
+  }
+  if (file.GetErrno() != 0) {
+    return IoError(label + ": read failed (" + ErrnoText(file.GetErrno()) + ")");
+  }
+  if (!parsed) {
+    return InvalidModel(label + ": truncated or not an ONNX model (protobuf parse failed)");
+  }
+  // Protobuf happily parses many non-ONNX byte strings as unknown fields; a real model has these.
+  std::string missing;
+  if (!model.has_graph()) missing += missing.empty() ? "graph" : ", graph";
+  if (model.ir_version() <= 0) missing += missing.empty() ? "ir_version" : ", ir_version";
+  if (model.opset_import_size() == 0) missing += missing.empty() ? "opset_import" : ", opset_import";
+  if (!missing.empty()) return InvalidModel(label + ": not an ONNX model (no " + missing + ")");
+  return model;
+}
+
+// Refuses to replace `protect` or any external data file it refers to. Only targets that exist
+// can be overwritten, so the (cheap, but not free) scan of `protect` runs only when one does.
+Status CheckNotProtected(const std::vector<fs::path>& targets, const SaveOptions& options) {
+  if (options.overwrite || options.protect.empty()) return Status::Ok();
+  std::error_code ec;
+  if (!fs::exists(options.protect, ec)) return Status::Ok();
+  std::vector<fs::path> existing;
+  for (const fs::path& target : targets) {
+    if (fs::exists(target, ec)) existing.push_back(target);
+  }
+  if (existing.empty()) return Status::Ok();
+
+  const std::string why = "; pass overwrite to allow it";
+  for (const fs::path& target : existing) {
+    if (fs::equivalent(target, options.protect, ec)) {
+      return FailedPrecondition(target.string() + ": refusing to overwrite the input model '" +
+                                options.protect.string() + "'" + why);
+    }
+  }
+  StatusOr<std::vector<fs::path>> referenced = ListExternalDataFiles(options.protect);
+  // An unreadable input cannot lose data to this write; its own load reports the problem.
+  if (!referenced.ok()) return Status::Ok();
+  for (const fs::path& target : existing) {
+    for (const fs::path& data_file : *referenced) {
+      if (fs::exists(data_file, ec) && fs::equivalent(target, data_file, ec)) {
+        return FailedPrecondition(target.string() + ": refusing to overwrite '" +
+                                  data_file.string() + "', external data of the input model '" +
+                                  options.protect.string() + "'" + why);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// Serializes straight into the file: no serialized copy of a 1.3 GB model in memory.
+Status WriteModel(const onnx::ModelProto& model, AtomicFile* file) {
+  bool ok = false;
+  google::protobuf::io::FileOutputStream stream(file->fd(), kStreamBlockBytes);
+  {
+    google::protobuf::io::CodedOutputStream out(&stream);
+    out.SetSerializationDeterministic(true);
+    // Large raw_data strings go to write() directly instead of through the block buffer.
+    out.EnableAliasing(true);
+    ok = model.SerializeToCodedStream(&out) && !out.HadError();
+  }
+  ok = stream.Flush() && ok;
+  if (!ok) {
+    int err = stream.GetErrno();
+    if (err != 0) return file->WriteFailed(err);
+    return InternalError(file->target().string() + ": protobuf failed to serialize the model");
+  }
+  return Status::Ok();
+}
+
+Status SaveInline(const onnx::ModelProto& model, const fs::path& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> file, AtomicFile::Create(path));
+  RETURN_IF_ERROR(WriteModel(model, file.get()));
+  RETURN_IF_ERROR(file->Finish());
+  return file->Publish();
+}
+
+Status SaveExternal(const SplitModel& split, const fs::path& path, const fs::path& data_path,
+                    size_t inline_limit) {
+  const size_t skeleton_size = split.skeleton.ByteSizeLong();
+  if (skeleton_size > inline_limit) {
+    return InvalidArgument(path.string() + ": even with external data the model is " +
+                           std::to_string(skeleton_size) +
+                           " bytes, over protobuf's 2 GB limit; lower the external threshold");
+  }
+  // Both files are complete and synced under temporary names before either is renamed, so an
+  // error leaves the previous outputs (or nothing) rather than a model without its data.
+  std::unique_ptr<AtomicFile> data;
+  if (!split.chunks.empty()) {
+    ASSIGN_OR_RETURN(data, AtomicFile::Create(data_path));
+    for (const SplitModel::Chunk& chunk : split.chunks) {
+      RETURN_IF_ERROR(data->WriteZeros(static_cast<size_t>(chunk.offset) - data->size()));
+      RETURN_IF_ERROR(data->Write(chunk.bytes));
+    }
+    RETURN_IF_ERROR(data->Finish());
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> model, AtomicFile::Create(path));
+  RETURN_IF_ERROR(WriteModel(split.skeleton, model.get()));
+  RETURN_IF_ERROR(model->Finish());
+  if (data) RETURN_IF_ERROR(data->Publish());
+  Status published = model->Publish();
+  if (!published.ok() && data) {
+    std::error_code ec;
+    fs::remove(data_path, ec);
+  }
+  return published;
+}
+
+Status SaveModelImpl(const onnx::ModelProto& model, const fs::path& path,
+                     const SaveOptions& options, size_t inline_limit) {
+  const bool external = options.external_data || model.ByteSizeLong() > inline_limit;
+  if (!external) {
+    RETURN_IF_ERROR(CheckNotProtected({path}, options));
+    return SaveInline(model, path);
+  }
+  const std::string data_name = path.filename().string() + ".data";
+  const fs::path data_path = path.parent_path() / data_name;
+  SplitModel split =
+      SplitForExternalData(model, std::max<int64_t>(options.external_threshold_bytes, 0), data_name);
+  RETURN_IF_ERROR(CheckNotProtected({path, data_path}, options));
+  return SaveExternal(split, path, data_path, inline_limit);
+}
+
+// Protobuf and std::filesystem report some failures (mostly allocation) by throwing.
+template <typename F>
+auto CatchExceptions(const fs::path& path, F&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return IoError(path.string() + ": out of memory");
+  } catch (const std::exception& e) {
+    return InternalError(path.string() + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+StatusOr<onnx::ModelProto> LoadModel(const fs::path& path) {
+  return CatchExceptions(path, [&]() -> StatusOr<onnx::ModelProto> {
+    ASSIGN_OR_RETURN(onnx::ModelProto model, ParseModelFile(path));
+    RETURN_IF_ERROR(InlineExternalData(&model, path));
+    return model;
+  });
+}
+
+Status SaveModel(const onnx::ModelProto& model, const fs::path& path, const SaveOptions& options) {
+  return internal::SaveModelWithInlineLimit(model, path, options,
+                                            internal::kMaxInlineModelBytes);
+}
+
+Status WriteFileAtomic(const fs::path& path, const std::string& bytes) {
+  return CatchExceptions(path, [&]() -> Status {
+    ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> file, AtomicFile::Create(path));
+    RETURN_IF_ERROR(file->Write(bytes));
+    RETURN_IF_ERROR(file->Finish());
+    return file->Publish();
+  });
+}
+
+namespace internal {
+
+Status SaveModelWithInlineLimit(const onnx::ModelProto& model, const fs::path& path,
+                                const SaveOptions& options, size_t inline_limit) {
+  return CatchExceptions(path,
+                         [&]() -> Status { return SaveModelImpl(model, path, options, inline_limit); });
+}
+
+}  // namespace internal
+}  // namespace bertopt::io

@@ -1,0 +1,238 @@
+#include "ort/compare.h"
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "bertopt/io/model_io.h"
+#include "ort/bert_inputs.h"
+#include "ort/session.h"
+
+namespace bertopt::ort {
+namespace {
+
+/// One side of the comparison: its inputs and its ORT session.
+struct Side {
+  std::string label;  // "baseline" or "optimized"
+  std::filesystem::path path;
+  BertInputs inputs;
+  std::optional<int64_t> vocab_size;
+  std::unique_ptr<Session> session;
+};
+
+StatusOr<Side> OpenSide(const std::string& label, const std::filesystem::path& path,
+                        const CompareOptions& options, std::ostream& log) {
+  Side side;
+  side.label = label;
+  side.path = path;
+  // Graph inspection needs the ModelProto; ORT does not expose the graph.
+  auto model = io::LoadModel(path);
+  if (!model.ok()) return model.status();
+  const BertInputs overrides{options.input_ids_name, options.segment_ids_name,
+                             options.input_mask_name};
+  std::vector<std::string> how;
+  auto inputs = FindBertInputs(model->graph(), overrides, &how);
+  if (!inputs.ok()) return std::move(inputs).status().WithContext(path.string());
+  side.inputs = std::move(inputs).value();
+  side.vocab_size = FindVocabSize(model->graph(), side.inputs.input_ids);
+  if (options.verbose) {
+    for (const std::string& line : how) fmt::print(log, "{} inputs: {}\n", label, line);
+  }
+
+  SessionConfig config;
+  // ORT's own fusions would rewrite the baseline into what we are checking against.
+  config.level = OptLevel::kDisabled;
+  config.use_gpu = options.use_gpu;
+  ASSIGN_OR_RETURN(side.session, Session::Create(path, config));
+  Status shapes = CheckBertInputShapes(side.inputs, side.session->inputs(), options.batch_size,
+                                       options.sequence_length);
+  if (!shapes.ok()) return std::move(shapes).WithContext(path.string());
+  return side;
+}
+
+Status ValidateOptions(const CompareOptions& o) {
+  if (o.baseline_model.empty()) return InvalidArgument("--baseline_model is required");
+  if (o.optimized_model.empty()) return InvalidArgument("--optimized_model is required");
+  if (o.batch_size < 1) return InvalidArgument("--batch_size must be at least 1");
+  if (o.sequence_length < 1) return InvalidArgument("--sequence_length must be at least 1");
+  if (o.samples < 1) return InvalidArgument("--samples must be at least 1");
+  if (!(o.rtol >= 0)) return InvalidArgument("--rtol must be >= 0");
+  if (!(o.atol >= 0)) return InvalidArgument("--atol must be >= 0");
+  return Status::Ok();
+}
+
+/// Both models must have the same optional inputs, or they cannot be fed the same sample.
+Status CheckSameRoles(const Side& baseline, const Side& optimized) {
+  auto describe = [](const BertInputs& in) {
+    return fmt::format("input_ids '{}', segment_ids '{}', input_mask '{}'", in.input_ids,
+                       in.segment_ids, in.input_mask);
+  };
+  if (baseline.inputs.segment_ids.empty() != optimized.inputs.segment_ids.empty() ||
+      baseline.inputs.input_mask.empty() != optimized.inputs.input_mask.empty()) {
+    return InvalidArgument(fmt::format(
+        "the models take different BERT inputs: {} has {}; {} has {}", baseline.path.string(),
+        describe(baseline.inputs), optimized.path.string(), describe(optimized.inputs)));
+  }
+  return Status::Ok();
+}
+
+Status CheckSameOutputs(const Side& baseline, const Side& optimized) {
+  std::vector<std::string> a;
+  std::vector<std::string> b;
+  for (const ValueInfo& info : baseline.session->outputs()) a.push_back(info.name);
+  for (const ValueInfo& info : optimized.session->outputs()) b.push_back(info.name);
+  if (a != b) {
+    return InvalidArgument(fmt::format("the models' outputs differ: {} has [{}]; {} has [{}]",
+                                       baseline.path.string(), fmt::join(a, ", "),
+                                       optimized.path.string(), fmt::join(b, ", ")));
+  }
+  return Status::Ok();
+}
+
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  return fmt::format("[{}]", fmt::join(shape, ","));
+}
+
+/// Folds one sample of one output into `diff`; returns whether the sample passes for it.
+bool CompareOutput(const Tensor& baseline, const Tensor& optimized, double rtol, double atol,
+                   OutputDiff& diff) {
+  if (baseline.shape() != optimized.shape()) return false;
+  const std::vector<float> b = baseline.ToFloat();
+  const std::vector<float> a = optimized.ToFloat();
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  bool close = true;
+  for (size_t i = 0; i < b.size(); ++i) {
+    const double x = a[i];
+    const double y = b[i];
+    double abs_diff;
+    bool ok;
+    if (std::isnan(x) || std::isnan(y)) {
+      abs_diff = kInf;  // numpy.allclose: NaN is never close, not even to NaN
+      ok = false;
+    } else if (std::isinf(x) || std::isinf(y)) {
+      ok = x == y;
+      abs_diff = ok ? 0 : kInf;
+    } else {
+      abs_diff = std::fabs(x - y);
+      ok = abs_diff <= atol + rtol * std::fabs(y);
+    }
+    diff.max_abs_diff = std::max(diff.max_abs_diff, abs_diff);
+    if (y != 0 || abs_diff == kInf) {
+      const double rel = abs_diff == kInf ? kInf : abs_diff / std::fabs(y);
+      diff.max_rel_diff = std::max(diff.max_rel_diff, rel);
+    }
+    close = close && ok;
+  }
+  return close;
+}
+
+Status WriteTestData(const std::filesystem::path& dir,
+                     const std::vector<std::pair<std::string, Tensor>>& feeds,
+                     const std::vector<ValueInfo>& outputs, const std::vector<Tensor>& expected) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return IoError(fmt::format("{}: cannot create folder: {}", dir.string(), ec.message()));
+  auto write = [&](const std::string& file, const onnx::TensorProto& proto) -> Status {
+    std::string bytes;
+    if (!proto.SerializeToString(&bytes)) {
+      return InternalError("cannot serialize tensor '" + proto.name() + "'");
+    }
+    return io::WriteFileAtomic(dir / file, bytes);
+  };
+  for (size_t k = 0; k < feeds.size(); ++k) {
+    RETURN_IF_ERROR(write(fmt::format("input_{}.pb", k), feeds[k].second.ToProto(feeds[k].first)));
+  }
+  for (size_t k = 0; k < expected.size(); ++k) {
+    RETURN_IF_ERROR(write(fmt::format("output_{}.pb", k), expected[k].ToProto(outputs[k].name)));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<CompareReport> CompareModels(const CompareOptions& options, std::ostream& log) {
+  RETURN_IF_ERROR(ValidateOptions(options));
+  ASSIGN_OR_RETURN(Side baseline, OpenSide("baseline", options.baseline_model, options, log));
+  ASSIGN_OR_RETURN(Side optimized, OpenSide("optimized", options.optimized_model, options, log));
+  RETURN_IF_ERROR(CheckSameRoles(baseline, optimized));
+  RETURN_IF_ERROR(CheckSameOutputs(baseline, optimized));
+
+  int64_t vocab_size = kDefaultVocabSize;
+  if (baseline.vocab_size || optimized.vocab_size) {
+    vocab_size = baseline.vocab_size ? *baseline.vocab_size : *optimized.vocab_size;
+  } else {
+    fmt::print(log,
+               "warning: no word-embedding table found for '{}'; drawing ids below {} instead\n",
+               baseline.inputs.input_ids, kDefaultVocabSize);
+  }
+  if (options.verbose) fmt::print(log, "vocabulary size: {}\n", vocab_size);
+
+  const std::vector<ValueInfo>& output_infos = baseline.session->outputs();
+  CompareReport report;
+  for (const ValueInfo& info : output_infos) {
+    OutputDiff diff;
+    diff.name = info.name;
+    report.outputs.push_back(diff);
+  }
+  std::vector<bool> shape_mismatch_logged(output_infos.size(), false);
+
+  BertInputGenerator generator(options.batch_size, options.sequence_length, vocab_size,
+                               options.seed);
+  for (int k = 0; k < options.samples; ++k) {
+    const BertSample sample = generator.Next();
+    ASSIGN_OR_RETURN(auto baseline_feeds,
+                     MakeBertFeeds(sample, baseline.inputs, baseline.session->inputs()));
+    ASSIGN_OR_RETURN(auto optimized_feeds,
+                     MakeBertFeeds(sample, optimized.inputs, optimized.session->inputs()));
+    ASSIGN_OR_RETURN(std::vector<Tensor> expected, baseline.session->Run(baseline_feeds));
+    ASSIGN_OR_RETURN(std::vector<Tensor> actual, optimized.session->Run(optimized_feeds));
+
+    bool sample_ok = true;
+    for (size_t i = 0; i < output_infos.size(); ++i) {
+      OutputDiff& diff = report.outputs[i];
+      const bool ok = CompareOutput(expected[i], actual[i], options.rtol, options.atol, diff);
+      if (!ok) {
+        ++diff.samples_failed;
+        sample_ok = false;
+        if (expected[i].shape() != actual[i].shape() && !shape_mismatch_logged[i]) {
+          shape_mismatch_logged[i] = true;
+          fmt::print(log, "output '{}': shape {} differs from the baseline's {}\n", diff.name,
+                     ShapeText(actual[i].shape()), ShapeText(expected[i].shape()));
+        }
+        if (options.verbose) fmt::print(log, "sample {}: output '{}' differs\n", k, diff.name);
+      }
+    }
+    ++report.samples;
+    if (sample_ok) ++report.passed;
+
+    if (k == 0 && options.write_test_data) {
+      const std::filesystem::path root =
+          options.output_dir.empty() ? options.optimized_model.parent_path() : options.output_dir;
+      const std::filesystem::path dir =
+          root / fmt::format("batch_{}_seq_{}", options.batch_size, options.sequence_length) /
+          "test_data_set_0";
+      // Named and ordered for the optimized model, with the baseline's outputs as expected values.
+      RETURN_IF_ERROR(WriteTestData(dir, optimized_feeds, optimized.session->outputs(), expected));
+      report.test_data_dir = dir;
+    }
+  }
+
+  for (const OutputDiff& diff : report.outputs) {
+    fmt::print(log, "output '{}': max abs diff {:.3g}, max rel diff {:.3g}, {} samples failed\n",
+               diff.name, diff.max_abs_diff, diff.max_rel_diff, diff.samples_failed);
+  }
+  fmt::print(log, "{} of {} samples passed (rtol={}, atol={})\n", report.passed, report.samples,
+             options.rtol, options.atol);
+  if (!report.test_data_dir.empty()) {
+    fmt::print(log, "test data: {}\n", report.test_data_dir.string());
+  }
+  return report;
+}
+
+}  // namespace bertopt::ort
