@@ -5,7 +5,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 SIZE ?= base
 
-.PHONY: all setup build test demo clean
+.PHONY: all setup build test demo bench clean
 all: build
 
 setup:
@@ -20,6 +20,10 @@ test: build
 
 demo: build
 	@bash scripts/demo.sh $(SIZE)
+
+# Regenerates bench/RESULTS.md (bench/run.sh --quick for a short trial run).
+bench: setup
+	@BUILD=$(abspath $(BUILD)) bash bench/run.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Inference latency of BERT-base in ONNX Runtime (CPU, 2 intra-op threads, sequence 128, batch 1
+# and 8), four models in one interleaved `bertopt perf` run, all loaded at ORT level "all":
+#   original        the torch export
+#   ort_all         what ORT saves after its own level-all optimization of the original
+#   bertopt         `bertopt optimize` output
+#   original_again  the original once more: the A/A pair shows how much two identical models
+#                   differ on this machine, i.e. which ratios are noise
+#   bench/inference.sh [--quick] [--runs_b1 N] [--runs_b8 N] [--threads N]
+# Each batch size is its own perf run, so batch 8 (about 7x the time of batch 1 per run) can have
+# fewer timed runs and a full run stays within a few minutes.
+# Writes $BENCH_OUT/inference_b{1,8}.json (perf --json) and .tsv, inference_optimize.json (what
+# bertopt fused) and compare.txt / compare.rc (parity of bertopt's output with the original).
+set -euo pipefail
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
+
+runs_b1=40
+runs_b8=10
+threads=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) runs_b1=5 runs_b8=2 ;;
+    --runs_b1) runs_b1=$2; shift ;;
+    --runs_b8) runs_b8=$2; shift ;;
+    --threads) threads=$2; shift ;;
+    *) die "inference.sh: unknown argument '$1'" ;;
+  esac
+  shift
+done
+
+require_binaries
+model=$(bench_model base) || die "BERT-base is needed for the inference benchmark"
+
+# perf names models by file name, so each variant gets a name that says what it is.
+dir=$bench_work/inference
+mkdir -p "$dir"
+ln -sf "$model" "$dir/original.onnx"
+ln -sf "$model" "$dir/original_again.onnx"
+
+progress "inference: bertopt optimize"
+"$bertopt_bin" optimize --input "$model" --output "$dir/bertopt.onnx" --json \
+  >"$bench_out/inference_optimize.json"
+
+progress "inference: ORT level-all optimization of the original, saved (ort_optimized)"
+"$ort_optimized_bin" "$model" "$dir/ort_all.onnx" all
+
+# A latency is only worth reporting for a model that computes the same thing. compare runs both
+# with ORT's optimizations off, so ORT's fusions cannot hide a wrong one of ours.
+progress "inference: parity of bertopt.onnx with the original (bertopt compare, 3 samples)"
+set +e
+"$bertopt_bin" compare --baseline_model "$model" --optimized_model "$dir/bertopt.onnx" \
+  --batch_size 1 --sequence_length 128 --samples 3 --output_dir "$dir/compare" \
+  >"$bench_out/compare.txt" 2>&1
+echo $? >"$bench_out/compare.rc"
+set -e
+[ "$(cat "$bench_out/compare.rc")" = 0 ] || progress "inference: compare FAILED (see $bench_out/compare.txt)"
+
+for setting in "1 $runs_b1" "8 $runs_b8"; do
+  read -r batch runs <<<"$setting"
+  # One warm-up run per model per ten timed runs, at least one: ORT's first runs allocate.
+  warmup=$(((runs + 9) / 10))
+  progress "inference: bertopt perf, batch $batch, 4 models interleaved, sequence 128, $threads threads, $runs timed runs each"
+  "$bertopt_bin" perf \
+    --model "$dir/original.onnx" "$dir/ort_all.onnx" "$dir/bertopt.onnx" "$dir/original_again.onnx" \
+    --batch_size "$batch" --sequence_length 128 --intra_op_num_threads "$threads" \
+    --test_times "$runs" --warmup "$warmup" --opt_level all \
+    --output "$bench_out/inference_b$batch.tsv" --json >"$bench_out/inference_b$batch.json"
+done
+
+rm -rf "$dir"
+progress "inference: done ($bench_out/inference_b*.json)"
