@@ -9,7 +9,11 @@
 #
 # Runs alternate floor/optimize and swap the order every repetition (F O, O F, F O, ...), so a
 # slow spell on this shared machine lands on both sides. The first run of each is untimed: it
-# brings the model into the page cache, which every timed run then has.
+# brings the model into the page cache, which every timed run then has. Before every run the
+# previous output is deleted and `sync` flushes what is still dirty, so each run writes a new file
+# from a clean start: otherwise a run pays for replacing (rename over) the last run's 1.3 GB file
+# and for the writeback the one before it left behind, and the order of the pair decides the
+# ratio.
 set -euo pipefail
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
@@ -33,9 +37,13 @@ tsv=$bench_out/optimize_speed.tsv
 printf 'size\ttool\trep\twall_s\trss_kb\tmodel_bytes\toptimize_s\n' >"$tsv"
 
 run_floor() {
+  rm -f "$2"
+  sync
   timed "$io_floor_bin" "$1" "$2"
 }
 run_optimize() {
+  rm -f "$2"
+  sync
   timed_stdout=$3
   timed "$bertopt_bin" optimize --input "$1" --output "$2" --json
   timed_stdout=/dev/null
