@@ -118,7 +118,18 @@ TEST_F(CliTest, VerifyWritesOnlyAVerifiedModel) {
                                " --verify --sequence_length 16");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(out));
-  EXPECT_FALSE(fs::exists(dir_ / "verified.onnx.verify.onnx"));
+  EXPECT_FALSE(fs::exists(dir_ / ".bertopt-verify-verified.onnx"));
+
+  // With external data the weights file moves into place beside the model it belongs to.
+  const fs::path external = dir_ / "external.onnx";
+  r = RunBertopt("optimize --input " + Q(model_) + " --output " + Q(external) +
+                 " --verify --external_data --sequence_length 16");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir_ / "external.onnx.data"));
+  EXPECT_LT(fs::file_size(external), fs::file_size(dir_ / "external.onnx.data"));
+  CommandResult c = RunBertopt("compare --baseline_model " + Q(model_) + " --optimized_model " +
+                               Q(external) + " --batch_size 2 --sequence_length 16 --samples 2");
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
 }
 
 TEST_F(CliTest, CompareEntryPointPassesOnAnOptimizedPairAndWritesTestData) {
