@@ -1,7 +1,7 @@
 // Gelu(Add(MatMul, bias)) -> com.microsoft BiasGelu: both bias positions, a graph-input bias, the
 // whole path from erf GELU, and what must not fuse.
-#include <google/protobuf/util/message_differencer.h>
 #include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include "fusion_test_util.h"
@@ -133,7 +133,8 @@ g (float[B, S, 2] a) => (float[B, S, 3] y)
 // ---- Negative ---------------------------------------------------------------------------------
 
 TEST(BiasGeluFusionTest, TwoDimensionalBiasDoesNotFuse) {
-  ExpectNotFused(With("float[3] bias", "float[1, 3] bias"), "bias 'bias' has shape [1,3], expected 1-D");
+  ExpectNotFused(With("float[3] bias", "float[1, 3] bias"),
+                 "bias 'bias' has shape [1,3], expected 1-D");
 }
 
 TEST(BiasGeluFusionTest, BiasAddWithAnotherConsumerDoesNotFuse) {
@@ -154,8 +155,8 @@ TEST(BiasGeluFusionTest, GeluInputThatIsNotAnAddDoesNotFuse) {
 
 TEST(BiasGeluFusionTest, BiasThatBroadcastsAgainstALastDimensionOfOneDoesNotFuse) {
   // mm is [B, S, 1]: the Add broadcasts it to 3 columns, which BiasGelu would not.
-  std::string text = With("float[2, 3] w = {0.5, -1.0, 0.25, 1.5, 0.75, -0.5}",
-                          "float[2, 1] w = {0.5, -1.0}");
+  std::string text =
+      With("float[2, 3] w = {0.5, -1.0, 0.25, 1.5, 0.75, -0.5}", "float[2, 1] w = {0.5, -1.0}");
   ExpectNotFused(text, "bias 'bias' has 3 elements but 'mm' has last dimension 1");
 }
 

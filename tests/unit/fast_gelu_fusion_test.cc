@@ -1,7 +1,7 @@
 // tanh GELU -> com.microsoft FastGelu: the tf2onnx layout (with its bias), torch's gelu_new, the
 // factored form from ORT's pattern files, and what must not fuse.
-#include <google/protobuf/util/message_differencer.h>
 #include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include "fusion_test_util.h"

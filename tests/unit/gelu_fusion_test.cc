@@ -1,6 +1,6 @@
 // erf GELU -> com.microsoft Gelu: each exporter layout, swapped operands, and what must not fuse.
-#include <google/protobuf/util/message_differencer.h>
 #include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include "bertopt/ir/tensor.h"
@@ -248,19 +248,20 @@ g (float[B, 8] x) => (float[B, 8] y)
   EXPECT_EQ(gelu.output(0), "y");
   EXPECT_EQ(run.after.graph().initializer_size(), 0) << "the dead constants are removed";
   bool imports_ms = false;
-  for (const auto& opset : run.after.opset_import()) imports_ms |= opset.domain() == "com.microsoft";
+  for (const auto& opset : run.after.opset_import())
+    imports_ms |= opset.domain() == "com.microsoft";
   EXPECT_TRUE(imports_ms);
 }
 
 // ---- Negative ---------------------------------------------------------------------------------
 
-// The torch 1.13 layout with one constant replaced.
+// The torch 1.13 layout with its constants as given.
 std::string TorchLayoutWith(const std::string& root2, const std::string& one,
                             const std::string& half) {
-  return R"(
+  std::string text = R"(
 <ir_version: 7, opset_import: ["" : 11]>
 g (float[B, 8] x) => (float[B, 8] y)
-<float half = {)" + half + R"(}, float root2 = {)" + root2 + R"(}, float one = {)" + one + R"(}>
+<float half = {HALF}, float root2 = {ROOT2}, float one = {ONE}>
 {
   h = Mul(x, half)
   dv = Div(x, root2)
@@ -269,6 +270,10 @@ g (float[B, 8] x) => (float[B, 8] y)
   y = Mul(h, a1)
 }
 )";
+  for (const auto& [key, value] : {std::pair{"HALF", half}, {"ROOT2", root2}, {"ONE", one}}) {
+    text.replace(text.find(key), std::string(key).size(), value);
+  }
+  return text;
 }
 
 TEST(GeluFusionTest, WrongConstantsDoNotFuse) {

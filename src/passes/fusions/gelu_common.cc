@@ -71,8 +71,8 @@ MatchResult MatchHalfXTimes(const ir::Graph& graph, const ir::Value& s, const P&
       looks_like = 1;  // x·s, then a constant
     }
   }
-  MatchResult reported = pattern::MatchPattern(graph, forms[looks_like].root,
-                                               forms[looks_like].pattern);
+  MatchResult reported =
+      pattern::MatchPattern(graph, forms[looks_like].root, forms[looks_like].pattern);
   if (reported.ok()) return reported;
   for (size_t i = 0; i < forms.size(); ++i) {
     if (i == looks_like) continue;
@@ -146,9 +146,10 @@ BiasAdd SplitBiasAdd(const ir::Graph& graph, const ir::Node& add) {
     if (bias->is_graph_input() && !graph.ConstantTensor(bias)) candidates.emplace_back(bias, input);
   }
   if (candidates.empty()) {
-    return {.reason = fmt::format(
-                "{} adds two computed values '{}' and '{}'; neither is a constant or graph-input bias",
-                add.DisplayName(), a->name(), b->name())};
+    return {
+        .reason = fmt::format(
+            "{} adds two computed values '{}' and '{}'; neither is a constant or graph-input bias",
+            add.DisplayName(), a->name(), b->name())};
   }
   std::string first_reason;
   for (auto [bias, input] : candidates) {

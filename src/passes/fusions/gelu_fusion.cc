@@ -21,8 +21,8 @@ namespace bertopt::passes {
 namespace {
 
 using pattern::Any;
-using pattern::Op;
 using pattern::OneOf;
+using pattern::Op;
 using pattern::P;
 using pattern::Scalar;
 
