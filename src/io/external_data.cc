@@ -8,10 +8,9 @@
 #include <climits>
 #include <map>
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl.h>
-#include <google/protobuf/wire_format_lite.h>
-
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "io/file_util.h"
 #include "io/tensor_walk.h"
 
@@ -67,7 +66,9 @@ class ExternalReader {
       ssize_t n = ::pread(file->fd, raw->data() + done, static_cast<size_t>(length - done),
                           ref.offset + done);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return IoError(label_ + ": reading " + what + " failed (" + ErrnoText(errno) + ")");
+      if (n < 0) {
+        return IoError(label_ + ": reading " + what + " failed (" + ErrnoText(errno) + ")");
+      }
       if (n == 0) return IoError(label_ + ": " + what + " ended early (changed while reading?)");
       done += n;
     }
@@ -104,8 +105,8 @@ class ExternalReader {
   std::map<std::string, std::unique_ptr<OpenFile>> files_;
 };
 
-using google::protobuf::io::CodedInputStream;
 using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedInputStream;
 
 // Walks one message of `type` on the wire, descending only into fields that can hold tensors and
 // collecting the `location` values of TensorProto.external_data entries.
@@ -207,6 +208,7 @@ StatusOr<std::vector<fs::path>> ListExternalDataFiles(const fs::path& model_path
   }
   if (!ok) return InvalidModel(label + ": truncated or not an ONNX model (protobuf parse failed)");
   std::vector<fs::path> files;
+  files.reserve(locations.size());
   for (const std::string& location : locations) {
     files.push_back(model_path.parent_path() / location);
   }

@@ -38,8 +38,9 @@ StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const fs::path& target)
   struct stat st {};
   if (::stat(folder.c_str(), &st) != 0) {
     int err = errno;
-    if (err == ENOENT) return NotFound(label + ": output folder '" + folder.string() +
-                                       "' does not exist");
+    if (err == ENOENT) {
+      return NotFound(label + ": output folder '" + folder.string() + "' does not exist");
+    }
     return IoError(label + ": cannot access output folder '" + folder.string() + "' (" +
                    ErrnoText(err) + ")");
   }
@@ -89,7 +90,7 @@ Status AtomicFile::Write(std::string_view bytes) {
 }
 
 Status AtomicFile::WriteZeros(size_t count) {
-  static constexpr size_t kChunk = 64 * 1024;
+  static constexpr size_t kChunk = size_t{64} * 1024;
   const std::vector<char> zeros(std::min(count, kChunk), 0);
   while (count > 0) {
     size_t n = std::min(count, zeros.size());

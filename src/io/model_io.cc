@@ -9,9 +9,8 @@
 #include <new>
 #include <system_error>
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl.h>
-
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl.h"
 #include "io/external_data.h"
 #include "io/file_util.h"
 #include "io/model_io_internal.h"
@@ -78,9 +77,12 @@ StatusOr<onnx::ModelProto> ParseModelFile(const fs::path& path) {
   }
   // Protobuf happily parses many non-ONNX byte strings as unknown fields; a real model has these.
   std::string missing;
-  if (!model.has_graph()) missing += missing.empty() ? "graph" : ", graph";
-  if (model.ir_version() <= 0) missing += missing.empty() ? "ir_version" : ", ir_version";
-  if (model.opset_import_size() == 0) missing += missing.empty() ? "opset_import" : ", opset_import";
+  auto require = [&](bool present, const char* field) {
+    if (!present) missing += (missing.empty() ? "" : ", ") + std::string(field);
+  };
+  require(model.has_graph(), "graph");
+  require(model.ir_version() > 0, "ir_version");
+  require(model.opset_import_size() > 0, "opset_import");
   if (!missing.empty()) return InvalidModel(label + ": not an ONNX model (no " + missing + ")");
   return model;
 }
@@ -186,8 +188,8 @@ Status SaveModelImpl(const onnx::ModelProto& model, const fs::path& path,
   }
   const std::string data_name = path.filename().string() + ".data";
   const fs::path data_path = path.parent_path() / data_name;
-  SplitModel split =
-      SplitForExternalData(model, std::max<int64_t>(options.external_threshold_bytes, 0), data_name);
+  SplitModel split = SplitForExternalData(
+      model, std::max<int64_t>(options.external_threshold_bytes, 0), data_name);
   RETURN_IF_ERROR(CheckNotProtected({path, data_path}, options));
   return SaveExternal(split, path, data_path, inline_limit);
 }
@@ -215,8 +217,7 @@ StatusOr<onnx::ModelProto> LoadModel(const fs::path& path) {
 }
 
 Status SaveModel(const onnx::ModelProto& model, const fs::path& path, const SaveOptions& options) {
-  return internal::SaveModelWithInlineLimit(model, path, options,
-                                            internal::kMaxInlineModelBytes);
+  return internal::SaveModelWithInlineLimit(model, path, options, internal::kMaxInlineModelBytes);
 }
 
 Status WriteFileAtomic(const fs::path& path, const std::string& bytes) {
@@ -232,8 +233,8 @@ namespace internal {
 
 Status SaveModelWithInlineLimit(const onnx::ModelProto& model, const fs::path& path,
                                 const SaveOptions& options, size_t inline_limit) {
-  return CatchExceptions(path,
-                         [&]() -> Status { return SaveModelImpl(model, path, options, inline_limit); });
+  return CatchExceptions(
+      path, [&]() -> Status { return SaveModelImpl(model, path, options, inline_limit); });
 }
 
 }  // namespace internal

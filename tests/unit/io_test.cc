@@ -1,15 +1,13 @@
-#include "bertopt/io/model_io.h"
-
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <random>
 
-#include <gmock/gmock.h>
-#include <google/protobuf/util/message_differencer.h>
-#include <gtest/gtest.h>
-
+#include "bertopt/io/model_io.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
 #include "io/model_io_internal.h"
 #include "unit/testdata_util.h"
 
@@ -18,6 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
+using std::string_view_literals::operator""sv;
 using ::testing::HasSubstr;
 using testutil::ReadFile;
 using testutil::TempDir;
@@ -119,7 +118,7 @@ TEST(ModelIoTest, ExternalSaveThenLoadGivesTheSameModel) {
   int64_t end = 0;
   auto check = [&](const onnx::TensorProto& t) {
     if (t.data_location() != onnx::TensorProto::EXTERNAL) {
-      EXPECT_LT(t.raw_data().size(), 1024u) << t.name();
+      EXPECT_LT(t.raw_data().size(), 1024U) << t.name();
       return;
     }
     ++external;
@@ -140,7 +139,7 @@ TEST(ModelIoTest, ExternalSaveThenLoadGivesTheSameModel) {
   check(on_disk.training_info(0).initialization().initializer(0));
   EXPECT_EQ(external, testutil::kSampleLargeTensors);
   EXPECT_EQ(static_cast<int64_t>(fs::file_size(dir / "m.onnx.data")), end);
-  EXPECT_LT(fs::file_size(dir / "m.onnx"), 2048u);
+  EXPECT_LT(fs::file_size(dir / "m.onnx"), 2048U);
   // The unknown field of a moved tensor stays with its skeleton.
   EXPECT_EQ(g.initializer(1).GetReflection()->GetUnknownFields(g.initializer(1)).field_count(), 1);
 
@@ -160,7 +159,7 @@ TEST(ModelIoTest, ExternalThresholdKeepsSmallerTensorsInline) {
   for (const auto& t : on_disk.graph().initializer()) {
     EXPECT_EQ(t.data_location() == onnx::TensorProto::EXTERNAL, t.name() == "emb") << t.name();
   }
-  EXPECT_EQ(fs::file_size(dir / "m.onnx.data"), 4096u);
+  EXPECT_EQ(fs::file_size(dir / "m.onnx.data"), 4096U);
 }
 
 TEST(ModelIoTest, ExternalSaveWithNothingLargeWritesNoDataFile) {
@@ -214,8 +213,8 @@ TEST(ModelIoTest, ModelStillOverTheLimitAfterMovingTensorsIsAnError) {
   SaveOptions options;
   options.external_threshold_bytes = 1 << 20;  // nothing moves, so the model stays over the limit
   const onnx::ModelProto model = testutil::MakeSampleModel();
-  Status s = internal::SaveModelWithInlineLimit(model, dir / "m.onnx", options,
-                                                model.ByteSizeLong() - 1);
+  Status s =
+      internal::SaveModelWithInlineLimit(model, dir / "m.onnx", options, model.ByteSizeLong() - 1);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("m.onnx: even with external data the model is"));
   EXPECT_TRUE(dir.List().empty());
@@ -271,7 +270,8 @@ TEST_F(ExternalLoadTest, ReadsTensorsIntoRawDataAndClearsTheReference) {
 
 TEST_F(ExternalLoadTest, LocationsInASubfolderWork) {
   model_.mutable_graph()->mutable_initializer(0)->mutable_external_data(0)->set_value("sub/w.bin");
-  model_.mutable_graph()->mutable_initializer(1)->mutable_external_data(0)->set_value("./sub/w.bin");
+  model_.mutable_graph()->mutable_initializer(1)->mutable_external_data(0)->set_value(
+      "./sub/w.bin");
   WriteFile(dir_ / "model.onnx", model_.SerializeAsString());
   fs::create_directory(dir_ / "sub");
   WriteFile(dir_ / "sub" / "w.bin", data_);
@@ -308,7 +308,7 @@ TEST_F(ExternalLoadTest, OffsetPastTheEndWithoutLengthIsAnError) {
 }
 
 TEST_F(ExternalLoadTest, AbsoluteOrEscapingLocationsAreRejected) {
-  for (const std::string location :
+  for (const std::string& location :
        {(dir_ / "w.bin").string(), std::string("../w.bin"), std::string("sub/../../w.bin")}) {
     SCOPED_TRACE(location);
     model_.mutable_graph()->mutable_initializer(0)->mutable_external_data(0)->set_value(location);
@@ -333,7 +333,8 @@ TEST_F(ExternalLoadTest, MalformedEntriesAreRejected) {
   emb->mutable_external_data(1)->set_value("100");
   emb->mutable_external_data(0)->set_key("where");
   Write();
-  EXPECT_THAT(LoadError().message(), HasSubstr("'emb' is stored as external data but has no location"));
+  EXPECT_THAT(LoadError().message(),
+              HasSubstr("'emb' is stored as external data but has no location"));
 }
 
 TEST_F(ExternalLoadTest, ExternalAndRawDataTogetherIsAnError) {
@@ -358,9 +359,7 @@ class BadInputTest : public ::testing::Test {
   TempDir dir_;
 };
 
-TEST_F(BadInputTest, MissingFile) {
-  EXPECT_EQ(Load("nope.onnx").code(), StatusCode::kNotFound);
-}
+TEST_F(BadInputTest, MissingFile) { EXPECT_EQ(Load("nope.onnx").code(), StatusCode::kNotFound); }
 
 TEST_F(BadInputTest, Folder) {
   fs::create_directory(dir_ / "folder.onnx");
@@ -388,9 +387,9 @@ TEST_F(BadInputTest, TruncatedModel) {
     EXPECT_THAT(s.message(), HasSubstr("not an ONNX model"));
   }
   WriteFile(dir_ / "half.onnx", bytes.substr(0, bytes.size() / 2));
-  EXPECT_EQ(Load("half.onnx").message(),
-            (dir_ / "half.onnx").string() +
-                ": truncated or not an ONNX model (protobuf parse failed)");
+  EXPECT_EQ(
+      Load("half.onnx").message(),
+      (dir_ / "half.onnx").string() + ": truncated or not an ONNX model (protobuf parse failed)");
 }
 
 TEST_F(BadInputTest, TextFile) {
@@ -401,7 +400,13 @@ TEST_F(BadInputTest, TextFile) {
 }
 
 TEST_F(BadInputTest, PngFile) {
-  const std::string png("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0", 33);
+  // Signature and IHDR chunk of a 16x16 RGBA image (the CRC is not checked by anything here).
+  // The "sv" literal keeps the embedded NULs.
+  const std::string png(
+      "\x89PNG\r\n\x1a\n"
+      "\0\0\0\x0dIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0"
+      "\x1f\xf3\xff\x61"sv);
+  ASSERT_EQ(png.size(), 33U);
   WriteFile(dir_ / "image.png", png);
   Status s = Load("image.png");
   EXPECT_EQ(s.code(), StatusCode::kInvalidModel);
@@ -452,9 +457,9 @@ TEST(AtomicWriteTest, NewFilesGetTheUsualPermissions) {
   const mode_t mask = ::umask(022);
   ASSERT_TRUE(WriteFileAtomic(dir / "a.pb", "x").ok());
   ::umask(mask);
-  EXPECT_EQ(fs::status(dir / "a.pb").permissions(),
-            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                fs::perms::others_read);
+  EXPECT_EQ(fs::status(dir / "a.pb").permissions(), fs::perms::owner_read | fs::perms::owner_write |
+                                                        fs::perms::group_read |
+                                                        fs::perms::others_read);
 }
 
 TEST(AtomicWriteTest, MissingFolderIsAnErrorNamingIt) {
