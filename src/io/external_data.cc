@@ -1,7 +1,5 @@
 #include "io/external_data.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -26,18 +24,6 @@ std::optional<int64_t> ParseNonNegative(const std::string& text) {
   return value;
 }
 
-// One open external file, shared by all tensors stored in it (BERT keeps hundreds in one file).
-struct OpenFile {
-  int fd = -1;
-  int64_t size = 0;
-  OpenFile() = default;
-  OpenFile(const OpenFile&) = delete;
-  OpenFile& operator=(const OpenFile&) = delete;
-  ~OpenFile() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 class ExternalReader {
  public:
   explicit ExternalReader(const fs::path& model_path)
@@ -52,10 +38,11 @@ class ExternalReader {
       return InvalidModel(label_ + ": tensor " + DescribeTensor(*tensor) +
                           " has both raw_data and external data");
     }
-    ASSIGN_OR_RETURN(OpenFile * file, Open(ref.location, what));
-    int64_t length = ref.length.value_or(file->size - ref.offset);
-    if (ref.offset > file->size || length > file->size - ref.offset) {
-      return InvalidModel(label_ + ": " + what + " is " + std::to_string(file->size) +
+    ASSIGN_OR_RETURN(const InputFile* file, Open(ref.location, what));
+    const int64_t size = file->size();
+    int64_t length = ref.length.value_or(size - ref.offset);
+    if (ref.offset > size || length > size - ref.offset) {
+      return InvalidModel(label_ + ": " + what + " is " + std::to_string(size) +
                           " bytes, needs offset " + std::to_string(ref.offset) + " + length " +
                           (ref.length ? std::to_string(*ref.length) : "to end of file"));
     }
@@ -63,7 +50,7 @@ class ExternalReader {
     raw->resize(static_cast<size_t>(length));
     int64_t done = 0;
     while (done < length) {
-      ssize_t n = ::pread(file->fd, raw->data() + done, static_cast<size_t>(length - done),
+      ssize_t n = ::pread(file->fd(), raw->data() + done, static_cast<size_t>(length - done),
                           ref.offset + done);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
@@ -78,31 +65,19 @@ class ExternalReader {
   }
 
  private:
-  StatusOr<OpenFile*> Open(const std::string& location, const std::string& what) {
+  // One open file per location: BERT keeps hundreds of tensors in a single file.
+  StatusOr<const InputFile*> Open(const std::string& location, const std::string& what) {
     auto it = files_.find(location);
-    if (it != files_.end()) return it->second.get();
-    fs::path file_path = folder_ / location;
-    auto file = std::make_unique<OpenFile>();
-    file->fd = ::open(file_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (file->fd < 0) {
-      int err = errno;
-      if (err == ENOENT) return NotFound(label_ + ": " + what + " not found");
-      return IoError(label_ + ": cannot open " + what + " (" + ErrnoText(err) + ")");
+    if (it == files_.end()) {
+      ASSIGN_OR_RETURN(InputFile file, InputFile::Open(folder_ / location, label_ + ": " + what));
+      it = files_.emplace(location, std::move(file)).first;
     }
-    struct stat st {};
-    if (::fstat(file->fd, &st) != 0) {
-      return IoError(label_ + ": cannot stat " + what + " (" + ErrnoText(errno) + ")");
-    }
-    if (!S_ISREG(st.st_mode)) return IoError(label_ + ": " + what + " is not a regular file");
-    file->size = st.st_size;
-    OpenFile* raw = file.get();
-    files_.emplace(location, std::move(file));
-    return raw;
+    return &it->second;
   }
 
   std::string label_;
   fs::path folder_;
-  std::map<std::string, std::unique_ptr<OpenFile>> files_;
+  std::map<std::string, InputFile> files_;
 };
 
 using google::protobuf::internal::WireFormatLite;
@@ -195,13 +170,11 @@ Status InlineExternalData(onnx::ModelProto* model, const fs::path& model_path) {
 
 StatusOr<std::vector<fs::path>> ListExternalDataFiles(const fs::path& model_path) {
   const std::string label = model_path.string();
-  int fd = ::open(model_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return IoError(label + ": cannot open (" + ErrnoText(errno) + ")");
+  ASSIGN_OR_RETURN(InputFile model, InputFile::Open(model_path, label));
   std::vector<std::string> locations;
   bool ok = false;
   {
-    google::protobuf::io::FileInputStream file(fd, 1 << 16);
-    file.SetCloseOnDelete(true);
+    google::protobuf::io::FileInputStream file(model.fd(), 1 << 16);
     CodedInputStream in(&file);
     in.SetTotalBytesLimit(INT_MAX);
     ok = ScanLocations(&in, onnx::ModelProto::descriptor(), TensorHolders(), &locations);

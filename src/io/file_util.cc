@@ -29,6 +29,28 @@ std::string TempName(const fs::path& target, int attempt) {
 
 }  // namespace
 
+StatusOr<InputFile> InputFile::Open(const fs::path& path, const std::string& subject) {
+  // O_NONBLOCK so that a FIFO fails the regular-file check below instead of blocking open();
+  // it changes nothing for reads of regular files.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return NotFound(subject + ": no such file");
+    return IoError(subject + ": cannot open (" + ErrnoText(err) + ")");
+  }
+  InputFile file(fd, 0);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return IoError(subject + ": cannot stat (" + ErrnoText(errno) + ")");
+  if (S_ISDIR(st.st_mode)) return IoError(subject + ": is a folder, not a file");
+  if (!S_ISREG(st.st_mode)) return IoError(subject + ": is not a regular file");
+  file.size_ = st.st_size;
+  return file;
+}
+
+InputFile::~InputFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
 StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const fs::path& target) {
   const std::string label = target.string();
   if (target.filename().empty()) return InvalidArgument(label + ": not a file name");

@@ -1,9 +1,5 @@
 #include "bertopt/io/model_io.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <climits>
 #include <exception>
 #include <new>
@@ -23,45 +19,20 @@ namespace {
 // Large blocks: a BERT-large file is 1.3 GB, and 8 KiB reads or writes would mean ~160k syscalls.
 constexpr int kStreamBlockBytes = 1 << 20;
 
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  ~FdCloser() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-
- private:
-  int fd_;
-};
-
 // Streams the model from the file instead of reading it into a buffer first, so peak memory is
 // the parsed model plus one block rather than twice the file.
 StatusOr<onnx::ModelProto> ParseModelFile(const fs::path& path) {
   const std::string label = path.string();
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    int err = errno;
-    if (err == ENOENT || err == ENOTDIR) return NotFound(label + ": no such file");
-    return IoError(label + ": cannot access (" + ErrnoText(err) + ")");
-  }
-  if (S_ISDIR(st.st_mode)) return IoError(label + ": is a folder, not a model file");
-  // Checked before open(): opening a FIFO would block.
-  if (!S_ISREG(st.st_mode)) return IoError(label + ": is not a regular file");
-  if (st.st_size == 0) return InvalidModel(label + ": empty file, not an ONNX model");
-  if (st.st_size > INT_MAX) {
-    return InvalidModel(label + ": is " + std::to_string(st.st_size) +
+  ASSIGN_OR_RETURN(InputFile input, InputFile::Open(path, label));
+  if (input.size() == 0) return InvalidModel(label + ": empty file, not an ONNX model");
+  if (input.size() > INT_MAX) {
+    return InvalidModel(label + ": is " + std::to_string(input.size()) +
                         " bytes; protobuf cannot parse a model file over 2 GB (weights that "
                         "large must be stored as external data)");
   }
 
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return IoError(label + ": cannot open (" + ErrnoText(errno) + ")");
-  FdCloser closer(fd);
-
   onnx::ModelProto model;
-  google::protobuf::io::FileInputStream file(fd, kStreamBlockBytes);
+  google::protobuf::io::FileInputStream file(input.fd(), kStreamBlockBytes);
   bool parsed = false;
   {
     google::protobuf::io::CodedInputStream in(&file);
@@ -190,7 +161,9 @@ Status SaveModelImpl(const onnx::ModelProto& model, const fs::path& path,
   const fs::path data_path = path.parent_path() / data_name;
   SplitModel split = SplitForExternalData(
       model, std::max<int64_t>(options.external_threshold_bytes, 0), data_name);
-  RETURN_IF_ERROR(CheckNotProtected({path, data_path}, options));
+  std::vector<fs::path> targets = {path};
+  if (!split.chunks.empty()) targets.push_back(data_path);
+  RETURN_IF_ERROR(CheckNotProtected(targets, options));
   return SaveExternal(split, path, data_path, inline_limit);
 }
 

@@ -289,6 +289,15 @@ TEST_F(ExternalLoadTest, MissingDataFileIsNotFound) {
   EXPECT_THAT(s.message(), HasSubstr("'emb'"));
 }
 
+TEST_F(ExternalLoadTest, DataFileThatIsAFifoFailsInsteadOfBlocking) {
+  WriteFile(dir_ / "model.onnx", model_.SerializeAsString());
+  ASSERT_EQ(::mkfifo((dir_ / "w.bin").c_str(), 0600), 0);
+  Status s = LoadError();
+  EXPECT_EQ(s.code(), StatusCode::kIoError);
+  EXPECT_THAT(s.message(),
+              HasSubstr("external data file 'w.bin' for tensor 'emb': is not a regular file"));
+}
+
 TEST_F(ExternalLoadTest, ShortDataFileSaysWhatWasNeeded) {
   data_.resize(2000);
   Write();
@@ -359,7 +368,18 @@ class BadInputTest : public ::testing::Test {
   TempDir dir_;
 };
 
-TEST_F(BadInputTest, MissingFile) { EXPECT_EQ(Load("nope.onnx").code(), StatusCode::kNotFound); }
+TEST_F(BadInputTest, MissingFile) {
+  Status s = Load("nope.onnx");
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_THAT(s.message(), HasSubstr("no such file"));
+}
+
+TEST_F(BadInputTest, FifoFailsInsteadOfBlocking) {
+  ASSERT_EQ(::mkfifo((dir_ / "pipe.onnx").c_str(), 0600), 0);
+  Status s = Load("pipe.onnx");
+  EXPECT_EQ(s.code(), StatusCode::kIoError);
+  EXPECT_THAT(s.message(), HasSubstr("not a regular file"));
+}
 
 TEST_F(BadInputTest, Folder) {
   fs::create_directory(dir_ / "folder.onnx");
@@ -576,9 +596,14 @@ TEST(ProtectTest, RefusesToOverwriteTheInputsExternalData) {
   EXPECT_EQ(ReadFile(dir / "out.onnx.data"), data);
   EXPECT_THAT(dir.List(), ElementsAre("in.onnx", "out.onnx.data"));
 
-  // Inline output touches only out.onnx, which the input does not use.
+  // Outputs that do not write out.onnx.data are fine: inline, or external with nothing to move.
   options.external_data = false;
   EXPECT_TRUE(SaveModel(*loaded, dir / "out.onnx", options).ok());
+  options.external_data = true;
+  options.external_threshold_bytes = 1 << 20;
+  EXPECT_TRUE(SaveModel(*loaded, dir / "out.onnx", options).ok());
+  EXPECT_EQ(ReadFile(dir / "out.onnx.data"), data);
+  options.external_threshold_bytes = 1024;
   // A different output name does not collide either.
   options.external_data = true;
   EXPECT_TRUE(SaveModel(*loaded, dir / "other.onnx", options).ok());
