@@ -154,4 +154,11 @@ Status AtomicFile::Publish() {
   return Status::Ok();
 }
 
+Status WriteAtomically(const fs::path& target, const std::function<Status(AtomicFile*)>& write) {
+  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> file, AtomicFile::Create(target));
+  RETURN_IF_ERROR(write(file.get()));
+  RETURN_IF_ERROR(file->Finish());
+  return file->Publish();
+}
+
 }  // namespace bertopt::io

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -73,5 +74,9 @@ class AtomicFile {
   size_t size_ = 0;
   bool published_ = false;
 };
+
+/// Creates `target` through an AtomicFile: `write` fills it, then it is synced and renamed.
+[[nodiscard]] Status WriteAtomically(const std::filesystem::path& target,
+                                     const std::function<Status(AtomicFile*)>& write);
 
 }  // namespace bertopt::io

@@ -112,13 +112,6 @@ Status WriteModel(const onnx::ModelProto& model, AtomicFile* file) {
   return Status::Ok();
 }
 
-Status SaveInline(const onnx::ModelProto& model, const fs::path& path) {
-  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> file, AtomicFile::Create(path));
-  RETURN_IF_ERROR(WriteModel(model, file.get()));
-  RETURN_IF_ERROR(file->Finish());
-  return file->Publish();
-}
-
 Status SaveExternal(const SplitModel& split, const fs::path& path, const fs::path& data_path,
                     size_t inline_limit) {
   const size_t skeleton_size = split.skeleton.ByteSizeLong();
@@ -128,7 +121,9 @@ Status SaveExternal(const SplitModel& split, const fs::path& path, const fs::pat
                            " bytes, over protobuf's 2 GB limit; lower the external threshold");
   }
   // Both files are complete and synced under temporary names before either is renamed, so an
-  // error leaves the previous outputs (or nothing) rather than a model without its data.
+  // error leaves the previous outputs (or nothing) rather than a model without its data. The
+  // model's temporary comes first: a bad output folder should fail before gigabytes are written.
+  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> model, AtomicFile::Create(path));
   std::unique_ptr<AtomicFile> data;
   if (!split.chunks.empty()) {
     ASSIGN_OR_RETURN(data, AtomicFile::Create(data_path));
@@ -138,7 +133,6 @@ Status SaveExternal(const SplitModel& split, const fs::path& path, const fs::pat
     }
     RETURN_IF_ERROR(data->Finish());
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> model, AtomicFile::Create(path));
   RETURN_IF_ERROR(WriteModel(split.skeleton, model.get()));
   RETURN_IF_ERROR(model->Finish());
   if (data) RETURN_IF_ERROR(data->Publish());
@@ -155,7 +149,7 @@ Status SaveModelImpl(const onnx::ModelProto& model, const fs::path& path,
   const bool external = options.external_data || model.ByteSizeLong() > inline_limit;
   if (!external) {
     RETURN_IF_ERROR(CheckNotProtected({path}, options));
-    return SaveInline(model, path);
+    return WriteAtomically(path, [&](AtomicFile* file) { return WriteModel(model, file); });
   }
   const std::string data_name = path.filename().string() + ".data";
   const fs::path data_path = path.parent_path() / data_name;
@@ -195,10 +189,7 @@ Status SaveModel(const onnx::ModelProto& model, const fs::path& path, const Save
 
 Status WriteFileAtomic(const fs::path& path, const std::string& bytes) {
   return CatchExceptions(path, [&]() -> Status {
-    ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> file, AtomicFile::Create(path));
-    RETURN_IF_ERROR(file->Write(bytes));
-    RETURN_IF_ERROR(file->Finish());
-    return file->Publish();
+    return WriteAtomically(path, [&](AtomicFile* file) { return file->Write(bytes); });
   });
 }
 
