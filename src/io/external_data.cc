@@ -95,30 +95,31 @@ bool ScanLocations(CodedInputStream* in, const google::protobuf::Descriptor* typ
     if (tag == 0) return true;  // end of message (limit) or of file
     const google::protobuf::FieldDescriptor* field =
         type->FindFieldByNumber(static_cast<int>(WireFormatLite::GetTagFieldNumber(tag)));
-    bool length_delimited =
-        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
-    if (field != nullptr && length_delimited && field == external_data) {
-      uint32_t length = 0;
-      if (!in->ReadVarint32(&length)) return false;
-      auto limit = in->PushLimit(static_cast<int>(length));
+    const bool wanted =
+        field != nullptr &&
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED &&
+        (field == external_data ||
+         (field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE &&
+          holders.MayHoldTensors(field->message_type())));
+    if (!wanted) {
+      if (!WireFormatLite::SkipField(in, tag)) return false;
+      continue;
+    }
+    uint32_t length = 0;
+    if (!in->ReadVarint32(&length)) return false;
+    auto limit = in->PushLimit(static_cast<int>(length));
+    if (field == external_data) {
       onnx::StringStringEntryProto entry;
-      if (!entry.MergeFromCodedStream(in) || !in->ConsumedEntireMessage()) return false;
-      in->PopLimit(limit);
+      if (!entry.MergeFromCodedStream(in)) return false;
       if (entry.key() == "location") locations->push_back(entry.value());
-    } else if (field != nullptr && length_delimited &&
-               field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE &&
-               holders.MayHoldTensors(field->message_type())) {
-      uint32_t length = 0;
-      if (!in->ReadVarint32(&length)) return false;
-      auto limit = in->PushLimit(static_cast<int>(length));
+    } else {
       if (!in->IncrementRecursionDepth()) return false;
       if (!ScanLocations(in, field->message_type(), holders, locations)) return false;
       in->DecrementRecursionDepth();
-      if (!in->ConsumedEntireMessage()) return false;
-      in->PopLimit(limit);
-    } else if (!WireFormatLite::SkipField(in, tag)) {
-      return false;
     }
+    // Bytes left before the limit mean the file ended inside this field: truncated.
+    if (!in->ConsumedEntireMessage() || in->BytesUntilLimit() != 0) return false;
+    in->PopLimit(limit);
   }
 }
 
@@ -151,14 +152,14 @@ StatusOr<ExternalRef> ParseExternalRef(const onnx::TensorProto& tensor,
     return InvalidModel(prefix + " is stored as external data but has no location");
   }
   fs::path location(ref.location);
-  if (location.is_absolute() || location.has_root_name() || location.has_root_directory()) {
+  if (location.has_root_path()) {
     return InvalidModel(prefix + ": external data location '" + ref.location +
                         "' is absolute; it must be relative to the model's folder");
   }
   fs::path normal = location.lexically_normal();
   if (normal.empty() || *normal.begin() == ".." || normal == ".") {
     return InvalidModel(prefix + ": external data location '" + ref.location +
-                        "' is outside the model's folder");
+                        "' is not a file inside the model's folder");
   }
   return ref;
 }

@@ -158,8 +158,9 @@ class Splitter {
         CopyField(src, dst, f);
       } else if (f->is_repeated()) {
         const int n = in->FieldSize(src, f);
-        for (int i = 0; i < n; ++i)
+        for (int i = 0; i < n; ++i) {
           Copy(in->GetRepeatedMessage(src, f, i), out->AddMessage(dst, f));
+        }
       } else {
         Copy(in->GetMessage(src, f), out->MutableMessage(dst, f));
       }

@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "io/external_data.h"
 #include "io/model_io_internal.h"
 #include "unit/testdata_util.h"
 
@@ -607,6 +608,28 @@ TEST(ProtectTest, RefusesToOverwriteTheInputsExternalData) {
   // A different output name does not collide either.
   options.external_data = true;
   EXPECT_TRUE(SaveModel(*loaded, dir / "other.onnx", options).ok());
+}
+
+TEST(ProtectTest, ListsExternalFilesWhereverTheTensorIs) {
+  TempDir dir;
+  onnx::ModelProto model = testutil::MakeSampleModel();
+  onnx::GraphProto* g = model.mutable_graph();
+  MakeExternal(g->mutable_initializer(2), "a.bin", 0);
+  MakeExternal(g->mutable_node(4)->mutable_attribute(0)->mutable_t(), "b.bin", 0);
+  MakeExternal(g->mutable_node(5)->mutable_attribute(0)->mutable_g()->mutable_initializer(0),
+               "sub/c.bin", 0);
+  MakeExternal(g->mutable_sparse_initializer(0)->mutable_values(), "d.bin", 0);
+  MakeExternal(model.mutable_training_info(0)->mutable_initialization()->mutable_initializer(0),
+               "e.bin", 0);
+  WriteFile(dir / "m.onnx", model.SerializeAsString());
+
+  StatusOr<std::vector<fs::path>> files = ListExternalDataFiles(dir / "m.onnx");
+  ASSERT_TRUE(files.ok()) << files.status().ToString();
+  EXPECT_THAT(*files, ElementsAre(dir / "b.bin", dir / "sub/c.bin", dir / "a.bin", dir / "d.bin",
+                                  dir / "e.bin"));
+
+  WriteFile(dir / "cut.onnx", model.SerializeAsString().substr(0, 100));
+  EXPECT_EQ(ListExternalDataFiles(dir / "cut.onnx").status().code(), StatusCode::kInvalidModel);
 }
 
 }  // namespace
