@@ -4,10 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
-#include <chrono>
-#include <cstring>
+#include <random>
 #include <system_error>
 #include <vector>
 
@@ -18,13 +16,12 @@ std::string ErrnoText(int errno_value) { return std::generic_category().message(
 
 namespace {
 
-// Unique enough among threads and processes writing into one folder; O_EXCL settles the rest.
-std::string TempName(const fs::path& target, int attempt) {
-  static std::atomic<unsigned> counter{0};
-  auto ticks = std::chrono::steady_clock::now().time_since_epoch().count();
+// Random, so concurrent writers (threads or processes) into one folder rarely collide; O_EXCL
+// and the retry in AtomicFile::Create settle the rare case.
+std::string TempName(const fs::path& target) {
+  std::random_device random;
   return "." + target.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
-         std::to_string(counter.fetch_add(1)) + "-" + std::to_string(ticks % 1000000) + "-" +
-         std::to_string(attempt);
+         std::to_string(random());
 }
 
 }  // namespace
@@ -74,7 +71,7 @@ StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const fs::path& target)
   }
 
   for (int attempt = 0; attempt < 100; ++attempt) {
-    fs::path temp = folder / TempName(target, attempt);
+    fs::path temp = folder / TempName(target);
     // 0666 so the final file gets the usual umask-derived permissions, like any new file.
     int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd >= 0) return std::unique_ptr<AtomicFile>(new AtomicFile(target, std::move(temp), fd));
