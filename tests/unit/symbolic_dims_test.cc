@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <string>
+#include <vector>
+
 #include "test_models.h"
 
 namespace bertopt::passes {
@@ -9,8 +13,27 @@ namespace {
 
 using testing::ParseModel;
 
+// Adds value_info for `name` (as shape inference would); dims are sizes or dim_param names.
+onnx::ModelProto Declare(onnx::ModelProto model, const std::string& name,
+                         const std::vector<std::string>& dims) {
+  onnx::ValueInfoProto* vi = model.mutable_graph()->add_value_info();
+  vi->set_name(name);
+  auto* tensor = vi->mutable_type()->mutable_tensor_type();
+  tensor->set_elem_type(onnx::TensorProto::FLOAT);
+  for (const std::string& d : dims) {
+    auto* dim = tensor->mutable_shape()->add_dim();
+    if (std::isdigit(d[0])) {
+      dim->set_dim_value(std::stoll(d));
+    } else {
+      dim->set_dim_param(d);
+    }
+  }
+  return model;
+}
+
 struct Fixture {
-  explicit Fixture(const char* text) : model(ParseModel(text)) {
+  explicit Fixture(const char* text) : Fixture(ParseModel(text)) {}
+  explicit Fixture(onnx::ModelProto m) : model(std::move(m)) {
     graph = std::move(ir::Graph::Build(&model)).value();
     dims = std::make_unique<SymbolicDims>(*graph);
   }
@@ -79,17 +102,36 @@ g (float[B, 1, S] a, float[B, 4, 1] b, float[T, 4, S] c, float[1, 1, 8] d) => (f
   EXPECT_EQ(f.Of("ad"), "[B, 1, 8]");
 }
 
-TEST(SymbolicDimsTest, DeclaredAndDerivedDimsOfOneAxisAreTheSame) {
-  Fixture f(R"(
+constexpr const char* kProjection = R"(
 <ir_version: 7, opset_import: ["" : 13]>
-g (float[B, S, 4] x, float[4, 8] w) => (float[B2, S2, 8] y)
+g (float[B, S, 4] x) => (float[B, 128, 8] y)
+<float[4, 8] w = {}>
 {
-  y = MatMul(x, w)
+  z = MatMul(x, w)
+  y = Relu(z)
 }
-)");
-  EXPECT_EQ(f.Of("y"), "[B, S, 8]");
+)";
+
+TEST(SymbolicDimsTest, DeclaredAndDerivedDimsOfOneAxisAreTheSame) {
+  Fixture f(Declare(ParseModel(kProjection), "z", {"B2", "S2", "8"}));
+  EXPECT_EQ(f.Of("z"), "[B, S, 8]");
   EXPECT_TRUE(f.dims->Same(SymbolicDims::Dim::Named("$B2"), SymbolicDims::Dim::Named("$B")));
+  EXPECT_TRUE(f.dims->Same(SymbolicDims::Dim::Named("$S2"), SymbolicDims::Dim::Named("$S")));
   EXPECT_FALSE(f.dims->Same(SymbolicDims::Dim::Named("$B2"), SymbolicDims::Dim::Named("$S")));
+}
+
+TEST(SymbolicDimsTest, DeclaredGraphOutputShapesAreNotTrusted) {
+  // Exporters leave stale output dims (the PyTorch 1.3 files declare 128 for any S).
+  Fixture f(kProjection);
+  EXPECT_EQ(f.Of("y"), "[B, S, 8]");
+  EXPECT_EQ(f.dims->SizeOf(SymbolicDims::Dim::Named("$S")), -1);
+}
+
+TEST(SymbolicDimsTest, ConflictingSizesClaimNothing) {
+  Fixture f(Declare(ParseModel(kProjection), "z", {"B", "S", "9"}));
+  EXPECT_EQ(f.Of("z"), "[B, S, dim 2 of 'z']");
+  Fixture g(Declare(ParseModel(kProjection), "z", {"B", "S"}));
+  EXPECT_EQ(g.Of("z"), "unknown");
 }
 
 TEST(SymbolicDimsTest, TransposeGatherExpandRangeAndUnsqueeze) {

@@ -192,13 +192,22 @@ std::optional<Dims> SymbolicDims::Of(const ir::Value* value) {
     --depth_;
   }
   std::optional<Dims> result = derived ? derived : declared;
-  if (derived && declared && derived->size() == declared->size()) {
-    for (size_t i = 0; i < derived->size(); ++i) {
-      Unite((*derived)[i], (*declared)[i]);
-      if ((*declared)[i].size >= 0) (*result)[i] = (*declared)[i];
-    }
+  if (derived && declared && value->is_graph_output()) {
+    // Nothing checks a declared output shape, and exporters leave stale ones (exporter-layouts
+    // 2.11): the rules win.
+  } else if (derived && declared && derived->size() != declared->size()) {
+    result = std::nullopt;  // one of the two is wrong: claim nothing
   } else if (derived && declared) {
-    result = declared;  // ranks disagree: trust ONNX's inference over our rules
+    for (size_t i = 0; i < derived->size(); ++i) {
+      const Dim& d = (*derived)[i];
+      const Dim& e = (*declared)[i];
+      if (SizeOf(d) >= 0 && SizeOf(e) >= 0 && SizeOf(d) != SizeOf(e)) {
+        (*result)[i] = Unknown(*value, i);
+        continue;
+      }
+      Unite(d, e);
+      if (e.size >= 0) (*result)[i] = e;
+    }
   }
   memo_[value] = result;
   return result;

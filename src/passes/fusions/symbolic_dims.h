@@ -12,7 +12,8 @@
 //   Gather(Shape(y), i) piece, Gather/Expand/Unsqueeze, and the fused com.microsoft ops;
 // - a dim that cannot be derived stands for itself ("dim 1 of 'x'"), so two paths that both reach
 //   'x' still agree on it.
-// When a derived dim and a declared one describe the same axis, the two are recorded as equal.
+// When a derived dim and a declared one describe the same axis, the two are recorded as equal
+// (except for graph outputs, whose declared shapes nothing checks; conflicting facts give up).
 // Nothing is guessed: a dim is only ever equal to another when a rule proves it.
 
 #include <cstdint>
