@@ -156,6 +156,35 @@ g (int64[B, S] ids, float[B, S, 4, 16] q) => (float[B, S, 4] y)
   EXPECT_EQ(f.Of("y"), "[B, S, 4]");
 }
 
+TEST(SymbolicDimsTest, SliceAndConstantOfShape) {
+  // Position ids from a registered buffer (P4) and token types from a zeros ConstantOfShape.
+  Fixture f(R"(
+<ir_version: 7, opset_import: ["" : 11]>
+g (int64[B, S] ids, float[B, 6, 4] x) => (float[B, 2, 4] y)
+<int64[1, 16] buffer = {}, int64 one = {1}, int64[1] axis0 = {0}, int64[1] axis1 = {1},
+ int64[1] start = {0}, int64[1] end_big = {9223372036854775807}, int64[1] end_2 = {2},
+ int64[1] end_minus_1 = {-1}>
+{
+  shape = Shape(ids)
+  seq = Gather(shape, one)
+  seq_1d = Unsqueeze<axes = [0]>(seq)
+  positions = Slice(buffer, start, seq_1d, axis1, axis1)
+  ids_again = Slice(ids, start, seq_1d, axis1, axis1)
+  whole = Slice(x, start, end_big, axis1)
+  first_two = Slice(x, start, end_2, axis1)
+  all_but_last = Slice(x, start, end_minus_1, axis1)
+  zeros = ConstantOfShape(shape)
+  y = Identity(first_two)
+}
+)");
+  EXPECT_EQ(f.Of("positions"), "[1, dim 1 of 'positions']") << "min(S, 16): not provably S";
+  EXPECT_EQ(f.Of("ids_again"), "[B, S]");
+  EXPECT_EQ(f.Of("whole"), "[B, 6, 4]");
+  EXPECT_EQ(f.Of("first_two"), "[B, 2, 4]");
+  EXPECT_EQ(f.Of("all_but_last"), "[B, 5, 4]");
+  EXPECT_EQ(f.Of("zeros"), "[B, S]");
+}
+
 TEST(SymbolicDimsTest, FusedOpsKeepTheirInputsDims) {
   Fixture f(R"(
 <ir_version: 7, opset_import: ["" : 13, "com.microsoft" : 1]>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "fmt/format.h"
@@ -294,17 +295,16 @@ std::optional<std::vector<std::optional<Dim>>> SymbolicDims::ShapeElements(const
     for (int64_t i = start; i < end; ++i) out.push_back((*dims)[i]);
     return out;
   }
+  if (n->Is("Unsqueeze")) {  // a scalar made 1-D
+    const std::optional<Dims> scalar = Of(n->input(0));
+    if (!scalar || !scalar->empty()) return std::nullopt;
+    return std::vector<std::optional<Dim>>{ScalarElement(n->input(0))};
+  }
   if (n->Is("Concat")) {
     std::vector<std::optional<Dim>> out;
     for (const ir::Value* piece : n->inputs()) {
       if (auto elements = ShapeElements(piece)) {
         out.insert(out.end(), elements->begin(), elements->end());
-        continue;
-      }
-      const ir::Node* p = piece ? piece->producer() : nullptr;
-      const std::optional<Dims> piece_input = p ? Of(p->input(0)) : std::nullopt;
-      if (p && p->Is("Unsqueeze") && piece_input && piece_input->empty()) {
-        out.push_back(ScalarElement(p->input(0)));  // a scalar made 1-D
         continue;
       }
       // Otherwise only its length matters, when it is known.
@@ -376,6 +376,55 @@ std::optional<Dims> SymbolicDims::DeriveReshape(const ir::Node& n, const ir::Val
   }
   if (infer_axis >= 0 && in) result[infer_axis] = InferredDim(*in, result, infer_axis, out);
   return result;
+}
+
+std::optional<Dims> SymbolicDims::DeriveSlice(const ir::Node& n, const ir::Value& out) {
+  auto in = Of(n.input(0));
+  if (!in) return std::nullopt;
+  // Opset < 10 has attributes, later opsets inputs: data, starts, ends, axes, steps.
+  auto ints = [&](const char* attr, int input) -> std::optional<std::vector<int64_t>> {
+    if (auto a = n.AttrInts(attr)) return a;
+    return n.input(input) ? graph_.ConstantAsInts(n.input(input)) : std::nullopt;
+  };
+  const auto starts = ints("starts", 1);
+  const auto ends = ints("ends", 2);
+  const auto steps = ints("steps", 4);
+  // A computed end may still be a known dim, e.g. Gather(Shape(ids), 1) (position ids P4).
+  const auto dim_ends = ends ? std::nullopt : ShapeElements(n.input(2));
+  auto axes = ints("axes", 3);
+  if (!axes) {
+    const size_t count = starts ? starts->size() : ends ? ends->size() : 0;
+    if (count == 0) return std::nullopt;
+    axes.emplace();
+    for (size_t i = 0; i < count; ++i) axes->push_back(static_cast<int64_t>(i));
+  }
+  Dims r = *in;
+  for (size_t i = 0; i < axes->size(); ++i) {
+    const int64_t axis = NormalizeAxis((*axes)[i], in->size());
+    if (axis < 0) return std::nullopt;
+    const Dim whole = (*in)[axis];
+    r[axis] = Unknown(out, axis);
+    const int64_t step = steps && i < steps->size() ? (*steps)[i] : 1;
+    if (!starts || i >= starts->size() || step <= 0) continue;
+    const int64_t start = (*starts)[i];
+    if (ends && i < ends->size()) {
+      const int64_t end = (*ends)[i];
+      const int64_t dim = SizeOf(whole);
+      if (start == 0 && step == 1 && end == std::numeric_limits<int64_t>::max()) {
+        r[axis] = whole;  // keras' whole-axis Slices
+      } else if (dim >= 0) {
+        // Constant bounds on a known dim: numpy's clamping.
+        auto clamp = [dim](int64_t v) { return std::clamp(v < 0 ? v + dim : v, int64_t{0}, dim); };
+        const int64_t first = clamp(start);
+        const int64_t stop = clamp(end);
+        r[axis] = Dim::Known(stop > first ? (stop - first + step - 1) / step : 0);
+      }
+    } else if (dim_ends && i < dim_ends->size() && (*dim_ends)[i] && start == 0 && step == 1 &&
+               Same(*(*dim_ends)[i], whole)) {
+      r[axis] = whole;  // [0, size of this very axis)
+    }
+  }
+  return r;
 }
 
 std::optional<Dims> SymbolicDims::DeriveMs(const ir::Node& n, const ir::Value& out) {
@@ -536,6 +585,17 @@ std::optional<Dims> SymbolicDims::Derive(const ir::Value& out) {
       } else if (keep) {
         r.push_back(Dim::Known(1));
       }
+    }
+    return r;
+  }
+  if (op == "Slice") return DeriveSlice(n, out);
+  if (op == "ConstantOfShape") {
+    auto elements = ShapeElements(n.input(0));
+    if (!elements) return std::nullopt;
+    Dims r;
+    for (size_t i = 0; i < elements->size(); ++i) {
+      const std::optional<Dim>& e = (*elements)[i];
+      r.push_back(e && e->symbol != kInferMarker ? *e : Unknown(out, i));
     }
     return r;
   }

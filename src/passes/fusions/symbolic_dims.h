@@ -57,6 +57,7 @@ class SymbolicDims {
   std::optional<Dims> Derive(const ir::Value& value);
   std::optional<Dims> Broadcast(const std::vector<Dims>& operands, const ir::Value& out);
   std::optional<Dims> DeriveReshape(const ir::Node& node, const ir::Value& out);
+  std::optional<Dims> DeriveSlice(const ir::Node& node, const ir::Value& out);
   /// The size a Reshape's -1 stands for, given the input dims and the other target dims.
   Dim InferredDim(const Dims& in, const Dims& out_dims, size_t infer_axis, const ir::Value& out);
   std::optional<Dims> DeriveMs(const ir::Node& node, const ir::Value& out);
