@@ -74,6 +74,9 @@ int64_t NormalizeAxis(int64_t axis, int64_t rank) {
   if (axis < 0) axis += rank;
   return axis >= 0 && axis < rank ? axis : -1;
 }
+int64_t NormalizeAxis(int64_t axis, size_t rank) {
+  return NormalizeAxis(axis, static_cast<int64_t>(rank));
+}
 
 // The axes of Unsqueeze/Squeeze: the attribute (opset < 13) or the constant input 1.
 std::optional<std::vector<int64_t>> AxesOf(const ir::Graph& graph, const ir::Node& n) {
@@ -549,7 +552,8 @@ std::optional<Dims> SymbolicDims::Derive(const ir::Value& out) {
                           (op == "Unsqueeze" ? static_cast<int64_t>(axes->size()) : 0);
     std::set<int64_t> normalized;
     for (int64_t a : *axes) {
-      const int64_t axis = NormalizeAxis(a, op == "Unsqueeze" ? out_rank : in->size());
+      const int64_t rank = op == "Unsqueeze" ? out_rank : static_cast<int64_t>(in->size());
+      const int64_t axis = NormalizeAxis(a, rank);
       if (axis < 0) return std::nullopt;
       normalized.insert(axis);
     }
