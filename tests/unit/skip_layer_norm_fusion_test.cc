@@ -19,7 +19,8 @@ constexpr const char* kDenseResidual = R"(
 <ir_version: 8, opset_import: ["" : 17]>
 g (float[B, S, 4] x, float[B, S, 4] h) => (float[B, S, 4] y)
 <float[4] gamma = {1.5, 0.5, -1.0, 2.0}, float[4] beta = {0.1, -0.2, 0.3, 0.0},
- float[4, 4] w = {0.5, -0.25, 0.1, 0.3, -0.4, 0.2, 0.6, -0.1, 0.3, 0.3, -0.5, 0.2, 0.1, -0.6, 0.4, 0.25},
+ float[4, 4] w = {0.5, -0.25, 0.1, 0.3, -0.4, 0.2, 0.6, -0.1,
+                  0.3, 0.3, -0.5, 0.2, 0.1, -0.6, 0.4, 0.25},
  float[4] bias = {0.05, -0.1, 0.2, -0.3}>
 {
   mm = MatMul(h, w)
@@ -34,7 +35,8 @@ constexpr const char* kDenseResidualSwapped = R"(
 <ir_version: 8, opset_import: ["" : 17]>
 g (float[B, S, 4] x, float[B, S, 4] h) => (float[B, S, 4] y)
 <float[4] gamma = {1.5, 0.5, -1.0, 2.0}, float[4] beta = {0.1, -0.2, 0.3, 0.0},
- float[4, 4] w = {0.5, -0.25, 0.1, 0.3, -0.4, 0.2, 0.6, -0.1, 0.3, 0.3, -0.5, 0.2, 0.1, -0.6, 0.4, 0.25},
+ float[4, 4] w = {0.5, -0.25, 0.1, 0.3, -0.4, 0.2, 0.6, -0.1,
+                  0.3, 0.3, -0.5, 0.2, 0.1, -0.6, 0.4, 0.25},
  float[4] bias = {0.05, -0.1, 0.2, -0.3}>
 {
   mm = MatMul(h, w)
@@ -60,7 +62,8 @@ constexpr const char* kDecomposedAtOpset11 = R"(
 <ir_version: 6, opset_import: ["" : 11]>
 g (float[B, S, 4] x, float[B, S, 4] h) => (float[B, S, 4] y)
 <float[4] gamma = {1.5, 0.5, -1.0, 2.0}, float[4] beta = {0.1, -0.2, 0.3, 0.0},
- float[4, 4] w = {0.5, -0.25, 0.1, 0.3, -0.4, 0.2, 0.6, -0.1, 0.3, 0.3, -0.5, 0.2, 0.1, -0.6, 0.4, 0.25},
+ float[4, 4] w = {0.5, -0.25, 0.1, 0.3, -0.4, 0.2, 0.6, -0.1,
+                  0.3, 0.3, -0.5, 0.2, 0.1, -0.6, 0.4, 0.25},
  float[4] bias = {0.05, -0.1, 0.2, -0.3}>
 {
   mm = MatMul(h, w)
@@ -86,7 +89,8 @@ constexpr const char* kDenseAfterDynamicReshape = R"(
 <ir_version: 8, opset_import: ["" : 17]>
 g (float[B, S, 2, 2] t, float[B, S, 4] x) => (float[B, S, 4] y)
 <float[4] gamma = {1.5, 0.5, -1.0, 2.0}, float[4] beta = {0.1, -0.2, 0.3, 0.0},
- float[4, 4] w = {0.5, -0.25, 0.1, 0.3, -0.4, 0.2, 0.6, -0.1, 0.3, 0.3, -0.5, 0.2, 0.1, -0.6, 0.4, 0.25},
+ float[4, 4] w = {0.5, -0.25, 0.1, 0.3, -0.4, 0.2, 0.6, -0.1,
+                  0.3, 0.3, -0.5, 0.2, 0.1, -0.6, 0.4, 0.25},
  float[4] bias = {0.05, -0.1, 0.2, -0.3},
  int64 zero = {0}, int64 one = {1}, int64[1] axis0 = {0}, int64[1] hidden = {4}>
 {
@@ -102,6 +106,56 @@ g (float[B, S, 2, 2] t, float[B, S, 4] x) => (float[B, S, 4] y)
   dense = Add(bias, mm)
   sum = Add(dense, x)
   y = LayerNormalization<epsilon = 1e-12>(sum, gamma, beta)
+}
+)";
+
+// One encoder layer once embed_layer_norm, attention and bias_gelu have run (exporter-layouts
+// 1.2): ONNX shape inference knows none of the com.microsoft ops, so every residual operand's
+// shape is proven through them.
+constexpr const char* kFusedEncoderLayer = R"(
+<ir_version: 8, opset_import: ["" : 17, "com.microsoft" : 1]>
+g (int32[B, S] ids, int32[B, S] segment, int32[B, S] mask) => (float[B, S, 4] y)
+<float[10, 4] word = {-0.26, 0.04, -0.13, 0.10, 0.13, -0.43, -0.49, 0.34, -0.24, -0.27, 0.50, -0.03,
+   0.34, -0.02, 0.14, -0.35, 0.13, 0.37, 0.02, 0.24, 0.17, -0.44, 0.26, 0.09, -0.20, -0.47, 0.37,
+   -0.03, 0.22, 0.38, 0.21, 0.42, -0.11, 0.30, -0.06, 0.44, 0.38, -0.40, -0.36, -0.28},
+ float[8, 4] position = {0.47, -0.06, 0.13, -0.20, 0.01, -0.11, -0.15, 0.09, 0.08, 0.40, 0.18, 0.43,
+   0.36, 0.49, 0.17, -0.34, 0.36, 0.46, 0.40, 0.07, 0.21, -0.29, 0.33, 0.07, -0.22, -0.44, 0.35,
+   0.49, -0.41, 0.30, -0.09, -0.35},
+ float[2, 4] segment_table = {-0.21, 0.27, 0.37, -0.46, 0.11, -0.46, 0.22, -0.17},
+ float[4] gamma = {1.5, 0.5, -1.0, 2.0}, float[4] beta = {0.1, -0.2, 0.3, 0.0},
+ float[4, 12] qkv = {0.38, 0.48, 0.01, 0.50, -0.19, -0.42, 0.10, -0.47, -0.30, -0.09, 0.11, -0.34,
+   -0.46, 0.37, -0.19, 0.46, 0.40, -0.12, -0.04, 0.02, 0.14, 0.10, 0.06, 0.12, 0.44, 0.01, -0.07,
+   0.22, -0.26, -0.20, 0.48, 0.02, 0.05, -0.49, -0.08, 0.08, -0.48, 0.12, 0.13, -0.44, 0.13, -0.03,
+   0.18, -0.15, 0.21, 0.24, -0.48, -0.44},
+ float[12] qkv_bias = {0.04, 0.09, -0.05, -0.01, 0.02, -0.04,
+                       -0.03, -0.04, -0.03, 0.02, -0.04, -0.02},
+ float[4, 4] wo = {0.27, -0.47, 0.07, 0.24, -0.19, -0.28, 0.30, -0.26, -0.31, -0.06, 0.20, -0.40,
+   -0.18, -0.17, 0.33, -0.06},
+ float[4] bo = {0.07, -0.07, -0.03, 0.03},
+ float[4, 8] wi = {0.38, -0.05, -0.27, -0.38, 0.03, -0.31, 0.31, 0.34,
+                   -0.32, -0.22, 0.31, 0.14, 0.31, -0.15, -0.37, -0.21,
+                   0.29, -0.23, -0.15, -0.08, -0.08, -0.09, 0.42, -0.34,
+                   -0.50, 0.44, 0.38, 0.49, -0.07, 0.45, 0.43, -0.28},
+ float[8] bi = {0.05, 0.07, 0.03, 0.00, -0.04, -0.03, -0.05, -0.09},
+ float[8, 4] wo2 = {0.09, -0.21, 0.31, -0.45, 0.40, 0.19, 0.42, 0.40,
+                    0.40, 0.08, -0.49, 0.25, -0.33, -0.20, 0.16, 0.02,
+                    -0.09, 0.44, 0.11, -0.16, -0.25, 0.36, -0.02, 0.28,
+                    -0.15, -0.30, 0.03, 0.32, -0.33, 0.29, 0.42, 0.31},
+ float[4] bo2 = {0.06, -0.10, 0.03, 0.07}>
+{
+  x0, mask_index = com.microsoft.EmbedLayerNormalization<epsilon = 1e-12>(
+      ids, segment, word, position, segment_table, gamma, beta, mask)
+  context = com.microsoft.Attention<num_heads = 2>(x0, qkv, qkv_bias, mask_index)
+  attention_mm = MatMul(context, wo)
+  attention_dense = Add(bo, attention_mm)
+  sum1 = Add(attention_dense, x0)
+  y1 = LayerNormalization<epsilon = 1e-12>(sum1, gamma, beta)
+  intermediate_mm = MatMul(y1, wi)
+  intermediate = com.microsoft.BiasGelu(intermediate_mm, bi)
+  output_mm = MatMul(intermediate, wo2)
+  output_dense = Add(bo2, output_mm)
+  sum2 = Add(output_dense, y1)
+  y = LayerNormalization<epsilon = 1e-12>(sum2, beta, gamma)
 }
 )";
 
@@ -272,6 +326,16 @@ TEST(SkipLayerNormFusionTest, EveryResidualOfAChain) {
       "  sum2 = Add(dense2, y1)\n"
       "  y = LayerNormalization<epsilon = 1e-12>(sum2, beta, gamma)");
   ExpectFused(text, 2);
+}
+
+TEST(SkipLayerNormFusionTest, BothResidualsOfAFusedEncoderLayer) {
+  FusionRun run = ExpectFused(kFusedEncoderLayer, 2);
+  std::vector<std::vector<std::string>> inputs;
+  for (const auto& node : run.after.graph().node()) {
+    if (node.op_type() == "SkipLayerNormalization") inputs.push_back(Inputs(node));
+  }
+  EXPECT_THAT(inputs, ElementsAre(ElementsAre("attention_mm", "x0", "gamma", "beta", "bo"),
+                                  ElementsAre("output_mm", "y1", "beta", "gamma", "bo2")));
 }
 
 // --- Must not fuse -----------------------------------------------------------------------------
