@@ -393,6 +393,14 @@ TEST(SkipLayerNormFusionTest, GammaIsAGraphInput) {
   EXPECT_THAT(ExpectNotFused(text), HasSubstr("'gamma' is not a constant"));
 }
 
+TEST(SkipLayerNormFusionTest, OperandsOfAnotherTypeThanGamma) {
+  const std::string text =
+      Replaced(Replaced(Replaced(kPlainResidual, "float[B, S, 4] x", "float16[B, S, 4] x"),
+                        "float[B, S, 4] h", "float16[B, S, 4] h"),
+               "=> (float[B, S, 4] y)", "=> (float16[B, S, 4] y)");
+  EXPECT_THAT(ExpectNotFused(text), HasSubstr("'x' has element type 10 but gamma 1"));
+}
+
 TEST(SkipLayerNormFusionTest, MeanOutputOfTheLayerNormIsUsed) {
   const std::string text = Replaced(Replaced(kPlainResidual, "=> (float[B, S, 4] y)",
                                              "=> (float[B, S, 4] y, float[B, S, 1] mean)"),

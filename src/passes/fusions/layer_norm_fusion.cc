@@ -4,8 +4,8 @@
 //
 //   x ─┬─► ReduceMean ─► mean
 //      └─► Sub(x, mean) ─► d ─┬─► Pow(d, 2) ─► ReduceMean ─► Add(eps) ─► Sqrt ─┐
-//                             └──────────────────────────────────────────► Div(d, ·) ─► Mul(gamma)
-//                             ─► Add(beta) ─► y
+//                             └───────────────────────────────────────────► Div(d, ·) ─┐
+//   y ◄─ Add(·, beta) ◄─ Mul(·, gamma) ◄───────────────────────────────────────────────┘
 //   =>  x ─► LayerNormalization(·, gamma, beta) ─► y
 //
 //   Older exports compute d twice (one Sub for Pow, one for Div); ORT's test files put a

@@ -13,6 +13,10 @@
 // from (1,S,H) or (S,H). So both operands must provably have the same rank-3 shape, or `skip` one
 // of those two and `input` the full shape (SymbolicDims; unknown shapes miss, never guess).
 //
+// Anchor: LayerNormalization, native in opset-17 exports and made by layer_norm before. The pass
+// runs after embed_layer_norm; an embedding sum that one left alone becomes a
+// SkipLayerNormalization here when its shapes are provable, which computes the same.
+//
 // Not handled: an Add with a constant operand (a bias or keras' position table, not a residual);
 // a Cast between the sum and the LayerNormalization (fp16 exports); normalisation over other than
 // the last axis; a LayerNormalization whose mean / inv_std_dev outputs are used; operands of rank
@@ -162,6 +166,15 @@ class SkipLayerNormFusion : public Fusion {
     if (type != onnx::TensorProto::FLOAT && type != onnx::TensorProto::FLOAT16) {
       return FuseResult::Miss(fmt::format("gamma '{}' is not float32 or float16 (element type {})",
                                           m["gamma"]->name(), type));
+    }
+
+    for (ir::Value* operand : {a, b}) {
+      // SkipLayerNormalization has one type for all inputs (the ORT LayerNormalization it
+      // replaces may scale float16 by float32).
+      if (const int32_t t = graph.ElementType(operand); t != 0 && t != type) {
+        return FuseResult::Miss(
+            fmt::format("'{}' has element type {} but gamma {}", operand->name(), t, type));
+      }
     }
 
     SymbolicDims dims(graph);
