@@ -264,6 +264,13 @@ TEST(SkipLayerNormFusionTest, BiasAddReadElsewhereIsNotFolded) {
   EXPECT_EQ(CountOps(run.after, "Add"), 1) << "the bias Add stays for the Neg";
 }
 
+TEST(SkipLayerNormFusionTest, BiasThatIsNot1DStaysOutside) {
+  const std::string text = Replaced(kDenseResidual, "float[4] bias = {0.05, -0.1, 0.2, -0.3}",
+                                    "float[1, 4] bias = {0.05, -0.1, 0.2, -0.3}");
+  FusionRun run = ExpectFused(text);
+  EXPECT_THAT(Inputs(SkipLn(run.after)), ElementsAre("dense", "x", "gamma", "beta"));
+}
+
 TEST(SkipLayerNormFusionTest, SumReadElsewhereBecomesOutput3) {
   const std::string text = Replaced(
       Replaced(kDenseResidual, "=> (float[B, S, 4] y)", "=> (float[B, S, 4] y, float[B, S, 4] z)"),
