@@ -151,8 +151,8 @@ TEST(ReshapeFusionTest, AKnownSizeBecomesItsValue) {
 TEST(ReshapeFusionTest, RankZeroConstantPiecesKeepTheirValues) {
   // PyTorch 1.3 stores the N and Hd pieces as rank-0 initializers (2.11); ORT refuses that
   // Concat, so compare against the same model with [1] pieces.
-  auto rank0 = ParseModel(HeadSplitModel(11, kDimsOfQ, "u0, u1, n0, h0", "", "",
-                                         ", int64 n0 = {2}, int64 h0 = {4}"));
+  auto rank0 = ParseModel(
+      HeadSplitModel(11, kDimsOfQ, "u0, u1, n0, h0", "", "", ", int64 n0 = {2}, int64 h0 = {4}"));
   auto reference = ParseModel(HeadSplitModel(11, kDimsOfQ, "u0, u1, heads, head_size"));
   Result r = Fuse(rank0);
   EXPECT_EQ(r.target, (std::vector<int64_t>{0, 0, 2, 4})) << r.run.Misses();

@@ -12,32 +12,51 @@ namespace {
 // Ops whose output 0 has exactly the shape of input 0.
 bool KeepsShape(const std::string& op) {
   static const std::unordered_set<std::string> kOps = {
-      "Cast",  "Relu", "Erf",  "Sqrt",       "Tanh",    "Sigmoid",    "Neg",      "Exp",
-      "Log",   "Abs",  "Not",  "Reciprocal", "Softmax", "LogSoftmax", "Identity", "Dropout",
-      "Floor", "Ceil", "Sign", "LayerNormalization"};
+      "Cast",     "Relu",    "Erf",   "Sqrt", "Tanh",       "Sigmoid",           "Neg",
+      "Exp",      "Log",     "Abs",   "Not",  "Reciprocal", "Softmax",           "LogSoftmax",
+      "Identity", "Dropout", "Floor", "Ceil", "Sign",       "LayerNormalization"};
   return kOps.count(op) > 0;
 }
 
 // Ops whose output is the multidirectional broadcast of all their inputs.
 bool Broadcasts(const std::string& op) {
-  static const std::unordered_set<std::string> kOps = {
-      "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Equal", "Less", "Greater", "LessOrEqual",
-      "GreaterOrEqual", "And", "Or", "Xor", "Where", "Max", "Min", "Sum", "Mean"};
+  static const std::unordered_set<std::string> kOps = {"Add",
+                                                       "Sub",
+                                                       "Mul",
+                                                       "Div",
+                                                       "Pow",
+                                                       "Mod",
+                                                       "Equal",
+                                                       "Less",
+                                                       "Greater",
+                                                       "LessOrEqual",
+                                                       "GreaterOrEqual",
+                                                       "And",
+                                                       "Or",
+                                                       "Xor",
+                                                       "Where",
+                                                       "Max",
+                                                       "Min",
+                                                       "Sum",
+                                                       "Mean"};
   return kOps.count(op) > 0;
 }
 
 bool Reduces(const std::string& op) {
   static const std::unordered_set<std::string> kOps = {
-      "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-      "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"};
+      "ReduceMean", "ReduceSum", "ReduceMax",       "ReduceMin",    "ReduceProd",
+      "ReduceL1",   "ReduceL2",  "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"};
   return kOps.count(op) > 0;
 }
 
 // The ms ops whose output 0 has the shape of input 0.
 bool MsKeepsShape(const std::string& op) {
-  static const std::unordered_set<std::string> kOps = {
-      "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "SkipLayerNormalization",
-      "SkipSimplifiedLayerNormalization"};
+  static const std::unordered_set<std::string> kOps = {"Gelu",
+                                                       "FastGelu",
+                                                       "BiasGelu",
+                                                       "QuickGelu",
+                                                       "SkipLayerNormalization",
+                                                       "SkipSimplifiedLayerNormalization"};
   return kOps.count(op) > 0;
 }
 
@@ -195,7 +214,8 @@ bool DimTracer::SameDim(const ir::Value* a, int da, const ir::Value* b, int db) 
 
 std::optional<std::vector<int64_t>> DimTracer::Axes(const ir::Node& node, int input) {
   if (auto axes = node.AttrInts("axes")) return axes;
-  if (node.num_inputs() > input && node.input(input)) return graph_.ConstantAsInts(node.input(input));
+  if (node.num_inputs() > input && node.input(input))
+    return graph_.ConstantAsInts(node.input(input));
   return std::nullopt;
 }
 
@@ -457,8 +477,8 @@ std::optional<DimTracer::Dims> DimTracer::Derive(const ir::Value& value) {
 std::optional<DimTracer::Dims> DimTracer::DeriveMs(const ir::Node& node, const ir::Value& value) {
   const std::string& op = node.op_type();
   const bool first_output = node.output(0) == &value;
-  if (MsKeepsShape(op) && (first_output || (op == "SkipLayerNormalization" &&
-                                            node.output(3) == &value))) {
+  if (MsKeepsShape(op) &&
+      (first_output || (op == "SkipLayerNormalization" && node.output(3) == &value))) {
     return Of(node.input(0));
   }
   if (op == "Attention" && first_output && !node.Attr("qkv_hidden_sizes")) {

@@ -1,11 +1,12 @@
 // Reshape targets computed from Shape/Gather chains -> constant targets with 0 / -1 entries.
 //
-//   before (torch dynamic export, 2.6)                  after
-//   q ─┬─► Shape ─► Gather(C 0) ─► Unsqueeze([0]) ─┐
-//      ├─► Shape ─► Gather(C 1) ─► Unsqueeze([0]) ─┤
-//      │                           C:i64[1] {N} ───┼─► Concat(axis 0)      q ─► Reshape(·, I:i64[4] {0,0,N,Hd})
-//      │                           C:i64[1] {Hd} ──┘     │
-//      └──────────────────────────────────────────► Reshape(q, ·)
+//   q ─┬► Shape ─► Gather(C 0) ─► Unsqueeze[0] ─┐
+//      ├► Shape ─► Gather(C 1) ─► Unsqueeze[0] ─┤
+//      │                        C:i64[1] {N} ───┼─► Concat(axis 0) ─┐
+//      │                        C:i64[1] {Hd} ──┘                   ▼
+//      └───────────────────────────────────────────────────────► Reshape ─►
+//   =>
+//   q ─► Reshape(·, I:i64[4] {0, 0, N, Hd}) ─►
 //
 // A piece "dimension i of t" becomes 0 ("copy dimension k of the data", k its position) when
 // DimTracer proves that dimension i of t is dimension k of the data: t is the data itself with
@@ -32,8 +33,8 @@ namespace {
 
 using pattern::Any;
 using pattern::Const;
-using pattern::Op;
 using pattern::OneOf;
+using pattern::Op;
 using pattern::P;
 
 // One Concat input: a constant, or a dimension read `Unsqueeze(Gather(Shape(t), i))` /
@@ -51,7 +52,8 @@ class ReshapeFusion : public Fusion {
   std::vector<ir::Node*> Anchors(const ir::Graph& graph) const override {
     std::vector<ir::Node*> computed;
     for (ir::Node* reshape : graph.NodesOfType("Reshape")) {
-      if (reshape->input(1) && !graph.ConstantTensor(reshape->input(1))) computed.push_back(reshape);
+      if (reshape->input(1) && !graph.ConstantTensor(reshape->input(1)))
+        computed.push_back(reshape);
     }
     return computed;
   }
@@ -61,20 +63,21 @@ class ReshapeFusion : public Fusion {
     ir::Value* target = reshape->input(1);
     ir::Node* concat = target->producer();
     if (!concat || !concat->Is("Concat")) {
-      return FuseResult::Miss(fmt::format(
-          "the target shape '{}' is {}, not a Concat of pieces", target->name(),
-          concat ? concat->op_type() + " " + concat->DisplayName() : "a graph input"));
+      return FuseResult::Miss(
+          fmt::format("the target shape '{}' is {}, not a Concat of pieces", target->name(),
+                      concat ? concat->op_type() + " " + concat->DisplayName() : "a graph input"));
     }
     const int64_t axis = concat->AttrInt("axis").value_or(-2);
     if (axis != 0 && axis != -1) {
-      return FuseResult::Miss(fmt::format("{} concatenates along axis {}, not 0",
-                                          concat->DisplayName(), axis));
+      return FuseResult::Miss(
+          fmt::format("{} concatenates along axis {}, not 0", concat->DisplayName(), axis));
     }
     const bool allowzero = reshape->AttrInt("allowzero").value_or(0) != 0;
     if (allowzero) return FuseResult::Miss("allowzero=1: a 0 entry would mean an empty dimension");
 
     std::vector<P> pieces(concat->num_inputs(), ShapePiece());
-    auto result = pattern::MatchPattern(graph, reshape, Op("Reshape", {Any(), Op("Concat", pieces)}));
+    auto result =
+        pattern::MatchPattern(graph, reshape, Op("Reshape", {Any(), Op("Concat", pieces)}));
     if (!result.ok()) return FuseResult::Miss(result.reason());
 
     DimTracer dims(graph);
@@ -85,8 +88,8 @@ class ReshapeFusion : public Fusion {
       if (const onnx::TensorProto* t = graph.ConstantTensor(piece)) {
         auto values = graph.ConstantAsInts(piece);
         if (!values || t->dims_size() > 1) {
-          return FuseResult::Miss(fmt::format("constant piece '{}' is not a 1-D integer tensor",
-                                              piece->name()));
+          return FuseResult::Miss(
+              fmt::format("constant piece '{}' is not a 1-D integer tensor", piece->name()));
         }
         for (int64_t v : *values) {
           inferred += v == -1;
