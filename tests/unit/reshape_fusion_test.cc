@@ -6,6 +6,7 @@
 #include "bertopt/ir/graph.h"
 #include "fmt/format.h"
 #include "fusion_test_util.h"
+#include "passes/fusions/dim_origin.h"
 #include "passes/fusions/fusions.h"
 #include "test_models.h"
 
@@ -229,6 +230,71 @@ TEST(ReshapeFusionTest, GraphInputPieceIsLeftAlone) {
 TEST(ReshapeFusionTest, AllowzeroOneIsLeftAlone) {
   ExpectUnchanged(HeadSplitModel(14, kDimsOfQ, "u0, u1, heads, head_size", "", "<allowzero = 1>"),
                   "allowzero=1");
+}
+
+// --- DimTracer: what the fusion relies on to call two dimensions equal. -------------------------
+
+struct Traced {
+  explicit Traced(const std::string& text) : model(ParseModel(text)) {
+    graph = std::move(ir::Graph::Build(&model)).value();
+    tracer = std::make_unique<passes::DimTracer>(*graph);
+  }
+  const ir::Value* operator[](const char* name) const { return graph->FindValue(name); }
+  onnx::ModelProto model;
+  std::unique_ptr<ir::Graph> graph;
+  std::unique_ptr<passes::DimTracer> tracer;
+};
+
+TEST(DimTracerTest, FollowsDimensionsThroughAComputedHeadSplit) {
+  // No value_info at all: ranks and dimensions come from the producers alone.
+  Traced t(HeadSplitModel(11, kDimsOfQ, "u0, u1, heads, head_size"));
+  passes::DimTracer& dims = *t.tracer;
+  EXPECT_EQ(dims.Rank(t["y"]), 4);
+  EXPECT_TRUE(dims.SameDim(t["y"], 0, t["x"], 0))
+      << "batch: Transpose <- Reshape 0 <- Add <- MatMul";
+  EXPECT_TRUE(dims.SameDim(t["y"], 2, t["x"], 1)) << "sequence: the piece Shape(q)[1] is q's own";
+  EXPECT_EQ(dims.Size(t["y"], 1), 2);
+  EXPECT_EQ(dims.Size(t["y"], 3), 4);
+  EXPECT_FALSE(dims.SameDim(t["y"], 0, t["x"], 1));
+  EXPECT_FALSE(dims.SameDim(t["x"], 0, t["other"], 0)) << "equal symbols are not trusted";
+}
+
+TEST(DimTracerTest, BroadcastKeepsTheDimensionOperandsAgreeOnOrOneStretches) {
+  Traced t(R"(
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[B, 1, 8] a, float[B, S, 8] c, float[B, S, 8] d) => (float[B, S, 8] sum, float[B, S, 8] both)
+{
+  sum = Add(a, c)
+  cc = Relu(c)
+  both = Mul(cc, c)
+}
+)");
+  passes::DimTracer& dims = *t.tracer;
+  EXPECT_TRUE(dims.SameDim(t["sum"], 1, t["c"], 1)) << "a's 1 stretches";
+  EXPECT_FALSE(dims.SameDim(t["sum"], 0, t["c"], 0)) << "a's B and c's B are not provably equal";
+  EXPECT_TRUE(dims.SameDim(t["both"], 0, t["c"], 0)) << "both operands are c's";
+}
+
+TEST(DimTracerTest, AComputedReshapeEntryIsOnlyTrustedWhereAZeroWouldCopyTheSame) {
+  // At run time an entry of 0 copies the input dimension (allowzero=0), so a computed entry that
+  // reads x's batch is the output's batch only when the reshaped input has that batch too.
+  Traced t(R"(
+<ir_version: 8, opset_import: ["" : 14]>
+g (float[B, S] mask, float[B, S, 8] x) => (float[B, 1, 1, S] r, float[B, 1, 1, S] z)
+<int64 zero = {0}, int64[1] zero_axes = {0}, int64[1] one = {1}, int64[1] minus_one = {-1}>
+{
+  sx = Shape(x)
+  b = Gather(sx, zero)
+  ub = Unsqueeze(b, zero_axes)
+  target = Concat<axis = 0>(ub, one, one, minus_one)
+  r = Reshape<allowzero = 0>(mask, target)
+  z = Reshape<allowzero = 1>(mask, target)
+}
+)");
+  passes::DimTracer& dims = *t.tracer;
+  EXPECT_FALSE(dims.SameDim(t["r"], 0, t["x"], 0));
+  EXPECT_TRUE(dims.SameDim(t["z"], 0, t["x"], 0));
+  EXPECT_EQ(dims.Size(t["r"], 1), 1);
 }
 
 }  // namespace

@@ -333,24 +333,20 @@ std::optional<DimTracer::Dims> DimTracer::Derive(const ir::Value& value) {
     if (!entries) return std::nullopt;
     const auto& in = Of(p->input(0));
     const bool allowzero = p->AttrInt("allowzero").value_or(0) != 0;
+    auto entry_origin = [&](int i, const std::optional<DimOrigin>& e) {
+      const bool has_input_dim = in && i < static_cast<int>(in->size());
+      if (e && e->known_size() && e->size == 0 && !allowzero) {
+        return has_input_dim ? (*in)[i] : self(i);
+      }
+      if (e && e->known_size() && e->size >= 0) return *e;
+      // A computed entry that is 0 at run time copies the input dimension instead (unless
+      // allowzero), so it is an origin only when that copy would be the same dimension.
+      if (e && !e->known_size() && (allowzero || (has_input_dim && (*in)[i] == *e))) return *e;
+      return self(i);  // unknown, -1 (whatever is left), or a computed entry that may copy
+    };
     Dims result;
     for (int i = 0; i < static_cast<int>(entries->size()); ++i) {
-      const auto& e = (*entries)[i];
-      const bool has_input_dim = in && i < static_cast<int>(in->size());
-      if (!e) {
-        result.push_back(self(i));
-      } else if (e->known_size()) {
-        if (e->size == 0 && !allowzero) {
-          result.push_back(has_input_dim ? (*in)[i] : self(i));
-        } else {
-          result.push_back(e->size >= 0 ? *e : self(i));  // -1 is whatever is left
-        }
-      } else if (allowzero || (has_input_dim && (*in)[i] == *e)) {
-        result.push_back(*e);
-      } else {
-        // A computed entry that is 0 at run time copies the input dimension instead.
-        result.push_back(self(i));
-      }
+      result.push_back(entry_origin(i, (*entries)[i]));
     }
     return result;
   }
@@ -431,6 +427,23 @@ std::optional<DimTracer::Dims> DimTracer::Derive(const ir::Value& value) {
         result.push_back({.size = 1});
       }
     }
+    return result;
+  }
+  if (op == "Slice") {
+    // Sliced axes change size; the others are the input's. Without constant axes any may change.
+    const auto& in = Of(p->input(0));
+    if (!in) return std::nullopt;
+    const int rank = static_cast<int>(in->size());
+    std::optional<std::vector<int64_t>> axes = p->AttrInts("axes");
+    if (!axes && p->num_inputs() >= 4) axes = graph_.ConstantAsInts(p->input(3));
+    std::vector<bool> sliced(rank, !axes);
+    for (int64_t a : axes.value_or(std::vector<int64_t>{})) {
+      if (a < 0) a += rank;
+      if (a < 0 || a >= rank) return std::nullopt;
+      sliced[a] = true;
+    }
+    Dims result;
+    for (int d = 0; d < rank; ++d) result.push_back(sliced[d] ? self(d) : (*in)[d]);
     return result;
   }
   if (op == "Gather") {
