@@ -58,7 +58,7 @@ using pattern::Scalar;
 // ORT's Attention adds this to masked scores unless told otherwise.
 constexpr double kDefaultMaskFilter = -10000.0;
 
-// --- The pattern ---------------------------------------------------------------------------------
+// --- The pattern -------------------------------------------------------------------------------
 
 std::string NormalizedAxesCheck(const ir::Graph& graph, const ir::Node& node, int output_rank,
                                 const std::vector<int64_t>& expected) {
@@ -77,14 +77,16 @@ std::string NormalizedAxesCheck(const ir::Graph& graph, const ir::Node& node, in
 
 P UnsqueezeAxes(P input, int output_rank, std::vector<int64_t> axes, std::string_view bind) {
   return Op("Unsqueeze", {std::move(input)}, bind)
-      .Where([output_rank, axes](const ir::Graph& g, const ir::Node& n, const Match&) {
+      .Where([output_rank, axes = std::move(axes)](const ir::Graph& g, const ir::Node& n,
+                                                   const Match&) {
         return NormalizedAxesCheck(g, n, output_rank, axes);
       });
 }
 
 P Transpose(P input, std::vector<int64_t> perm, std::string_view bind = {}) {
   return Op("Transpose", {std::move(input)}, bind)
-      .Where([perm](const ir::Graph&, const ir::Node& n, const Match&) -> std::string {
+      .Where([perm = std::move(perm)](const ir::Graph&, const ir::Node& n,
+                                      const Match&) -> std::string {
         auto actual = n.AttrInts("perm");
         if (actual == perm) return {};
         return fmt::format("perm is [{}], expected [{}]",
@@ -95,7 +97,8 @@ P Transpose(P input, std::vector<int64_t> perm, std::string_view bind = {}) {
 
 P CastTo(P input, std::vector<int64_t> types, std::string_view bind = {}) {
   return Op("Cast", {std::move(input)}, bind)
-      .Where([types](const ir::Graph&, const ir::Node& n, const Match&) -> std::string {
+      .Where([types = std::move(types)](const ir::Graph&, const ir::Node& n,
+                                        const Match&) -> std::string {
         const int64_t to = n.AttrInt("to").value_or(0);
         if (std::find(types.begin(), types.end(), to) != types.end()) return {};
         return fmt::format("casts to type {}, expected one of {}", to, fmt::join(types, ","));
@@ -169,8 +172,7 @@ const P& AttentionPattern() {
   return kPattern;
 }
 
-// --- Checks the pattern cannot express
-// ------------------------------------------------------------
+// --- Checks the pattern cannot express -------------------------------------------------------
 
 // What a Reshape target entry says about the output dimension at its position.
 struct Entry {
@@ -217,9 +219,8 @@ std::string CheckBatchAndSequence(const std::vector<Entry>& entries, const ir::V
     if (e.kind == Entry::kDimension) {
       if (dims.SameDim(e.read.source, e.read.dim, x, d)) continue;
       return fmt::format(
-          "entry {} reads dimension {} of '{}', which is not provably the {} size "
-          "of '{}'",
-          d, e.read.dim, e.read.source->name(), what, x->name());
+          "entry {} reads dimension {} of '{}', which is not provably the {} size of '{}'", d,
+          e.read.dim, e.read.source->name(), what, x->name());
     }
     if (e.value == 0 && !allowzero) continue;
     if (e.value == -1) {
@@ -233,33 +234,37 @@ std::string CheckBatchAndSequence(const std::vector<Entry>& entries, const ir::V
   return {};
 }
 
-// The head split target: {B, S, N, Hd} in any of the forms above. Sets heads and head_size.
-std::string CheckSplitTarget(const ir::Graph& graph, const ir::Node& split, const ir::Value* x,
-                             const std::vector<int64_t>& x_dims, DimTracer& dims, int64_t& heads,
-                             int64_t& head_size) {
+struct HeadSplit {
+  int64_t heads = 0;
+  int64_t head_size = 0;
+  std::string reason;  // why the target is not {B, S, N, Hd}
+};
+
+// The head split target: {B, S, N, Hd} in any of the forms above.
+HeadSplit ReadSplitTarget(const ir::Graph& graph, const ir::Node& split, const ir::Value* x,
+                          const std::vector<int64_t>& x_dims, DimTracer& dims) {
   auto entries = TargetEntries(graph, split.input(1), dims);
   if (!entries) {
-    return fmt::format("{}: the target is neither constant nor a Concat of dimension reads",
-                       split.DisplayName());
+    return {.reason =
+                fmt::format("{}: the target is neither constant nor a Concat of dimension reads",
+                            split.DisplayName())};
   }
   if (entries->size() != 4) {
-    return fmt::format("{}: the target has {} entries, expected 4 (B, S, N, Hd)",
-                       split.DisplayName(), entries->size());
+    return {.reason = fmt::format("{}: the target has {} entries, expected 4 (B, S, N, Hd)",
+                                  split.DisplayName(), entries->size())};
   }
   int inferred = 0;
   const bool allowzero = split.AttrInt("allowzero").value_or(0) != 0;
   std::string why = CheckBatchAndSequence(*entries, x, x_dims, allowzero, dims, inferred);
-  if (!why.empty()) return fmt::format("{}: {}", split.DisplayName(), why);
+  if (!why.empty()) return {.reason = fmt::format("{}: {}", split.DisplayName(), why)};
   const Entry& n = (*entries)[2];
   const Entry& hd = (*entries)[3];
   if (n.kind != Entry::kConstant || hd.kind != Entry::kConstant || n.value <= 0 || hd.value <= 0) {
-    return fmt::format("{}: the head count and head size are not positive constants",
-                       split.DisplayName());
+    return {.reason = fmt::format("{}: the head count and head size are not positive constants",
+                                  split.DisplayName())};
   }
-  if (inferred > 1) return fmt::format("{}: more than one -1", split.DisplayName());
-  heads = n.value;
-  head_size = hd.value;
-  return {};
+  if (inferred > 1) return {.reason = fmt::format("{}: more than one -1", split.DisplayName())};
+  return {.heads = n.value, .head_size = hd.value};
 }
 
 // The merge target: {B, S, H} (or -1 for H when B and S are pinned).
@@ -283,8 +288,8 @@ std::string CheckMergeTarget(const ir::Graph& graph, const ir::Node& merge, cons
   return {};
 }
 
-// DistilBERT's Reshape(Equal(mask, 0), {B, 1, 1, S}). With the two middle entries 1 and the batch
-// (or sequence) entry pinned to x's, the other is the mask's, so each (b, s) lands on [b, 0, 0, s].
+// DistilBERT's Reshape(Equal(mask, 0), {B, 1, 1, S}) is mask[:, None, None, :] when the middle
+// entries are 1 and the outer ones are x's batch and sequence sizes (or copy / infer the mask's).
 std::string CheckPaddingTarget(const ir::Graph& graph, const ir::Node& reshape, const ir::Value* x,
                                const std::vector<int64_t>& x_dims, DimTracer& dims) {
   auto entries = TargetEntries(graph, reshape.input(1), dims);
@@ -316,9 +321,13 @@ std::optional<double> ScalarOf(const ir::Graph& graph, const Match& m, std::stri
   return m.has(name) ? graph.ScalarValue(m[name]) : std::nullopt;
 }
 
-// concat(parts, axis = last) of 2-D (or 1-D) tensors of one float type, as a new initializer.
+// concat(parts, axis = last) of tensors of shape `part_dims` (1-D or 2-D) as a new initializer of
+// element type `type` (float or float16).
 ir::Value* ConcatLastAxis(ir::Graph& graph, const std::vector<std::vector<double>>& parts,
-                          int64_t rows, int64_t cols, int32_t type, const std::string& name) {
+                          const std::vector<int64_t>& part_dims, int32_t type,
+                          const std::string& name) {
+  const int64_t cols = part_dims.back();
+  const int64_t rows = part_dims.size() == 2 ? part_dims[0] : 1;
   std::vector<double> packed;
   for (int64_t r = 0; r < rows; ++r) {
     for (const auto& part : parts) {
@@ -327,7 +336,7 @@ ir::Value* ConcatLastAxis(ir::Graph& graph, const std::vector<std::vector<double
   }
   const int64_t width = cols * static_cast<int64_t>(parts.size());
   const std::vector<int64_t> dims =
-      rows == 1 ? std::vector<int64_t>{width} : std::vector<int64_t>{rows, width};
+      part_dims.size() == 2 ? std::vector<int64_t>{rows, width} : std::vector<int64_t>{width};
   std::vector<float> floats(packed.begin(), packed.end());
   onnx::TensorProto tensor = ir::MakeFloatTensor(graph.UniqueName(name), dims, floats);
   if (type == onnx::TensorProto::FLOAT16) {
@@ -341,6 +350,84 @@ ir::Value* ConcatLastAxis(ir::Graph& graph, const std::vector<std::vector<double
     tensor.set_raw_data(raw);
   }
   return graph.AddInitializer(std::move(tensor));
+}
+
+struct Projections {
+  std::vector<std::vector<double>> weights;  // Wq, Wk, Wv, each [H, H]
+  std::vector<std::vector<double>> biases;   // bq, bk, bv, each [H] (zeros where absent)
+  int64_t hidden = 0;
+  int32_t type = 0;    // float or float16, the same for all
+  std::string reason;  // why they cannot be packed
+};
+
+// The Q, K and V weights ([H, H] constants) and biases ([H] constants) of one float type.
+Projections ReadProjections(const ir::Graph& graph, const Match& m) {
+  Projections p;
+  p.type = graph.ElementType(m["q_weight"]);
+  if (p.type != onnx::TensorProto::FLOAT && p.type != onnx::TensorProto::FLOAT16) {
+    return {.reason = "the Q weight is neither float nor float16"};
+  }
+  for (const std::string name : {"q", "k", "v"}) {
+    const ir::Value* w = m[name + "_weight"];
+    auto shape = graph.Shape(w);
+    if (!shape || shape->size() != 2 || (*shape)[0] != (*shape)[1] ||
+        (p.hidden > 0 && (*shape)[1] != p.hidden)) {
+      return {.reason =
+                  fmt::format("the {} weight '{}' is [{}], expected [H, H] like the others", name,
+                              w->name(), shape ? fmt::format("{}", fmt::join(*shape, ",")) : "?")};
+    }
+    p.hidden = (*shape)[1];
+    if (graph.ElementType(w) != p.type) {
+      return {.reason = fmt::format("the {} weight has another element type than Q's", name)};
+    }
+    p.weights.push_back(*graph.ConstantAsDoubles(w));
+    if (const ir::Value* b = m[name + "_bias"]) {
+      auto b_shape = graph.Shape(b);
+      if (!b_shape || *b_shape != std::vector<int64_t>{p.hidden} ||
+          graph.ElementType(b) != p.type) {
+        return {.reason = fmt::format("the {} bias '{}' is not a [{}] tensor of the weights' type",
+                                      name, b->name(), p.hidden)};
+      }
+      p.biases.push_back(*graph.ConstantAsDoubles(b));
+    } else {
+      p.biases.emplace_back(p.hidden, 0.0);
+    }
+  }
+  return p;
+}
+
+struct MaskFilter {
+  double value = kDefaultMaskFilter;  // what Attention adds to masked scores
+  std::string reason;                 // why the mask cannot become Attention's
+};
+
+// The mask: additive (2.4) or DistilBERT's Where (2.10), both from a (B, S) graph input.
+MaskFilter ReadMaskFilter(const ir::Graph& graph, const Match& m, const ir::Value* x,
+                          const std::vector<int64_t>& x_dims, DimTracer& dims) {
+  if (!m.has("mask_term") && !m.has("where")) return {};
+  const ir::Value* mask = m["mask"];
+  auto mask_dims = graph.Shape(mask);
+  if (!mask->is_graph_input() || !mask_dims || mask_dims->size() != 2) {
+    return {.reason = fmt::format("the mask source '{}' is not a 2-D graph input", mask->name())};
+  }
+  if (m.has("mask_term")) {
+    auto multiplier = ScalarOf(graph, m, "mask_filter");
+    if (!multiplier || !std::isfinite(*multiplier) || *multiplier >= 0) {
+      return {.reason = "the mask multiplier is not a finite negative scalar"};
+    }
+    return {.value = *multiplier};
+  }
+  auto fill = ScalarOf(graph, m, "fill");
+  if (!fill || !(*fill <= kDefaultMaskFilter)) {
+    return {.reason =
+                "the Where fill value is not a scalar <= -10000 (a smaller penalty added by "
+                "Attention would not equal replacing the score)"};
+  }
+  std::string why = CheckPaddingTarget(graph, *m.node("mask_reshape"), x, x_dims, dims);
+  if (!why.empty()) return {.reason = why};
+  // Attention adds a finite value; -inf and float32 lowest give the same probabilities for every
+  // row that has at least one token.
+  return {.value = std::isinf(*fill) ? std::numeric_limits<float>::lowest() : *fill};
 }
 
 class AttentionFusion : public Fusion {
@@ -382,52 +469,23 @@ class AttentionFusion : public Fusion {
     }
     const std::vector<int64_t> x_dims = {dims.Size(x, 0), dims.Size(x, 1), dims.Size(x, 2)};
 
-    // Weights [H, H] and biases [H], one float type.
-    std::vector<std::vector<double>> weights, biases;
-    int64_t hidden = -1;
-    const int32_t type = graph.ElementType(m["q_weight"]);
-    if (type != onnx::TensorProto::FLOAT && type != onnx::TensorProto::FLOAT16) {
-      return FuseResult::Miss("the Q weight is neither float nor float16");
-    }
-    for (const std::string name : {"q", "k", "v"}) {
-      const ir::Value* w = m[name + "_weight"];
-      auto shape = graph.Shape(w);
-      if (!shape || shape->size() != 2 || (*shape)[0] != (*shape)[1] ||
-          (hidden >= 0 && (*shape)[1] != hidden)) {
-        return FuseResult::Miss(
-            fmt::format("the {} weight '{}' is [{}], expected [H, H] like the others", name,
-                        w->name(), shape ? fmt::format("{}", fmt::join(*shape, ",")) : "?"));
-      }
-      hidden = (*shape)[1];
-      if (graph.ElementType(w) != type) {
-        return FuseResult::Miss(fmt::format("the {} weight has another element type", name));
-      }
-      weights.push_back(*graph.ConstantAsDoubles(w));
-      if (const ir::Value* b = m[name + "_bias"]) {
-        auto b_shape = graph.Shape(b);
-        if (!b_shape || *b_shape != std::vector<int64_t>{hidden} || graph.ElementType(b) != type) {
-          return FuseResult::Miss(
-              fmt::format("the {} bias '{}' is not a 1-D [{}] tensor of the "
-                          "weights' type",
-                          name, b->name(), hidden));
-        }
-        biases.push_back(*graph.ConstantAsDoubles(b));
-      } else {
-        biases.emplace_back(hidden, 0.0);
-      }
-    }
+    const Projections qkv = ReadProjections(graph, m);
+    if (!qkv.reason.empty()) return FuseResult::Miss(qkv.reason);
+    const int64_t hidden = qkv.hidden;
     if (x_dims[2] >= 0 && x_dims[2] != hidden) {
       return FuseResult::Miss(fmt::format("the input '{}' has {} features, the weights {}",
                                           x->name(), x_dims[2], hidden));
     }
 
     // Heads: the same (N, Hd) for Q, K and V, with N·Hd = H.
-    int64_t heads = 0, head_size = 0;
+    int64_t heads = 0;
+    int64_t head_size = 0;
     for (const std::string name : {"q", "k", "v"}) {
       const ir::Node& split = *m.node(name + "_split");
-      int64_t n = 0, hd = 0;
-      std::string why = CheckSplitTarget(graph, split, x, x_dims, dims, n, hd);
-      if (!why.empty()) return FuseResult::Miss(why);
+      const HeadSplit target = ReadSplitTarget(graph, split, x, x_dims, dims);
+      if (!target.reason.empty()) return FuseResult::Miss(target.reason);
+      const int64_t n = target.heads;
+      const int64_t hd = target.head_size;
       if (n * hd != hidden) {
         return FuseResult::Miss(fmt::format("{} splits {} into {} heads of {}, which is not {}",
                                             split.DisplayName(), name, n, hd, hidden));
@@ -453,34 +511,8 @@ class AttentionFusion : public Fusion {
       scale = m.has("scale_divisor") ? 1.0 / *s : *s;
     }
 
-    // Mask: additive (2.4) or DistilBERT's Where (2.10), both from a (B, S) graph input.
-    std::optional<double> mask_filter;
-    if (m.has("mask_term") || m.has("where")) {
-      const ir::Value* mask = m["mask"];
-      auto mask_dims = graph.Shape(mask);
-      if (!mask->is_graph_input() || !mask_dims || mask_dims->size() != 2) {
-        return FuseResult::Miss(
-            fmt::format("the mask source '{}' is not a 2-D graph input", mask->name()));
-      }
-      if (m.has("mask_term")) {
-        mask_filter = ScalarOf(graph, m, "mask_filter");
-        if (!mask_filter || !std::isfinite(*mask_filter) || *mask_filter >= 0) {
-          return FuseResult::Miss("the mask multiplier is not a finite negative scalar");
-        }
-      } else {
-        auto fill = ScalarOf(graph, m, "fill");
-        if (!fill || !(*fill <= kDefaultMaskFilter)) {
-          return FuseResult::Miss(
-              "the Where fill value is not a scalar <= -10000 (a smaller penalty added by "
-              "Attention would not equal replacing the score)");
-        }
-        // ORT fills with a finite value; -inf and float32 lowest give the same probabilities for
-        // every row that has at least one token.
-        mask_filter = std::isinf(*fill) ? std::numeric_limits<float>::lowest() : *fill;
-        std::string why = CheckPaddingTarget(graph, *m.node("mask_reshape"), x, x_dims, dims);
-        if (!why.empty()) return FuseResult::Miss(why);
-      }
-    }
+    const MaskFilter mask_filter = ReadMaskFilter(graph, m, x, x_dims, dims);
+    if (!mask_filter.reason.empty()) return FuseResult::Miss(mask_filter.reason);
 
     // A contradiction between the user's sizes and the graph is an error, not a miss.
     if (options.num_heads != 0 && options.num_heads != heads) {
@@ -501,8 +533,8 @@ class AttentionFusion : public Fusion {
     const std::string scope = ScopeOf(*softmax);
     for (ir::Node* node : m.owned_nodes()) graph.EraseNode(node);
     ir::Value* qkv_weight =
-        ConcatLastAxis(graph, weights, hidden, hidden, type, scope + "qkv_weight");
-    ir::Value* qkv_bias = ConcatLastAxis(graph, biases, 1, hidden, type, scope + "qkv_bias");
+        ConcatLastAxis(graph, qkv.weights, {hidden, hidden}, qkv.type, scope + "qkv_weight");
+    ir::Value* qkv_bias = ConcatLastAxis(graph, qkv.biases, {hidden}, qkv.type, scope + "qkv_bias");
     std::vector<std::string> inputs = {x->name(), qkv_weight->name(), qkv_bias->name()};
     if (mask) {
       inputs.push_back(
@@ -515,8 +547,8 @@ class AttentionFusion : public Fusion {
     if (std::abs(scale - default_scale) > 1e-6 * default_scale) {
       attention->SetAttr("scale", static_cast<float>(scale));
     }
-    if (mask_filter && *mask_filter != kDefaultMaskFilter) {
-      attention->SetAttr("mask_filter_value", static_cast<float>(*mask_filter));
+    if (mask_filter.value != kDefaultMaskFilter) {
+      attention->SetAttr("mask_filter_value", static_cast<float>(mask_filter.value));
     }
     return FuseResult::Fused();
   }
