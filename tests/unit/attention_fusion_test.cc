@@ -4,9 +4,11 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 #include <string>
 
 #include "bertopt/ir/graph.h"
+#include "bertopt/ir/tensor.h"
 #include "fmt/format.h"
 #include "fusion_test_util.h"
 #include "passes/cleanup.h"
@@ -56,8 +58,9 @@ struct Layout {
   std::string key_input = "x";   // what the K MatMul reads
   bool weight_is_input = false;  // wq is a graph input, not an initializer
   int layers = 1;
-  std::string extra_nodes;    // appended to the graph
-  std::string extra_outputs;  // appended to the graph outputs
+  bool shared_padding = false;  // "where": one Reshape(Equal(mask, 0)) read by every layer
+  std::string extra_nodes;      // appended to the graph
+  std::string extra_outputs;    // appended to the graph outputs
 };
 
 std::string Name(const std::string& base, int layer) {
@@ -116,11 +119,12 @@ std::string LayerNodes(const Layout& l, int layer, const std::string& in, const 
   {0}_target = Concat<axis = 0>({0}_bsz_1, one_1d, one_1d, {0}_len_1)
   {0}_4d = Reshape(is_padding, {0}_target)
   {0}_ss = Shape({2})
-  {0}_expanded = Expand({0}_4d, {0}_ss)
+  {0}_expanded = Expand({4}, {0}_ss)
   {0}_bool = Cast<to = 9>({0}_expanded)
   {3} = Where({0}_bool, fill, {2})
 )",
-                     n("pad"), in, n("scores"), n("masked"));
+                     n("pad"), in, n("scores"), n("masked"),
+                     l.shared_padding ? "padding_4d" : n("pad") + "_4d");
   }
   const std::string softmax_in = l.mask == "none" ? n("scores") : n("masked");
   const int axis = l.softmax_axis != 0 ? l.softmax_axis : (l.opset >= 13 ? -1 : 3);
@@ -192,6 +196,16 @@ std::string ModelText(const Layout& l) {
                                 : "  mask_term = Mul(inverted, mask_value)\n";
   } else if (l.mask == "where") {
     nodes += fmt::format("  is_padding = Equal({}, zero)\n", mask);
+    if (l.shared_padding) {
+      nodes += R"(  xs = Shape(x)
+  batch = Gather<axis = 0>(xs, zero)
+  length = Gather<axis = 0>(xs, one)
+  batch_1 = Unsqueeze<axes = [0]>(batch)
+  length_1 = Unsqueeze<axes = [0]>(length)
+  padding_target = Concat<axis = 0>(batch_1, one_1d, one_1d, length_1)
+  padding_4d = Reshape(is_padding, padding_target)
+)";
+    }
   }
   std::string in = "x";
   for (int layer = 0; layer < l.layers; ++layer) {
@@ -362,6 +376,10 @@ TEST(AttentionFusionTest, TwoLayersShareOneMaskIndex) {
   EXPECT_EQ(CountOps(fused, "Mul") + CountOps(fused, "Sub"), 0);
   fused = ExpectFused({.scale = "q_div", .mask = "where", .layers = 2});
   EXPECT_EQ(CountOps(fused, "ReduceSum"), 1);
+  // One Reshape(Equal(mask, 0)) read by both layers: shared, gone with the last reader.
+  fused = ExpectFused({.scale = "q_div", .mask = "where", .layers = 2, .shared_padding = true});
+  EXPECT_EQ(CountOps(fused, "ReduceSum"), 1);
+  EXPECT_EQ(CountOps(fused, "Reshape") + CountOps(fused, "Equal"), 0);
 }
 
 // The dynamic torch layout itself (Shape/Gather/Unsqueeze/Concat targets) fuses after the
@@ -412,6 +430,48 @@ TEST(AttentionFusionTest, DynamicTargetsThroughTheReshapeFusion) {
   EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), 1) << run.Misses();
   EXPECT_EQ(CountOps(run.after, "Shape") + CountOps(run.after, "Concat"), 0);
   ExpectSameOutputs(model, run.after, Dims());
+}
+
+TEST(AttentionFusionTest, PacksFloat16WeightsInFloat16) {
+  // Only the packing is checked (ORT's CPU Attention is float32): the projections are re-stored
+  // as float16, which the fusion must keep.
+  onnx::ModelProto model = BuildModel({});
+  std::map<std::string, std::vector<double>> originals;
+  for (auto& init : *model.mutable_graph()->mutable_initializer()) {
+    if (init.name().size() != 2 || (init.name()[0] != 'w' && init.name()[0] != 'b')) continue;
+    auto values = ir::DecodeAsDoubles(init);
+    ASSERT_TRUE(values);
+    std::string raw;
+    for (double v : *values) {
+      const uint16_t h = ir::FloatToHalf(static_cast<float>(v));
+      raw.push_back(static_cast<char>(h & 0xff));
+      raw.push_back(static_cast<char>(h >> 8));
+      originals[init.name()].push_back(ir::HalfToFloat(h));
+    }
+    init.clear_float_data();
+    init.set_data_type(onnx::TensorProto::FLOAT16);
+    init.set_raw_data(raw);
+  }
+  testing::FusionRun run = RunFusion(model, passes::MakeAttentionFusion());
+  onnx::ModelProto copy;
+  std::unique_ptr<ir::Graph> g;
+  const ir::Node* attention = OnlyAttention(run.after, g, copy);
+  ASSERT_NE(attention, nullptr) << run.Misses();
+  const onnx::TensorProto* weight = g->ConstantTensor(attention->input(1));
+  const onnx::TensorProto* bias = g->ConstantTensor(attention->input(2));
+  ASSERT_TRUE(weight && bias);
+  EXPECT_EQ(weight->data_type(), onnx::TensorProto::FLOAT16);
+  EXPECT_EQ(bias->data_type(), onnx::TensorProto::FLOAT16);
+  auto packed = *ir::DecodeAsDoubles(*weight);
+  // Row r of the packed weight is [Wq[r], Wk[r], Wv[r]].
+  for (int r = 0; r < 8; ++r) {
+    for (int c = 0; c < 24; ++c) {
+      const std::string source = c < 8 ? "wq" : c < 16 ? "wk" : "wv";
+      EXPECT_EQ(packed[r * 24 + c], originals[source][r * 8 + c % 8]) << r << "," << c;
+    }
+  }
+  auto packed_bias = *ir::DecodeAsDoubles(*bias);
+  EXPECT_EQ(packed_bias[9], originals["bk"][1]);
 }
 
 // --- Must-not-fuse (5.2): nothing fuses and the reason names the cause. -----------------------

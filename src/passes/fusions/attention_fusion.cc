@@ -121,10 +121,12 @@ P AdditiveMask() {
 }
 
 // DistilBERT (2.10): Cast(Expand(Reshape(Equal(mask, 0), {B,1,1,S}), Shape(scores)), to=bool).
-// The Equal is shared by all layers; the rest is per layer and goes with the fusion.
+// Equal and Reshape depend on the mask only and may serve several layers (torch 1.13 shares the
+// Equal): they are read, not replaced. The Expand reads this layer's scores, so it, its Shape and
+// the Cast go with the fusion.
 P PaddingCondition() {
-  P is_padding = Op("Equal", {MaskInput(), Scalar(0.0)}, "is_padding").Commutative().Shared();
-  P per_key = Op("Reshape", {is_padding, Any("mask_target")}, "mask_reshape");
+  P is_padding = Op("Equal", {MaskInput(), Scalar(0.0)}, "is_padding").Commutative();
+  P per_key = Op("Reshape", {is_padding, Any("mask_target")}, "mask_reshape").Shared();
   P expanded =
       Optional(Op("Expand", {per_key, Op("Shape", {Any("scores")})}, "mask_expand"), per_key);
   return Optional(CastTo(expanded, {onnx::TensorProto::BOOL}), expanded);

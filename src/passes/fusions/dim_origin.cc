@@ -156,7 +156,7 @@ const std::optional<DimTracer::Dims>& DimTracer::Of(const ir::Value* value) {
   } else {
     std::optional<Dims> derived;
     // Very deep chains stop being derived: their dimensions are then their own origins.
-    if (depth_ < 2000) {
+    if (depth_ < 1000) {
       ++depth_;
       derived = Derive(*value);
       --depth_;
