@@ -18,7 +18,10 @@
 //
 // Deliberately not handled: allowzero=1 (a 0 there means an empty dimension), pieces computed by
 // arithmetic on dimensions (Mul/Div of Gathers, Slice of a Shape), Casts around the Concat
-// (keras/tf2onnx int32 shapes), and pieces that cannot be proven: they keep the Reshape as it is.
+// (keras/tf2onnx int32 shapes), a Concat shared by several Reshapes (tf2onnx), and pieces that
+// cannot be proven, e.g. DistilBERT's merge and mask targets, which read x's batch size for a
+// tensor whose batch size reaches it through the mask (the attention fusion checks those against
+// x itself): they keep the Reshape as it is.
 #include <string>
 #include <vector>
 
