@@ -297,5 +297,23 @@ g (float[B, S] mask, float[B, S, 8] x) => (float[B, 1, 1, S] r, float[B, 1, 1, S
   EXPECT_EQ(dims.Size(t["r"], 1), 1);
 }
 
+TEST(DimTracerTest, ReductionsKeepTheirOtherDimensions) {
+  Traced t(R"(
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[B, S, 8] x, int64[1] axes) => (float[B, S, 1] mean, float[B, 8] sum, float[B, S, 8] r)
+<int64[1] last = {-1}, int64[1] one = {1}>
+{
+  mean = ReduceMean<axes = [-1]>(x)
+  sum = ReduceSum<keepdims = 0>(x, one)
+  r = ReduceSum(x, axes)
+}
+)");
+  passes::DimTracer& dims = *t.tracer;
+  EXPECT_TRUE(dims.SameDim(t["mean"], 1, t["x"], 1));
+  EXPECT_EQ(dims.Size(t["mean"], 2), 1);
+  EXPECT_TRUE(dims.SameDim(t["sum"], 1, t["x"], 2));
+  EXPECT_NE(dims.Size(t["r"], 0), 1) << "computed axes are unknown, not 'all'";
+}
+
 }  // namespace
 }  // namespace bertopt

@@ -409,6 +409,8 @@ std::optional<DimTracer::Dims> DimTracer::Derive(const ir::Value& value) {
     if (!in) return std::nullopt;
     const int rank = static_cast<int>(in->size());
     auto axes = Axes(*p, 1);
+    // Axes given as a computed input are unknown, not absent.
+    if (!axes && p->input(1)) return std::nullopt;
     const bool keepdims = p->AttrInt("keepdims").value_or(1) != 0;
     std::vector<bool> reduced(rank, !axes || axes->empty());
     if ((!axes || axes->empty()) && p->AttrInt("noop_with_empty_axes").value_or(0) != 0) {
