@@ -1,14 +1,10 @@
 #include "ort/perf_report.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cstdio>
 #include <map>
 #include <set>
-#include <system_error>
 #include <tuple>
 
 namespace bertopt::ort {
@@ -381,36 +377,6 @@ std::filesystem::path DefaultOutputPath(const std::filesystem::path& first_model
       fmt::format("perf_results_{}_B{}_S{}_{}.tsv", use_gpu ? "GPU" : "CPU",
                   JoinInts(batch_sizes, "-"), JoinInts(sequence_lengths, "-"), file_timestamp);
   return first_model.parent_path() / name;
-}
-
-Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents) {
-  // The temporary lives in the target folder so the rename stays within one file system and is
-  // atomic; pid and a counter keep concurrent writers (two perf runs, or TSV and SVG) apart.
-  static std::atomic<int> counter{0};
-  std::filesystem::path folder = path.parent_path();
-  if (folder.empty()) folder = ".";
-  const std::filesystem::path temp =
-      folder / fmt::format(".{}.tmp.{}.{}", path.filename().string(), getpid(), counter++);
-  const std::string where = path.string();
-  FILE* file = std::fopen(temp.c_str(), "wb");
-  if (file == nullptr) {
-    return IoError(fmt::format("{}: cannot create a file in {}", where, folder.string()));
-  }
-  const bool written = std::fwrite(contents.data(), 1, contents.size(), file) == contents.size();
-  const bool flushed = std::fflush(file) == 0 && fsync(fileno(file)) == 0;
-  const bool closed = std::fclose(file) == 0;
-  std::error_code ec;
-  if (!written || !flushed || !closed) {
-    std::filesystem::remove(temp, ec);
-    return IoError(where + ": write failed (disk full?)");
-  }
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(temp, ignored);
-    return IoError(where + ": " + ec.message());
-  }
-  return Status::Ok();
 }
 
 }  // namespace bertopt::ort

@@ -109,8 +109,4 @@ std::filesystem::path DefaultOutputPath(const std::filesystem::path& first_model
                                         const std::vector<int64_t>& sequence_lengths,
                                         std::string_view file_timestamp);
 
-/// Writes `contents` to a temporary file in `path`'s folder and renames it over `path`, so readers
-/// never see a half-written file. kIoError naming the path on failure; no temporary is left behind.
-Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents);
-
 }  // namespace bertopt::ort

@@ -203,10 +203,13 @@ TEST_F(PerfCommandTest, HelpListsTheFlagsAndExitsZero) {
 }
 
 TEST_F(PerfCommandTest, ParsesListsAndDefaults) {
-  std::vector<std::string> args = {"bert_perf_test", "--model", model_, model_};
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  auto o = ParsePerfArgs(static_cast<int>(argv.size()), argv.data());
+  auto parse = [](const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    argv.reserve(args.size());
+    for (const auto& a : args) argv.push_back(a.c_str());
+    return ParsePerfArgs(static_cast<int>(argv.size()), argv.data());
+  };
+  auto o = parse({"bert_perf_test", "--model", model_, model_});
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_EQ(o->models.size(), 2u);  // the same file twice is an A/A comparison, kept
   EXPECT_THAT(o->batch_sizes, ElementsAre(1));
@@ -219,26 +222,11 @@ TEST_F(PerfCommandTest, ParsesListsAndDefaults) {
   EXPECT_EQ(o->opt_level, OptLevel::kAll);
   EXPECT_FALSE(o->inclusive || o->use_gpu || o->use_io_binding || o->json);
 
-  args = {"bert_perf_test",
-          "--model",
-          model_,
-          "--batch_size",
-          "8",
-          "1",
-          "8",
-          "--sequence_length",
-          "64",
-          "--sequence_length",
-          "32",
-          "--opt_level",
-          "basic",
-          "--intra_op_num_threads",
-          "2",
-          "1",
-          "2"};
-  argv.clear();
-  for (const auto& a : args) argv.push_back(a.c_str());
-  o = ParsePerfArgs(static_cast<int>(argv.size()), argv.data());
+  // clang-format off
+  o = parse({"bert_perf_test", "--model", model_, "--batch_size", "8", "1", "8",
+             "--sequence_length", "64", "--sequence_length", "32", "--opt_level", "basic",
+             "--intra_op_num_threads", "2", "1", "2"});
+  // clang-format on
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_THAT(o->batch_sizes, ElementsAre(8, 1));  // order kept, duplicates dropped
   EXPECT_THAT(o->sequence_lengths, ElementsAre(64, 32));

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -86,6 +85,7 @@ TEST(PerfReportTest, SortsByAverageFastestFirstAndKeepsTiesInOrder) {
                                Row(0, "a", 1, 32, 1, 5, 5), Row(0, "a", 1, 64, 1, 1, 1)};
   SortByAverage(rows);
   std::vector<int64_t> order;
+  order.reserve(rows.size());
   for (const PerfRow& r : rows) order.push_back(r.setting.sequence_length);
   EXPECT_THAT(order, ElementsAre(64, 16, 8, 32));
 }
@@ -247,40 +247,6 @@ TEST(PerfReportTest, DefaultOutputNameSitsBesideTheFirstModel) {
             std::filesystem::path("/m/perf_results_GPU_B1-8-32_S128-384_20250102-030405.tsv"));
   EXPECT_EQ(DefaultOutputPath("bert.onnx", false, {4}, {64}, "T"),
             std::filesystem::path("perf_results_CPU_B4_S64_T.tsv"));
-}
-
-class AtomicWriteTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ =
-        std::filesystem::temp_directory_path() /
-        ("perf_report_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-         "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::filesystem::path dir_;
-};
-
-TEST_F(AtomicWriteTest, ReplacesTheFileAndLeavesNoTemporary) {
-  const auto path = dir_ / "out.tsv";
-  ASSERT_TRUE(WriteFileAtomically(path, "old\n").ok());
-  ASSERT_TRUE(WriteFileAtomically(path, "new\tcontent\n").ok());
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  EXPECT_EQ(buffer.str(), "new\tcontent\n");
-  int files = 0;
-  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir_)) ++files;
-  EXPECT_EQ(files, 1);
-}
-
-TEST_F(AtomicWriteTest, MissingFolderIsAnIoErrorNamingThePath) {
-  const auto path = dir_ / "no_such_folder" / "out.tsv";
-  Status s = WriteFileAtomically(path, "x");
-  EXPECT_EQ(s.code(), StatusCode::kIoError);
-  EXPECT_THAT(s.message(), HasSubstr(path.string()));
 }
 
 }  // namespace
