@@ -296,6 +296,10 @@ TEST_F(PerfCommandTest, TwoModelsRunInterleavedAndReportRatiosAsJson) {
   EXPECT_DOUBLE_EQ(ratio.at(model_), 1.0);
   EXPECT_GT(ratio.at(second), 0);
   EXPECT_FALSE(j.at("best_latency").is_null());
+  // One setting: each model's median and ratio also stand at the top of its "models" entry.
+  ASSERT_EQ(j.at("models").size(), 2u);
+  EXPECT_GT(j.at("models")[1].at("median_ms").get<double>(), 0);
+  EXPECT_DOUBLE_EQ(j.at("models")[0].at("ratio_to_first").get<double>(), 1.0);
 }
 
 TEST_F(PerfCommandTest, DefaultOutputGoesBesideTheModel) {

@@ -173,7 +173,17 @@ TEST(PerfReportTest, JsonParsesBackWithResultsInOrderAndTheBestSettings) {
   EXPECT_EQ(j.at("opt_level"), "basic");
   EXPECT_EQ(j.at("seed"), 7);
   EXPECT_EQ(j.at("interleaved"), true);
-  EXPECT_EQ(j.at("models").size(), 2u);
+  ASSERT_EQ(j.at("models").size(), 2u);
+  const auto& opt = j.at("models")[1];
+  EXPECT_EQ(opt.at("name"), "model_opt.onnx");
+  EXPECT_EQ(opt.at("path"), "opt/model_opt.onnx");
+  EXPECT_TRUE(opt.at("median_ms").is_null());  // two batch sizes: no single median
+  ASSERT_EQ(opt.at("by_setting").size(), 2u);
+  EXPECT_EQ(opt.at("by_setting")[0].at("batch_size"), 1);
+  EXPECT_DOUBLE_EQ(opt.at("by_setting")[0].at("median_ms").get<double>(), 2.925);
+  EXPECT_DOUBLE_EQ(opt.at("by_setting")[0].at("ratio_to_first").get<double>(), 0.75);
+  EXPECT_EQ(opt.at("by_setting")[1].at("batch_size"), 8);
+  EXPECT_DOUBLE_EQ(opt.at("by_setting")[1].at("ratio_to_first").get<double>(), 0.5);
   EXPECT_EQ(j.at("output"), "/tmp/out.tsv");
   EXPECT_TRUE(j.at("plot").is_null());
   const auto& results = j.at("results");
@@ -192,6 +202,23 @@ TEST(PerfReportTest, JsonParsesBackWithResultsInOrderAndTheBestSettings) {
   EXPECT_EQ(j.at("best_latency").at("batch_size"), 1);
   EXPECT_EQ(j.at("best_throughput").at("batch_size"), 8);
   EXPECT_EQ(j.at("best_throughput").at("model"), "opt/model_opt.onnx");
+}
+
+TEST(PerfReportTest, JsonGivesEachModelItsMedianWhenThereIsOneSetting) {
+  PerfReport report;
+  report.info.models = {"a/base.onnx", "b/opt.onnx"};
+  report.rows = {Row(1, "b/opt.onnx", 1, 128, 4, 2.1, 2.0), Row(0, "a/base.onnx", 1, 128, 4, 5, 4)};
+  FillRatiosToFirstModel(report.rows);
+  const nlohmann::json j = nlohmann::json::parse(ReportToJson(report, "", "").dump());
+  const auto& models = j.at("models");
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_EQ(models[0].at("name"), "base.onnx");
+  EXPECT_DOUBLE_EQ(models[0].at("median_ms").get<double>(), 4);
+  EXPECT_DOUBLE_EQ(models[0].at("ratio_to_first").get<double>(), 1);
+  EXPECT_EQ(models[1].at("name"), "opt.onnx");
+  EXPECT_DOUBLE_EQ(models[1].at("median_ms").get<double>(), 2);
+  EXPECT_DOUBLE_EQ(models[1].at("ratio_to_first").get<double>(), 0.5);
+  EXPECT_EQ(models[1].at("by_setting").size(), 1u);
 }
 
 TEST(PerfReportTest, JsonWithNoRowsHasNullBest) {
