@@ -128,10 +128,10 @@ StatusOr<PerfReport> MeasurePerf(const PerfOptions& o, const std::tm& started, s
   for (size_t t = 0; t < o.intra_op_threads.size(); ++t) {
     const int threads = o.intra_op_threads[t];
     // Sessions are made once per (model, threads) and reused by every batch and sequence. With
-    // several models their sessions live side by side; ORT's idle worker threads spin briefly
-    // after each run, so with many threads the models slow each other a little. That hits every
-    // model alike (they alternate), so the ratios stay fair; absolute numbers are the pessimistic
-    // ones.
+    // several models their sessions live side by side, and ORT's workers spin for a moment after
+    // a run (session.intra_op.allow_spinning), which may take a core from the next model's run.
+    // Alternation spreads that over all models alike, so ratios stay fair; absolute multi-thread
+    // latencies of an interleaved run can be a little higher than those of one model alone.
     std::vector<std::unique_ptr<Session>> sessions;
     for (const PerfModelInfo& m : models) {
       progress.Show(fmt::format("[{}/{}] loading {} with {} thread(s)", group + 1, group_count,
