@@ -1,11 +1,14 @@
-// Placeholder until the perf command lands (issue: foundation / fusions).
+// `bertopt perf` / bert_perf_test: the work lives in src/ort/perf_command.cc so the tests can run
+// it.
 #include <cstdio>
 
 #include "commands.h"
+#include "ort/perf_command.h"
 
 namespace bertopt::cli {
-int PerfMain(int, char**) {
-  std::fprintf(stderr, "bertopt perf: not available yet\n");
-  return kExitBadInput;
+
+int PerfMain(int argc, char** argv) {
+  return bertopt::ort::RunPerfCommand(argc, argv, stdout, stderr);
 }
+
 }  // namespace bertopt::cli
