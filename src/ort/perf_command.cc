@@ -66,9 +66,9 @@ Status CheckShapes(const PerfOptions& o, const std::vector<PerfModelInfo>& model
 }
 
 std::vector<BertSample> MakeSamples(const PerfOptions& o, int64_t batch, int64_t sequence,
-                                    int64_t vocab_size) {
+                                    int64_t vocab_size, int64_t segment_vocab) {
   // One generator per (batch, sequence): every model and every thread count sees the same values.
-  BertInputGenerator generator(batch, sequence, vocab_size, o.seed);
+  BertInputGenerator generator(batch, sequence, vocab_size, o.seed, segment_vocab);
   std::vector<BertSample> samples;
   samples.reserve(static_cast<size_t>(o.samples));
   for (int i = 0; i < o.samples; ++i) samples.push_back(generator.Next());
@@ -100,7 +100,11 @@ StatusOr<PerfReport> MeasurePerf(const PerfOptions& o, const std::tm& started, s
   }
   // Ids must be valid rows of every model's embedding, so the smallest vocabulary bounds them.
   int64_t vocab_size = models.front().vocab_size;
-  for (const PerfModelInfo& m : models) vocab_size = std::min(vocab_size, m.vocab_size);
+  int64_t segment_vocab = 2;
+  for (const PerfModelInfo& m : models) {
+    vocab_size = std::min(vocab_size, m.vocab_size);
+    segment_vocab = std::min(segment_vocab, m.segment_vocab_size);
+  }
 
   PerfReport report;
   PerfRunInfo& info = report.info;
@@ -146,7 +150,7 @@ StatusOr<PerfReport> MeasurePerf(const PerfOptions& o, const std::tm& started, s
       for (int64_t sequence : o.sequence_lengths) {
         ++group;
         const std::string label = SettingLabel(batch, sequence, threads);
-        const std::vector<BertSample> samples = MakeSamples(o, batch, sequence, vocab_size);
+        const std::vector<BertSample> samples = MakeSamples(o, batch, sequence, vocab_size, segment_vocab);
         std::vector<std::unique_ptr<SettingRunner>> runners;
         std::vector<TimedRun> runs;
         runners.reserve(models.size());
