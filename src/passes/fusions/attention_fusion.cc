@@ -415,7 +415,10 @@ MaskFilter ReadMaskFilter(const ir::Graph& graph, const Match& m, const ir::Valu
   if (m.has("mask_term")) {
     auto multiplier = ScalarOf(graph, m, "mask_filter");
     if (!multiplier || !std::isfinite(*multiplier) || *multiplier >= 0) {
-      return {.reason = "the mask multiplier is not a finite negative scalar"};
+      return {.reason = multiplier ? fmt::format("the mask multiplier '{}' is {}, not a finite "
+                                                 "negative scalar", m["mask_filter"]->name(),
+                                                 *multiplier)
+                                   : std::string("the mask multiplier is not a scalar constant")};
     }
     return {.value = *multiplier};
   }
