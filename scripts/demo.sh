@@ -24,9 +24,9 @@ echo "   $model ($(du -h "$model" | cut -f1))"
 optimized="$work/bert_${size}_optimized.onnx"
 echo
 echo "== 2/4 bertopt optimize"
-start=$(date +%s.%N)
+start_ns=$(date +%s%N)
 "$bin" optimize --input "$model" --output "$optimized" --overwrite | tee "$work/optimize.txt"
-optimize_s=$(echo "$(date +%s.%N) - $start" | bc)
+optimize_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
 
 echo
 echo "== 3/4 bertopt compare (ORT optimizations disabled on both sides)"
@@ -44,10 +44,10 @@ perf_json="$work/perf.json"
 
 verdict=$(grep '^verdict:' "$work/optimize.txt" | sed 's/^verdict: //')
 fused=$(awk '/fused operator/{f=1;next} f && NF==2 && $2>0 {printf "%s%s %s", sep, $2, $1; sep=", "} /^$/{if(f)exit}' "$work/optimize.txt")
-/usr/bin/python3 - "$perf_json" "$optimize_s" "$fused" "$verdict" "$parity" <<'PY'
+/usr/bin/python3 - "$perf_json" "$optimize_ms" "$fused" "$verdict" "$parity" <<'PY'
 import json, sys
 perf = json.load(open(sys.argv[1]))
-optimize_s, fused, verdict, parity = sys.argv[2:6]
+optimize_ms, fused, verdict, parity = sys.argv[2:6]
 models = perf["models"]
 print()
 print("== summary")
@@ -58,6 +58,6 @@ for m in models:
     print(f"   latency p50   : {m['median_ms']:8.2f} ms  {m['name']}")
 if len(models) > 1:
     print(f"   speed-up      : {models[0]['median_ms'] / models[1]['median_ms']:.2f}x (original / optimized median)")
-print(f"   optimize time : {float(optimize_s):.2f} s (whole command, load and save included)")
+print(f"   optimize time : {int(optimize_ms) / 1000:.2f} s (whole command, load and save included)")
 PY
 [ "$parity" = passed ]

@@ -1,17 +1,14 @@
 #include "io/external_data.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <charconv>
 #include <climits>
 #include <map>
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl.h>
-#include <google/protobuf/wire_format_lite.h>
-
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "io/file_util.h"
 #include "io/tensor_walk.h"
 
@@ -27,18 +24,6 @@ std::optional<int64_t> ParseNonNegative(const std::string& text) {
   return value;
 }
 
-// One open external file, shared by all tensors stored in it (BERT keeps hundreds in one file).
-struct OpenFile {
-  int fd = -1;
-  int64_t size = 0;
-  OpenFile() = default;
-  OpenFile(const OpenFile&) = delete;
-  OpenFile& operator=(const OpenFile&) = delete;
-  ~OpenFile() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 class ExternalReader {
  public:
   explicit ExternalReader(const fs::path& model_path)
@@ -53,10 +38,11 @@ class ExternalReader {
       return InvalidModel(label_ + ": tensor " + DescribeTensor(*tensor) +
                           " has both raw_data and external data");
     }
-    ASSIGN_OR_RETURN(OpenFile * file, Open(ref.location, what));
-    int64_t length = ref.length.value_or(file->size - ref.offset);
-    if (ref.offset > file->size || length > file->size - ref.offset) {
-      return InvalidModel(label_ + ": " + what + " is " + std::to_string(file->size) +
+    ASSIGN_OR_RETURN(const InputFile* file, Open(ref.location, what));
+    const int64_t size = file->size();
+    int64_t length = ref.length.value_or(size - ref.offset);
+    if (ref.offset > size || length > size - ref.offset) {
+      return InvalidModel(label_ + ": " + what + " is " + std::to_string(size) +
                           " bytes, needs offset " + std::to_string(ref.offset) + " + length " +
                           (ref.length ? std::to_string(*ref.length) : "to end of file"));
     }
@@ -64,10 +50,12 @@ class ExternalReader {
     raw->resize(static_cast<size_t>(length));
     int64_t done = 0;
     while (done < length) {
-      ssize_t n = ::pread(file->fd, raw->data() + done, static_cast<size_t>(length - done),
+      ssize_t n = ::pread(file->fd(), raw->data() + done, static_cast<size_t>(length - done),
                           ref.offset + done);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return IoError(label_ + ": reading " + what + " failed (" + ErrnoText(errno) + ")");
+      if (n < 0) {
+        return IoError(label_ + ": reading " + what + " failed (" + ErrnoText(errno) + ")");
+      }
       if (n == 0) return IoError(label_ + ": " + what + " ended early (changed while reading?)");
       done += n;
     }
@@ -77,35 +65,23 @@ class ExternalReader {
   }
 
  private:
-  StatusOr<OpenFile*> Open(const std::string& location, const std::string& what) {
+  // One open file per location: BERT keeps hundreds of tensors in a single file.
+  StatusOr<const InputFile*> Open(const std::string& location, const std::string& what) {
     auto it = files_.find(location);
-    if (it != files_.end()) return it->second.get();
-    fs::path file_path = folder_ / location;
-    auto file = std::make_unique<OpenFile>();
-    file->fd = ::open(file_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (file->fd < 0) {
-      int err = errno;
-      if (err == ENOENT) return NotFound(label_ + ": " + what + " not found");
-      return IoError(label_ + ": cannot open " + what + " (" + ErrnoText(err) + ")");
+    if (it == files_.end()) {
+      ASSIGN_OR_RETURN(InputFile file, InputFile::Open(folder_ / location, label_ + ": " + what));
+      it = files_.emplace(location, std::move(file)).first;
     }
-    struct stat st {};
-    if (::fstat(file->fd, &st) != 0) {
-      return IoError(label_ + ": cannot stat " + what + " (" + ErrnoText(errno) + ")");
-    }
-    if (!S_ISREG(st.st_mode)) return IoError(label_ + ": " + what + " is not a regular file");
-    file->size = st.st_size;
-    OpenFile* raw = file.get();
-    files_.emplace(location, std::move(file));
-    return raw;
+    return &it->second;
   }
 
   std::string label_;
   fs::path folder_;
-  std::map<std::string, std::unique_ptr<OpenFile>> files_;
+  std::map<std::string, InputFile> files_;
 };
 
-using google::protobuf::io::CodedInputStream;
 using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedInputStream;
 
 // Walks one message of `type` on the wire, descending only into fields that can hold tensors and
 // collecting the `location` values of TensorProto.external_data entries.
@@ -119,30 +95,31 @@ bool ScanLocations(CodedInputStream* in, const google::protobuf::Descriptor* typ
     if (tag == 0) return true;  // end of message (limit) or of file
     const google::protobuf::FieldDescriptor* field =
         type->FindFieldByNumber(static_cast<int>(WireFormatLite::GetTagFieldNumber(tag)));
-    bool length_delimited =
-        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
-    if (field != nullptr && length_delimited && field == external_data) {
-      uint32_t length = 0;
-      if (!in->ReadVarint32(&length)) return false;
-      auto limit = in->PushLimit(static_cast<int>(length));
+    const bool wanted =
+        field != nullptr &&
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED &&
+        (field == external_data ||
+         (field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE &&
+          holders.MayHoldTensors(field->message_type())));
+    if (!wanted) {
+      if (!WireFormatLite::SkipField(in, tag)) return false;
+      continue;
+    }
+    uint32_t length = 0;
+    if (!in->ReadVarint32(&length)) return false;
+    auto limit = in->PushLimit(static_cast<int>(length));
+    if (field == external_data) {
       onnx::StringStringEntryProto entry;
-      if (!entry.MergeFromCodedStream(in) || !in->ConsumedEntireMessage()) return false;
-      in->PopLimit(limit);
+      if (!entry.MergeFromCodedStream(in)) return false;
       if (entry.key() == "location") locations->push_back(entry.value());
-    } else if (field != nullptr && length_delimited &&
-               field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE &&
-               holders.MayHoldTensors(field->message_type())) {
-      uint32_t length = 0;
-      if (!in->ReadVarint32(&length)) return false;
-      auto limit = in->PushLimit(static_cast<int>(length));
+    } else {
       if (!in->IncrementRecursionDepth()) return false;
       if (!ScanLocations(in, field->message_type(), holders, locations)) return false;
       in->DecrementRecursionDepth();
-      if (!in->ConsumedEntireMessage()) return false;
-      in->PopLimit(limit);
-    } else if (!WireFormatLite::SkipField(in, tag)) {
-      return false;
     }
+    // Bytes left before the limit mean the file ended inside this field: truncated.
+    if (!in->ConsumedEntireMessage() || in->BytesUntilLimit() != 0) return false;
+    in->PopLimit(limit);
   }
 }
 
@@ -175,14 +152,14 @@ StatusOr<ExternalRef> ParseExternalRef(const onnx::TensorProto& tensor,
     return InvalidModel(prefix + " is stored as external data but has no location");
   }
   fs::path location(ref.location);
-  if (location.is_absolute() || location.has_root_name() || location.has_root_directory()) {
+  if (location.has_root_path()) {
     return InvalidModel(prefix + ": external data location '" + ref.location +
                         "' is absolute; it must be relative to the model's folder");
   }
   fs::path normal = location.lexically_normal();
   if (normal.empty() || *normal.begin() == ".." || normal == ".") {
     return InvalidModel(prefix + ": external data location '" + ref.location +
-                        "' is outside the model's folder");
+                        "' is not a file inside the model's folder");
   }
   return ref;
 }
@@ -194,19 +171,18 @@ Status InlineExternalData(onnx::ModelProto* model, const fs::path& model_path) {
 
 StatusOr<std::vector<fs::path>> ListExternalDataFiles(const fs::path& model_path) {
   const std::string label = model_path.string();
-  int fd = ::open(model_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return IoError(label + ": cannot open (" + ErrnoText(errno) + ")");
+  ASSIGN_OR_RETURN(InputFile model, InputFile::Open(model_path, label));
   std::vector<std::string> locations;
   bool ok = false;
   {
-    google::protobuf::io::FileInputStream file(fd, 1 << 16);
-    file.SetCloseOnDelete(true);
+    google::protobuf::io::FileInputStream file(model.fd(), 1 << 16);
     CodedInputStream in(&file);
     in.SetTotalBytesLimit(INT_MAX);
     ok = ScanLocations(&in, onnx::ModelProto::descriptor(), TensorHolders(), &locations);
   }
   if (!ok) return InvalidModel(label + ": truncated or not an ONNX model (protobuf parse failed)");
   std::vector<fs::path> files;
+  files.reserve(locations.size());
   for (const std::string& location : locations) {
     files.push_back(model_path.parent_path() / location);
   }

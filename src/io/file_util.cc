@@ -4,10 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
-#include <chrono>
-#include <cstring>
+#include <random>
 #include <system_error>
 #include <vector>
 
@@ -18,16 +16,37 @@ std::string ErrnoText(int errno_value) { return std::generic_category().message(
 
 namespace {
 
-// Unique enough among threads and processes writing into one folder; O_EXCL settles the rest.
-std::string TempName(const fs::path& target, int attempt) {
-  static std::atomic<unsigned> counter{0};
-  auto ticks = std::chrono::steady_clock::now().time_since_epoch().count();
+// Random, so concurrent writers (threads or processes) into one folder rarely collide; O_EXCL
+// and the retry in AtomicFile::Create settle the rare case.
+std::string TempName(const fs::path& target) {
+  std::random_device random;
   return "." + target.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
-         std::to_string(counter.fetch_add(1)) + "-" + std::to_string(ticks % 1000000) + "-" +
-         std::to_string(attempt);
+         std::to_string(random());
 }
 
 }  // namespace
+
+StatusOr<InputFile> InputFile::Open(const fs::path& path, const std::string& subject) {
+  // O_NONBLOCK so that a FIFO fails the regular-file check below instead of blocking open();
+  // it changes nothing for reads of regular files.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return NotFound(subject + ": no such file");
+    return IoError(subject + ": cannot open (" + ErrnoText(err) + ")");
+  }
+  InputFile file(fd, 0);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return IoError(subject + ": cannot stat (" + ErrnoText(errno) + ")");
+  if (S_ISDIR(st.st_mode)) return IoError(subject + ": is a folder, not a file");
+  if (!S_ISREG(st.st_mode)) return IoError(subject + ": is not a regular file");
+  file.size_ = st.st_size;
+  return file;
+}
+
+InputFile::~InputFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const fs::path& target) {
   const std::string label = target.string();
@@ -38,8 +57,9 @@ StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const fs::path& target)
   struct stat st {};
   if (::stat(folder.c_str(), &st) != 0) {
     int err = errno;
-    if (err == ENOENT) return NotFound(label + ": output folder '" + folder.string() +
-                                       "' does not exist");
+    if (err == ENOENT) {
+      return NotFound(label + ": output folder '" + folder.string() + "' does not exist");
+    }
     return IoError(label + ": cannot access output folder '" + folder.string() + "' (" +
                    ErrnoText(err) + ")");
   }
@@ -51,7 +71,7 @@ StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const fs::path& target)
   }
 
   for (int attempt = 0; attempt < 100; ++attempt) {
-    fs::path temp = folder / TempName(target, attempt);
+    fs::path temp = folder / TempName(target);
     // 0666 so the final file gets the usual umask-derived permissions, like any new file.
     int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd >= 0) return std::unique_ptr<AtomicFile>(new AtomicFile(target, std::move(temp), fd));
@@ -89,7 +109,7 @@ Status AtomicFile::Write(std::string_view bytes) {
 }
 
 Status AtomicFile::WriteZeros(size_t count) {
-  static constexpr size_t kChunk = 64 * 1024;
+  static constexpr size_t kChunk = size_t{64} * 1024;
   const std::vector<char> zeros(std::min(count, kChunk), 0);
   while (count > 0) {
     size_t n = std::min(count, zeros.size());
@@ -129,6 +149,13 @@ Status AtomicFile::Publish() {
     ::close(dir_fd);
   }
   return Status::Ok();
+}
+
+Status WriteAtomically(const fs::path& target, const std::function<Status(AtomicFile*)>& write) {
+  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> file, AtomicFile::Create(target));
+  RETURN_IF_ERROR(write(file.get()));
+  RETURN_IF_ERROR(file->Finish());
+  return file->Publish();
 }
 
 }  // namespace bertopt::io

@@ -3,7 +3,9 @@
 // so a crash or a full disk never leaves a half-written model where a good one is expected.
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -14,6 +16,28 @@ namespace bertopt::io {
 
 /// The message for `errno_value`, e.g. "No space left on device".
 std::string ErrnoText(int errno_value);
+
+/// A regular file opened for reading; closes itself. The loader's three readers (model, external
+/// data, protected input) share it so they agree on what counts as a readable file.
+class InputFile {
+ public:
+  /// Opens `path`. Errors start with `subject` ("model.onnx", or "model.onnx: external data file
+  /// 'w.bin' for tensor 'emb'"): missing is kNotFound, a folder or other non-regular file kIoError.
+  static StatusOr<InputFile> Open(const std::filesystem::path& path, const std::string& subject);
+  InputFile(InputFile&& other) noexcept : fd_(other.fd_), size_(other.size_) { other.fd_ = -1; }
+  InputFile& operator=(InputFile&&) = delete;
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+  ~InputFile();
+
+  int fd() const { return fd_; }
+  int64_t size() const { return size_; }
+
+ private:
+  InputFile(int fd, int64_t size) : fd_(fd), size_(size) {}
+  int fd_;
+  int64_t size_;
+};
 
 /// A file being written under a temporary name beside `target`; `Publish` renames it into place.
 /// Destroying it before `Publish` removes the temporary, so early returns clean up by themselves.
@@ -50,5 +74,9 @@ class AtomicFile {
   size_t size_ = 0;
   bool published_ = false;
 };
+
+/// Creates `target` through an AtomicFile: `write` fills it, then it is synced and renamed.
+[[nodiscard]] Status WriteAtomically(const std::filesystem::path& target,
+                                     const std::function<Status(AtomicFile*)>& write);
 
 }  // namespace bertopt::io

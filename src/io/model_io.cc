@@ -1,17 +1,12 @@
 #include "bertopt/io/model_io.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <climits>
 #include <exception>
 #include <new>
 #include <system_error>
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl.h>
-
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl.h"
 #include "io/external_data.h"
 #include "io/file_util.h"
 #include "io/model_io_internal.h"
@@ -24,45 +19,20 @@ namespace {
 // Large blocks: a BERT-large file is 1.3 GB, and 8 KiB reads or writes would mean ~160k syscalls.
 constexpr int kStreamBlockBytes = 1 << 20;
 
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  ~FdCloser() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-
- private:
-  int fd_;
-};
-
 // Streams the model from the file instead of reading it into a buffer first, so peak memory is
 // the parsed model plus one block rather than twice the file.
 StatusOr<onnx::ModelProto> ParseModelFile(const fs::path& path) {
   const std::string label = path.string();
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    int err = errno;
-    if (err == ENOENT || err == ENOTDIR) return NotFound(label + ": no such file");
-    return IoError(label + ": cannot access (" + ErrnoText(err) + ")");
-  }
-  if (S_ISDIR(st.st_mode)) return IoError(label + ": is a folder, not a model file");
-  // Checked before open(): opening a FIFO would block.
-  if (!S_ISREG(st.st_mode)) return IoError(label + ": is not a regular file");
-  if (st.st_size == 0) return InvalidModel(label + ": empty file, not an ONNX model");
-  if (st.st_size > INT_MAX) {
-    return InvalidModel(label + ": is " + std::to_string(st.st_size) +
+  ASSIGN_OR_RETURN(InputFile input, InputFile::Open(path, label));
+  if (input.size() == 0) return InvalidModel(label + ": empty file, not an ONNX model");
+  if (input.size() > INT_MAX) {
+    return InvalidModel(label + ": is " + std::to_string(input.size()) +
                         " bytes; protobuf cannot parse a model file over 2 GB (weights that "
                         "large must be stored as external data)");
   }
 
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return IoError(label + ": cannot open (" + ErrnoText(errno) + ")");
-  FdCloser closer(fd);
-
   onnx::ModelProto model;
-  google::protobuf::io::FileInputStream file(fd, kStreamBlockBytes);
+  google::protobuf::io::FileInputStream file(input.fd(), kStreamBlockBytes);
   bool parsed = false;
   {
     google::protobuf::io::CodedInputStream in(&file);
@@ -78,9 +48,12 @@ StatusOr<onnx::ModelProto> ParseModelFile(const fs::path& path) {
   }
   // Protobuf happily parses many non-ONNX byte strings as unknown fields; a real model has these.
   std::string missing;
-  if (!model.has_graph()) missing += missing.empty() ? "graph" : ", graph";
-  if (model.ir_version() <= 0) missing += missing.empty() ? "ir_version" : ", ir_version";
-  if (model.opset_import_size() == 0) missing += missing.empty() ? "opset_import" : ", opset_import";
+  auto require = [&](bool present, const char* field) {
+    if (!present) missing += (missing.empty() ? "" : ", ") + std::string(field);
+  };
+  require(model.has_graph(), "graph");
+  require(model.ir_version() > 0, "ir_version");
+  require(model.opset_import_size() > 0, "opset_import");
   if (!missing.empty()) return InvalidModel(label + ": not an ONNX model (no " + missing + ")");
   return model;
 }
@@ -139,13 +112,6 @@ Status WriteModel(const onnx::ModelProto& model, AtomicFile* file) {
   return Status::Ok();
 }
 
-Status SaveInline(const onnx::ModelProto& model, const fs::path& path) {
-  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> file, AtomicFile::Create(path));
-  RETURN_IF_ERROR(WriteModel(model, file.get()));
-  RETURN_IF_ERROR(file->Finish());
-  return file->Publish();
-}
-
 Status SaveExternal(const SplitModel& split, const fs::path& path, const fs::path& data_path,
                     size_t inline_limit) {
   const size_t skeleton_size = split.skeleton.ByteSizeLong();
@@ -155,7 +121,9 @@ Status SaveExternal(const SplitModel& split, const fs::path& path, const fs::pat
                            " bytes, over protobuf's 2 GB limit; lower the external threshold");
   }
   // Both files are complete and synced under temporary names before either is renamed, so an
-  // error leaves the previous outputs (or nothing) rather than a model without its data.
+  // error leaves the previous outputs (or nothing) rather than a model without its data. The
+  // model's temporary comes first: a bad output folder should fail before gigabytes are written.
+  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> model, AtomicFile::Create(path));
   std::unique_ptr<AtomicFile> data;
   if (!split.chunks.empty()) {
     ASSIGN_OR_RETURN(data, AtomicFile::Create(data_path));
@@ -165,7 +133,6 @@ Status SaveExternal(const SplitModel& split, const fs::path& path, const fs::pat
     }
     RETURN_IF_ERROR(data->Finish());
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> model, AtomicFile::Create(path));
   RETURN_IF_ERROR(WriteModel(split.skeleton, model.get()));
   RETURN_IF_ERROR(model->Finish());
   if (data) RETURN_IF_ERROR(data->Publish());
@@ -182,13 +149,15 @@ Status SaveModelImpl(const onnx::ModelProto& model, const fs::path& path,
   const bool external = options.external_data || model.ByteSizeLong() > inline_limit;
   if (!external) {
     RETURN_IF_ERROR(CheckNotProtected({path}, options));
-    return SaveInline(model, path);
+    return WriteAtomically(path, [&](AtomicFile* file) { return WriteModel(model, file); });
   }
   const std::string data_name = path.filename().string() + ".data";
   const fs::path data_path = path.parent_path() / data_name;
-  SplitModel split =
-      SplitForExternalData(model, std::max<int64_t>(options.external_threshold_bytes, 0), data_name);
-  RETURN_IF_ERROR(CheckNotProtected({path, data_path}, options));
+  SplitModel split = SplitForExternalData(
+      model, std::max<int64_t>(options.external_threshold_bytes, 0), data_name);
+  std::vector<fs::path> targets = {path};
+  if (!split.chunks.empty()) targets.push_back(data_path);
+  RETURN_IF_ERROR(CheckNotProtected(targets, options));
   return SaveExternal(split, path, data_path, inline_limit);
 }
 
@@ -215,16 +184,12 @@ StatusOr<onnx::ModelProto> LoadModel(const fs::path& path) {
 }
 
 Status SaveModel(const onnx::ModelProto& model, const fs::path& path, const SaveOptions& options) {
-  return internal::SaveModelWithInlineLimit(model, path, options,
-                                            internal::kMaxInlineModelBytes);
+  return internal::SaveModelWithInlineLimit(model, path, options, internal::kMaxInlineModelBytes);
 }
 
 Status WriteFileAtomic(const fs::path& path, const std::string& bytes) {
   return CatchExceptions(path, [&]() -> Status {
-    ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> file, AtomicFile::Create(path));
-    RETURN_IF_ERROR(file->Write(bytes));
-    RETURN_IF_ERROR(file->Finish());
-    return file->Publish();
+    return WriteAtomically(path, [&](AtomicFile* file) { return file->Write(bytes); });
   });
 }
 
@@ -232,8 +197,8 @@ namespace internal {
 
 Status SaveModelWithInlineLimit(const onnx::ModelProto& model, const fs::path& path,
                                 const SaveOptions& options, size_t inline_limit) {
-  return CatchExceptions(path,
-                         [&]() -> Status { return SaveModelImpl(model, path, options, inline_limit); });
+  return CatchExceptions(
+      path, [&]() -> Status { return SaveModelImpl(model, path, options, inline_limit); });
 }
 
 }  // namespace internal

@@ -1,11 +1,9 @@
 #include "io/split_model.h"
 
 #include <bit>
-#include <optional>
 
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/message.h>
-
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
 #include "io/tensor_walk.h"
 
 namespace bertopt::io {
@@ -29,35 +27,27 @@ std::string_view AsBytes(const google::protobuf::RepeatedField<T>& values) {
   return {reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T)};
 }
 
-std::optional<Payload> FindPayload(const onnx::TensorProto& t) {
+// The bytes a tensor would store as external data; empty for string tensors and for types whose
+// typed field holds wider elements than the type (e.g. FLOAT16 in int32_data).
+Payload FindPayload(const onnx::TensorProto& t) {
   using TP = onnx::TensorProto;
-  if (t.has_raw_data()) return Payload{t.raw_data(), TP::kRawDataFieldNumber};
+  if (t.has_raw_data()) return {t.raw_data(), TP::kRawDataFieldNumber};
   switch (t.data_type()) {
     case TP::FLOAT:
     case TP::COMPLEX64:
-      if (t.float_data_size() > 0) return Payload{AsBytes(t.float_data()), TP::kFloatDataFieldNumber};
-      break;
+      return {AsBytes(t.float_data()), TP::kFloatDataFieldNumber};
     case TP::DOUBLE:
     case TP::COMPLEX128:
-      if (t.double_data_size() > 0) {
-        return Payload{AsBytes(t.double_data()), TP::kDoubleDataFieldNumber};
-      }
-      break;
+      return {AsBytes(t.double_data()), TP::kDoubleDataFieldNumber};
     case TP::INT64:
-      if (t.int64_data_size() > 0) return Payload{AsBytes(t.int64_data()), TP::kInt64DataFieldNumber};
-      break;
+      return {AsBytes(t.int64_data()), TP::kInt64DataFieldNumber};
     case TP::INT32:
-      if (t.int32_data_size() > 0) return Payload{AsBytes(t.int32_data()), TP::kInt32DataFieldNumber};
-      break;
+      return {AsBytes(t.int32_data()), TP::kInt32DataFieldNumber};
     case TP::UINT64:
-      if (t.uint64_data_size() > 0) {
-        return Payload{AsBytes(t.uint64_data()), TP::kUint64DataFieldNumber};
-      }
-      break;
+      return {AsBytes(t.uint64_data()), TP::kUint64DataFieldNumber};
     default:
-      break;
+      return {};
   }
-  return std::nullopt;
 }
 
 // Copies one field that needs no recursion (scalars, strings, and messages without tensors).
@@ -68,31 +58,71 @@ void CopyField(const Message& src, Message* dst, const FieldDescriptor* f) {
     const int n = in->FieldSize(src, f);
     for (int i = 0; i < n; ++i) {
       switch (f->cpp_type()) {
-        case FieldDescriptor::CPPTYPE_INT32: out->AddInt32(dst, f, in->GetRepeatedInt32(src, f, i)); break;
-        case FieldDescriptor::CPPTYPE_INT64: out->AddInt64(dst, f, in->GetRepeatedInt64(src, f, i)); break;
-        case FieldDescriptor::CPPTYPE_UINT32: out->AddUInt32(dst, f, in->GetRepeatedUInt32(src, f, i)); break;
-        case FieldDescriptor::CPPTYPE_UINT64: out->AddUInt64(dst, f, in->GetRepeatedUInt64(src, f, i)); break;
-        case FieldDescriptor::CPPTYPE_DOUBLE: out->AddDouble(dst, f, in->GetRepeatedDouble(src, f, i)); break;
-        case FieldDescriptor::CPPTYPE_FLOAT: out->AddFloat(dst, f, in->GetRepeatedFloat(src, f, i)); break;
-        case FieldDescriptor::CPPTYPE_BOOL: out->AddBool(dst, f, in->GetRepeatedBool(src, f, i)); break;
-        case FieldDescriptor::CPPTYPE_ENUM: out->AddEnumValue(dst, f, in->GetRepeatedEnumValue(src, f, i)); break;
-        case FieldDescriptor::CPPTYPE_STRING: out->AddString(dst, f, in->GetRepeatedString(src, f, i)); break;
-        case FieldDescriptor::CPPTYPE_MESSAGE: out->AddMessage(dst, f)->CopyFrom(in->GetRepeatedMessage(src, f, i)); break;
+        case FieldDescriptor::CPPTYPE_INT32:
+          out->AddInt32(dst, f, in->GetRepeatedInt32(src, f, i));
+          break;
+        case FieldDescriptor::CPPTYPE_INT64:
+          out->AddInt64(dst, f, in->GetRepeatedInt64(src, f, i));
+          break;
+        case FieldDescriptor::CPPTYPE_UINT32:
+          out->AddUInt32(dst, f, in->GetRepeatedUInt32(src, f, i));
+          break;
+        case FieldDescriptor::CPPTYPE_UINT64:
+          out->AddUInt64(dst, f, in->GetRepeatedUInt64(src, f, i));
+          break;
+        case FieldDescriptor::CPPTYPE_DOUBLE:
+          out->AddDouble(dst, f, in->GetRepeatedDouble(src, f, i));
+          break;
+        case FieldDescriptor::CPPTYPE_FLOAT:
+          out->AddFloat(dst, f, in->GetRepeatedFloat(src, f, i));
+          break;
+        case FieldDescriptor::CPPTYPE_BOOL:
+          out->AddBool(dst, f, in->GetRepeatedBool(src, f, i));
+          break;
+        case FieldDescriptor::CPPTYPE_ENUM:
+          out->AddEnumValue(dst, f, in->GetRepeatedEnumValue(src, f, i));
+          break;
+        case FieldDescriptor::CPPTYPE_STRING:
+          out->AddString(dst, f, in->GetRepeatedString(src, f, i));
+          break;
+        case FieldDescriptor::CPPTYPE_MESSAGE:
+          out->AddMessage(dst, f)->CopyFrom(in->GetRepeatedMessage(src, f, i));
+          break;
       }
     }
     return;
   }
   switch (f->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_INT32: out->SetInt32(dst, f, in->GetInt32(src, f)); break;
-    case FieldDescriptor::CPPTYPE_INT64: out->SetInt64(dst, f, in->GetInt64(src, f)); break;
-    case FieldDescriptor::CPPTYPE_UINT32: out->SetUInt32(dst, f, in->GetUInt32(src, f)); break;
-    case FieldDescriptor::CPPTYPE_UINT64: out->SetUInt64(dst, f, in->GetUInt64(src, f)); break;
-    case FieldDescriptor::CPPTYPE_DOUBLE: out->SetDouble(dst, f, in->GetDouble(src, f)); break;
-    case FieldDescriptor::CPPTYPE_FLOAT: out->SetFloat(dst, f, in->GetFloat(src, f)); break;
-    case FieldDescriptor::CPPTYPE_BOOL: out->SetBool(dst, f, in->GetBool(src, f)); break;
-    case FieldDescriptor::CPPTYPE_ENUM: out->SetEnumValue(dst, f, in->GetEnumValue(src, f)); break;
-    case FieldDescriptor::CPPTYPE_STRING: out->SetString(dst, f, in->GetString(src, f)); break;
-    case FieldDescriptor::CPPTYPE_MESSAGE: out->MutableMessage(dst, f)->CopyFrom(in->GetMessage(src, f)); break;
+    case FieldDescriptor::CPPTYPE_INT32:
+      out->SetInt32(dst, f, in->GetInt32(src, f));
+      break;
+    case FieldDescriptor::CPPTYPE_INT64:
+      out->SetInt64(dst, f, in->GetInt64(src, f));
+      break;
+    case FieldDescriptor::CPPTYPE_UINT32:
+      out->SetUInt32(dst, f, in->GetUInt32(src, f));
+      break;
+    case FieldDescriptor::CPPTYPE_UINT64:
+      out->SetUInt64(dst, f, in->GetUInt64(src, f));
+      break;
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+      out->SetDouble(dst, f, in->GetDouble(src, f));
+      break;
+    case FieldDescriptor::CPPTYPE_FLOAT:
+      out->SetFloat(dst, f, in->GetFloat(src, f));
+      break;
+    case FieldDescriptor::CPPTYPE_BOOL:
+      out->SetBool(dst, f, in->GetBool(src, f));
+      break;
+    case FieldDescriptor::CPPTYPE_ENUM:
+      out->SetEnumValue(dst, f, in->GetEnumValue(src, f));
+      break;
+    case FieldDescriptor::CPPTYPE_STRING:
+      out->SetString(dst, f, in->GetString(src, f));
+      break;
+    case FieldDescriptor::CPPTYPE_MESSAGE:
+      out->MutableMessage(dst, f)->CopyFrom(in->GetMessage(src, f));
+      break;
   }
 }
 
@@ -128,7 +158,9 @@ class Splitter {
         CopyField(src, dst, f);
       } else if (f->is_repeated()) {
         const int n = in->FieldSize(src, f);
-        for (int i = 0; i < n; ++i) Copy(in->GetRepeatedMessage(src, f, i), out->AddMessage(dst, f));
+        for (int i = 0; i < n; ++i) {
+          Copy(in->GetRepeatedMessage(src, f, i), out->AddMessage(dst, f));
+        }
       } else {
         Copy(in->GetMessage(src, f), out->MutableMessage(dst, f));
       }
@@ -137,23 +169,23 @@ class Splitter {
   }
 
   void CopyTensor(const onnx::TensorProto& src, onnx::TensorProto* dst) {
-    std::optional<Payload> payload = FindPayload(src);
-    if (src.data_location() == onnx::TensorProto::EXTERNAL || !payload ||
-        payload->bytes.empty() || static_cast<int64_t>(payload->bytes.size()) < threshold_) {
+    const Payload payload = FindPayload(src);
+    if (src.data_location() == onnx::TensorProto::EXTERNAL || payload.bytes.empty() ||
+        static_cast<int64_t>(payload.bytes.size()) < threshold_) {
       dst->CopyFrom(src);
       return;
     }
-    CopyFieldsExcept(src, dst, payload->field_number);
+    CopyFieldsExcept(src, dst, payload.field_number);
     const int64_t offset =
         (next_offset_ + kExternalAlignment - 1) / kExternalAlignment * kExternalAlignment;
-    const auto length = static_cast<int64_t>(payload->bytes.size());
+    const auto length = static_cast<int64_t>(payload.bytes.size());
     dst->set_data_location(onnx::TensorProto::EXTERNAL);
     // Stale entries from an earlier external save would shadow or duplicate the new ones.
     dst->clear_external_data();
     AddEntry(dst, "location", location_);
     AddEntry(dst, "offset", std::to_string(offset));
     AddEntry(dst, "length", std::to_string(length));
-    out_->chunks.push_back({payload->bytes, offset});
+    out_->chunks.push_back({payload.bytes, offset});
     next_offset_ = offset + length;
   }
 

@@ -19,7 +19,9 @@ Status VisitNodes(google::protobuf::RepeatedPtrField<onnx::NodeProto>* nodes,
     for (onnx::AttributeProto& attr : *node.mutable_attribute()) {
       if (attr.has_t()) RETURN_IF_ERROR(visit(attr.mutable_t()));
       for (onnx::TensorProto& t : *attr.mutable_tensors()) RETURN_IF_ERROR(visit(&t));
-      if (attr.has_sparse_tensor()) RETURN_IF_ERROR(VisitSparse(attr.mutable_sparse_tensor(), visit));
+      if (attr.has_sparse_tensor()) {
+        RETURN_IF_ERROR(VisitSparse(attr.mutable_sparse_tensor(), visit));
+      }
       for (onnx::SparseTensorProto& s : *attr.mutable_sparse_tensors()) {
         RETURN_IF_ERROR(VisitSparse(&s, visit));
       }
@@ -57,7 +59,9 @@ Status ForEachTensor(onnx::ModelProto* model, const Visitor& visit) {
     RETURN_IF_ERROR(VisitNodes(f.mutable_node(), visit));
   }
   for (onnx::TrainingInfoProto& info : *model->mutable_training_info()) {
-    if (info.has_initialization()) RETURN_IF_ERROR(VisitGraph(info.mutable_initialization(), visit));
+    if (info.has_initialization()) {
+      RETURN_IF_ERROR(VisitGraph(info.mutable_initialization(), visit));
+    }
     if (info.has_algorithm()) RETURN_IF_ERROR(VisitGraph(info.mutable_algorithm(), visit));
   }
   return Status::Ok();
@@ -72,11 +76,11 @@ TensorHolders::TensorHolders() {
   for (bool changed = true; changed;) {
     changed = false;
     for (const google::protobuf::Descriptor* type : reachable) {
-      if (holders_.count(type) != 0) continue;
+      if (holders_.contains(type)) continue;
       for (int i = 0; i < type->field_count(); ++i) {
         const google::protobuf::FieldDescriptor* field = type->field(i);
         if (field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE &&
-            holders_.count(field->message_type()) != 0) {
+            holders_.contains(field->message_type())) {
           holders_.insert(type);
           changed = true;
           break;

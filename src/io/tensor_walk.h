@@ -6,9 +6,8 @@
 #include <functional>
 #include <unordered_set>
 
-#include <google/protobuf/descriptor.h>
-
 #include "bertopt/status.h"
+#include "google/protobuf/descriptor.h"
 #include "onnx/onnx_pb.h"
 
 namespace bertopt::io {
@@ -23,7 +22,7 @@ class TensorHolders {
  public:
   TensorHolders();
   bool MayHoldTensors(const google::protobuf::Descriptor* type) const {
-    return holders_.count(type) != 0;
+    return holders_.contains(type);
   }
 
  private:

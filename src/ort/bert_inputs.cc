@@ -332,34 +332,53 @@ StatusOr<BertInputs> FindBertInputs(const onnx::GraphProto& graph, const BertInp
   return a.result();
 }
 
-std::optional<int64_t> FindVocabSize(const onnx::GraphProto& graph, const std::string& input_ids) {
+namespace {
+
+// Rows of the largest table `input` indexes: through EmbedLayerNormalization (the input at
+// `embed_input`, its table at `embed_table`) or through a Gather (directly or behind a Cast).
+std::optional<int64_t> IndexedTableRows(const onnx::GraphProto& graph, const std::string& input,
+                                        int embed_input, int embed_table) {
+  if (input.empty()) return std::nullopt;
   const GraphIndex index(graph);
-  std::optional<int64_t> vocab;
-  auto consider = [&](std::optional<int64_t> rows) {
-    if (rows && *rows > 0 && (!vocab || *rows > *vocab)) vocab = rows;
+  std::optional<int64_t> rows;
+  auto consider = [&](std::optional<int64_t> r) {
+    if (r && *r > 0 && (!rows || *r > *rows)) rows = r;
   };
   for (const onnx::NodeProto* node : index.EmbedLayerNorms()) {
-    if (node->input_size() > 2 && index.TraceBackThroughCast(node->input(0)) == input_ids) {
-      consider(index.TableRows(node->input(2)));
+    if (node->input_size() > embed_table &&
+        index.TraceBackThroughCast(node->input(embed_input)) == input) {
+      consider(index.TableRows(node->input(embed_table)));
     }
   }
-  if (vocab) return vocab;
-  for (const auto& use : index.UsesThroughCast(input_ids)) {
+  if (rows) return rows;
+  for (const auto& use : index.UsesThroughCast(input)) {
     if (use.node->op_type() == "Gather" && use.node->domain().empty() && use.input_index == 1) {
       consider(index.TableRows(use.node->input(0)));
     }
   }
-  return vocab;
+  return rows;
+}
+
+}  // namespace
+
+std::optional<int64_t> FindVocabSize(const onnx::GraphProto& graph, const std::string& input_ids) {
+  return IndexedTableRows(graph, input_ids, /*embed_input=*/0, /*embed_table=*/2);
+}
+
+std::optional<int64_t> FindSegmentVocabSize(const onnx::GraphProto& graph,
+                                            const std::string& segment_ids) {
+  return IndexedTableRows(graph, segment_ids, /*embed_input=*/1, /*embed_table=*/4);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Generation
 
 BertInputGenerator::BertInputGenerator(int64_t batch_size, int64_t sequence_length,
-                                       int64_t vocab_size, uint64_t seed)
+                                       int64_t vocab_size, uint64_t seed, int64_t segment_vocab)
     : batch_size_(batch_size),
       sequence_length_(sequence_length),
       vocab_size_(std::max<int64_t>(vocab_size, 1)),
+      second_segment_(segment_vocab >= 2 ? 1 : 0),
       rng_(seed) {}
 
 int64_t BertInputGenerator::UniformInt(int64_t lo, int64_t hi) {
@@ -393,7 +412,7 @@ BertSample BertInputGenerator::Next() {
     std::fill(mask, mask + length, 1);
     if (k % 2 == 1 && length >= 2) {
       const int64_t split = UniformInt(1, length - 1);
-      std::fill(segment + split, segment + length, 1);
+      std::fill(segment + split, segment + length, second_segment_);
     }
   }
   return sample;

@@ -43,6 +43,11 @@ StatusOr<BertInputs> FindBertInputs(const onnx::GraphProto& graph, const BertInp
 /// by `input_ids` (directly or through Cast). nullopt when there is none with a known shape.
 std::optional<int64_t> FindVocabSize(const onnx::GraphProto& graph, const std::string& input_ids);
 
+/// Rows of the token-type table the segment ids index (EmbedLayerNormalization input 4, or the
+/// Gather table): RoBERTa's has one row, so a "1" there is out of range. nullopt when unknown.
+std::optional<int64_t> FindSegmentVocabSize(const onnx::GraphProto& graph,
+                                            const std::string& segment_ids);
+
 /// Used when FindVocabSize finds nothing; small enough to be a valid row of any real vocabulary.
 inline constexpr int64_t kDefaultVocabSize = 1000;
 
@@ -64,11 +69,12 @@ struct BertSample {
 ///   - mask: valid length L uniform in [ceil(2S/3), S]; mask = 1 for positions < L, 0 after
 ///     (right padding);
 ///   - segment ids: 0 everywhere for even k; for odd k and L >= 2, a split t uniform in [1, L-1]
-///     is drawn and positions t..L-1 are 1 (a second "sentence"), padding stays 0.
+///     is drawn and positions t..L-1 are 1 (a second "sentence"), padding stays 0; with a
+///     one-row token-type table (`segment_vocab` < 2) the tail is 0 too, the draw still made.
 class BertInputGenerator {
  public:
   BertInputGenerator(int64_t batch_size, int64_t sequence_length, int64_t vocab_size,
-                     uint64_t seed);
+                     uint64_t seed, int64_t segment_vocab = 2);
   BertSample Next();
 
  private:
@@ -78,6 +84,7 @@ class BertInputGenerator {
   int64_t batch_size_;
   int64_t sequence_length_;
   int64_t vocab_size_;
+  int64_t second_segment_;  ///< the value of the second sentence's segment ids: 1, or 0
   int64_t next_index_ = 0;
   std::mt19937_64 rng_;
 };

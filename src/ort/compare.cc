@@ -23,6 +23,7 @@ struct Side {
   std::filesystem::path path;
   BertInputs inputs;
   std::optional<int64_t> vocab_size;
+  std::optional<int64_t> segment_vocab_size;
   std::unique_ptr<Session> session;
 };
 
@@ -41,6 +42,7 @@ StatusOr<Side> OpenSide(const std::string& label, const std::filesystem::path& p
   if (!inputs.ok()) return std::move(inputs).status().WithContext(path.string());
   side.inputs = std::move(inputs).value();
   side.vocab_size = FindVocabSize(model->graph(), side.inputs.input_ids);
+  side.segment_vocab_size = FindSegmentVocabSize(model->graph(), side.inputs.segment_ids);
   if (options.verbose) {
     for (const std::string& line : how) fmt::print(log, "{} inputs: {}\n", label, line);
   }
@@ -171,7 +173,14 @@ StatusOr<CompareReport> CompareModels(const CompareOptions& options, std::ostrea
                "warning: no word-embedding table found for '{}'; drawing ids below {} instead\n",
                baseline.inputs.input_ids, kDefaultVocabSize);
   }
-  if (options.verbose) fmt::print(log, "vocabulary size: {}\n", vocab_size);
+  // Segment ids of 1 only where both token-type tables have a second row.
+  int64_t segment_vocab = 2;
+  for (const Side* side : {&baseline, &optimized}) {
+    if (side->segment_vocab_size) segment_vocab = std::min(segment_vocab, *side->segment_vocab_size);
+  }
+  if (options.verbose) {
+    fmt::print(log, "vocabulary size: {}, token types: {}\n", vocab_size, segment_vocab);
+  }
 
   const std::vector<ValueInfo>& output_infos = baseline.session->outputs();
   CompareReport report;
@@ -183,7 +192,7 @@ StatusOr<CompareReport> CompareModels(const CompareOptions& options, std::ostrea
   std::vector<bool> shape_mismatch_logged(output_infos.size(), false);
 
   BertInputGenerator generator(options.batch_size, options.sequence_length, vocab_size,
-                               options.seed);
+                               options.seed, segment_vocab);
   for (int k = 0; k < options.samples; ++k) {
     const BertSample sample = generator.Next();
     ASSIGN_OR_RETURN(auto baseline_feeds,

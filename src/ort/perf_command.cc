@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "bertopt/io/model_io.h"
 #include "ort/perf_progress.h"
 #include "ort/perf_runner.h"
 #include "ort/perf_schedule.h"
@@ -19,6 +21,7 @@
 namespace bertopt::ort {
 namespace {
 
+// The values of tools/bertopt/commands.h, which the library cannot include.
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitBadInput = 2;
@@ -28,17 +31,6 @@ std::tm LocalTime(std::chrono::system_clock::time_point when) {
   std::tm local{};
   localtime_r(&t, &local);
   return local;
-}
-
-Status RequireCudaProvider() {
-  const std::vector<std::string> providers = AvailableProviders();
-  if (std::find(providers.begin(), providers.end(), "CUDAExecutionProvider") != providers.end()) {
-    return Status::Ok();
-  }
-  return InvalidArgument(fmt::format(
-      "--use_gpu: this ONNX Runtime build has no CUDA execution provider (available: {}); use a "
-      "GPU build of ONNX Runtime 1.29 on a machine with CUDA",
-      fmt::join(providers, ", ")));
 }
 
 // A model ORT refuses is a problem with the input file, not with the measurement.
@@ -74,10 +66,11 @@ Status CheckShapes(const PerfOptions& o, const std::vector<PerfModelInfo>& model
 }
 
 std::vector<BertSample> MakeSamples(const PerfOptions& o, int64_t batch, int64_t sequence,
-                                    int64_t vocab_size) {
+                                    int64_t vocab_size, int64_t segment_vocab) {
   // One generator per (batch, sequence): every model and every thread count sees the same values.
-  BertInputGenerator generator(batch, sequence, vocab_size, o.seed);
+  BertInputGenerator generator(batch, sequence, vocab_size, o.seed, segment_vocab);
   std::vector<BertSample> samples;
+  samples.reserve(static_cast<size_t>(o.samples));
   for (int i = 0; i < o.samples; ++i) samples.push_back(generator.Next());
   return samples;
 }
@@ -99,8 +92,7 @@ int ExitCodeFor(const Status& status) {
   }
 }
 
-StatusOr<PerfReport> MeasurePerf(const PerfOptions& o, std::FILE* err) {
-  if (o.use_gpu) RETURN_IF_ERROR(RequireCudaProvider());
+StatusOr<PerfReport> MeasurePerf(const PerfOptions& o, const std::tm& started, std::FILE* err) {
   std::vector<PerfModelInfo> models;
   for (const std::string& path : o.models) {
     ASSIGN_OR_RETURN(PerfModelInfo info, InspectPerfModel(path, o.input_names));
@@ -108,7 +100,11 @@ StatusOr<PerfReport> MeasurePerf(const PerfOptions& o, std::FILE* err) {
   }
   // Ids must be valid rows of every model's embedding, so the smallest vocabulary bounds them.
   int64_t vocab_size = models.front().vocab_size;
-  for (const PerfModelInfo& m : models) vocab_size = std::min(vocab_size, m.vocab_size);
+  int64_t segment_vocab = 2;
+  for (const PerfModelInfo& m : models) {
+    vocab_size = std::min(vocab_size, m.vocab_size);
+    segment_vocab = std::min(segment_vocab, m.segment_vocab_size);
+  }
 
   PerfReport report;
   PerfRunInfo& info = report.info;
@@ -122,7 +118,7 @@ StatusOr<PerfReport> MeasurePerf(const PerfOptions& o, std::FILE* err) {
   info.warmup = o.warmup;
   info.seed = o.seed;
   info.ort_version = RuntimeVersion();
-  info.timestamp = IsoTimestamp(LocalTime(std::chrono::system_clock::now()));
+  info.timestamp = IsoTimestamp(started);
 
   PerfProgress progress(err, err != nullptr && isatty(fileno(err)) != 0);
   const int group_count = static_cast<int>(o.intra_op_threads.size() * o.batch_sizes.size() *
@@ -135,7 +131,11 @@ StatusOr<PerfReport> MeasurePerf(const PerfOptions& o, std::FILE* err) {
 
   for (size_t t = 0; t < o.intra_op_threads.size(); ++t) {
     const int threads = o.intra_op_threads[t];
-    // Sessions are made once per (model, threads) and reused by every batch and sequence.
+    // Sessions are made once per (model, threads) and reused by every batch and sequence. With
+    // several models their sessions live side by side, and ORT's workers spin for a moment after
+    // a run (session.intra_op.allow_spinning), which may take a core from the next model's run.
+    // Alternation spreads that over all models alike, so ratios stay fair; absolute multi-thread
+    // latencies of an interleaved run can be a little higher than those of one model alone.
     std::vector<std::unique_ptr<Session>> sessions;
     for (const PerfModelInfo& m : models) {
       progress.Show(fmt::format("[{}/{}] loading {} with {} thread(s)", group + 1, group_count,
@@ -150,9 +150,11 @@ StatusOr<PerfReport> MeasurePerf(const PerfOptions& o, std::FILE* err) {
       for (int64_t sequence : o.sequence_lengths) {
         ++group;
         const std::string label = SettingLabel(batch, sequence, threads);
-        const std::vector<BertSample> samples = MakeSamples(o, batch, sequence, vocab_size);
+        const std::vector<BertSample> samples = MakeSamples(o, batch, sequence, vocab_size, segment_vocab);
         std::vector<std::unique_ptr<SettingRunner>> runners;
         std::vector<TimedRun> runs;
+        runners.reserve(models.size());
+        runs.reserve(models.size());
         for (size_t m = 0; m < models.size(); ++m) {
           ASSIGN_OR_RETURN(std::unique_ptr<SettingRunner> runner,
                            SettingRunner::Create(*sessions[m], models[m].roles, samples, mode));
@@ -182,13 +184,11 @@ StatusOr<PerfReport> MeasurePerf(const PerfOptions& o, std::FILE* err) {
   return report;
 }
 
-int RunPerfCommand(int argc, const char* const* argv, std::FILE* out, std::FILE* err) {
-  const std::string display = argc > 0 && argv[0] != nullptr ? argv[0] : "bertopt perf";
-  auto fail = [&](const Status& status) {
-    std::fprintf(err, "%s: %s\n", display.c_str(), status.message().c_str());
-    return ExitCodeFor(status);
-  };
+namespace {
 
+// RunPerfCommand without its last-resort catch.
+int RunPerfCommandOrThrow(int argc, const char* const* argv, std::FILE* out, std::FILE* err,
+                          const std::function<int(const Status&)>& fail) {
   StatusOr<PerfOptions> parsed = ParsePerfArgs(argc, argv);
   if (!parsed.ok()) return fail(parsed.status());
   const PerfOptions& o = *parsed;
@@ -196,22 +196,22 @@ int RunPerfCommand(int argc, const char* const* argv, std::FILE* out, std::FILE*
     std::fputs(o.help_text.c_str(), out);
     return kExitOk;
   }
-  // The default name carries the start time, like the report's timestamp.
-  const std::string output =
-      !o.output.empty()
-          ? o.output
-          : DefaultOutputPath(o.models.front(), o.use_gpu, o.batch_sizes, o.sequence_lengths,
-                              FileTimestamp(LocalTime(std::chrono::system_clock::now())))
-                .string();
+  // One start time names the default file and dates the report, so the two always agree.
+  const std::tm started = LocalTime(std::chrono::system_clock::now());
+  const std::string output = !o.output.empty()
+                                 ? o.output
+                                 : DefaultOutputPath(o.models.front(), o.use_gpu, o.batch_sizes,
+                                                     o.sequence_lengths, FileTimestamp(started))
+                                       .string();
 
-  StatusOr<PerfReport> report = MeasurePerf(o, err);
+  StatusOr<PerfReport> report = MeasurePerf(o, started, err);
   if (!report.ok()) return fail(report.status());
 
   // Results are printed even when a file cannot be written, so a long run is never lost.
-  Status written = WriteFileAtomically(output, FormatTsv(*report));
+  Status written = io::WriteFileAtomic(output, FormatTsv(*report));
   Status plotted = Status::Ok();
   if (!o.plot.empty()) {
-    plotted = WriteFileAtomically(o.plot, RenderLatencyPlotSvg(BuildLatencyPlot(*report)));
+    plotted = io::WriteFileAtomic(o.plot, RenderLatencyPlotSvg(BuildLatencyPlot(*report)));
   }
   if (o.json) {
     const std::string text =
@@ -226,6 +226,23 @@ int RunPerfCommand(int argc, const char* const* argv, std::FILE* out, std::FILE*
   if (!written.ok()) return fail(written);
   if (!plotted.ok()) return fail(plotted);
   return kExitOk;
+}
+
+}  // namespace
+
+int RunPerfCommand(int argc, const char* const* argv, std::FILE* out, std::FILE* err) {
+  const std::string display = argc > 0 && argv[0] != nullptr ? argv[0] : "bertopt perf";
+  auto fail = [&](const Status& status) {
+    std::fprintf(err, "%s: %s\n", display.c_str(), status.message().c_str());
+    return ExitCodeFor(status);
+  };
+  // Session and io turn their exceptions into Status; this catches what is left (bad_alloc on a
+  // huge batch, say) so the CLI still ends with one line and an exit code.
+  try {
+    return RunPerfCommandOrThrow(argc, argv, out, err, fail);
+  } catch (const std::exception& e) {
+    return fail(InternalError(e.what()));
+  }
 }
 
 }  // namespace bertopt::ort

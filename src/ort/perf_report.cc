@@ -1,14 +1,10 @@
 #include "ort/perf_report.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cstdio>
 #include <map>
 #include <set>
-#include <system_error>
 #include <tuple>
 
 namespace bertopt::ort {
@@ -86,6 +82,49 @@ std::string AlignColumns(const std::vector<std::vector<std::string>>& lines) {
 bool SeveralModels(const std::vector<PerfRow>& rows) {
   return std::any_of(rows.begin(), rows.end(),
                      [](const PerfRow& r) { return r.setting.model_index != 0; });
+}
+
+// Per model: its median (P50) and ratio to the first model, per setting in "by_setting" and, when
+// the run had a single (batch, sequence, threads), also at the top of the entry, where a script
+// comparing two models reads it without knowing the setting.
+nlohmann::ordered_json ModelsToJson(const PerfReport& report) {
+  const std::vector<std::string> names = ModelDisplayNames(report.info.models);
+  using Key = std::tuple<int64_t, int64_t, int>;
+  std::vector<std::map<Key, const PerfRow*>> by_model(report.info.models.size());
+  std::set<Key> settings;
+  for (const PerfRow& row : report.rows) {
+    const auto index = static_cast<size_t>(row.setting.model_index);
+    if (index >= by_model.size()) continue;
+    const Key key{row.setting.batch_size, row.setting.sequence_length,
+                  row.setting.intra_op_threads};
+    by_model[index][key] = &row;
+    settings.insert(key);
+  }
+  auto ratio = [](const PerfRow& row) {
+    return row.p50_ratio_to_first ? nlohmann::ordered_json(*row.p50_ratio_to_first) : nullptr;
+  };
+  nlohmann::ordered_json models = nlohmann::ordered_json::array();
+  for (size_t m = 0; m < by_model.size(); ++m) {
+    nlohmann::ordered_json entry;
+    entry["name"] = names[m];
+    entry["path"] = report.info.models[m];
+    const bool single = settings.size() == 1 && by_model[m].size() == 1;
+    entry["median_ms"] =
+        single ? nlohmann::ordered_json(by_model[m].begin()->second->latency.p50_ms) : nullptr;
+    entry["ratio_to_first"] = single ? ratio(*by_model[m].begin()->second) : nullptr;
+    entry["by_setting"] = nlohmann::ordered_json::array();
+    for (const auto& [key, row] : by_model[m]) {
+      nlohmann::ordered_json s;
+      s["batch_size"] = std::get<0>(key);
+      s["sequence_length"] = std::get<1>(key);
+      s["intra_op_threads"] = std::get<2>(key);
+      s["median_ms"] = row->latency.p50_ms;
+      s["ratio_to_first"] = ratio(*row);
+      entry["by_setting"].push_back(s);
+    }
+    models.push_back(entry);
+  }
+  return models;
 }
 
 }  // namespace
@@ -216,7 +255,7 @@ nlohmann::ordered_json ReportToJson(const PerfReport& report, const std::string&
   j["command"] = "perf";
   j["ort_version"] = info.ort_version;
   j["timestamp"] = info.timestamp;
-  j["models"] = info.models;
+  j["models"] = ModelsToJson(report);
   j["provider"] = info.provider;
   j["opt_level"] = info.opt_level;
   j["io_binding"] = info.io_binding;
@@ -381,36 +420,6 @@ std::filesystem::path DefaultOutputPath(const std::filesystem::path& first_model
       fmt::format("perf_results_{}_B{}_S{}_{}.tsv", use_gpu ? "GPU" : "CPU",
                   JoinInts(batch_sizes, "-"), JoinInts(sequence_lengths, "-"), file_timestamp);
   return first_model.parent_path() / name;
-}
-
-Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents) {
-  // The temporary lives in the target folder so the rename stays within one file system and is
-  // atomic; pid and a counter keep concurrent writers (two perf runs, or TSV and SVG) apart.
-  static std::atomic<int> counter{0};
-  std::filesystem::path folder = path.parent_path();
-  if (folder.empty()) folder = ".";
-  const std::filesystem::path temp =
-      folder / fmt::format(".{}.tmp.{}.{}", path.filename().string(), getpid(), counter++);
-  const std::string where = path.string();
-  FILE* file = std::fopen(temp.c_str(), "wb");
-  if (file == nullptr) {
-    return IoError(fmt::format("{}: cannot create a file in {}", where, folder.string()));
-  }
-  const bool written = std::fwrite(contents.data(), 1, contents.size(), file) == contents.size();
-  const bool flushed = std::fflush(file) == 0 && fsync(fileno(file)) == 0;
-  const bool closed = std::fclose(file) == 0;
-  std::error_code ec;
-  if (!written || !flushed || !closed) {
-    std::filesystem::remove(temp, ec);
-    return IoError(where + ": write failed (disk full?)");
-  }
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(temp, ignored);
-    return IoError(where + ": " + ec.message());
-  }
-  return Status::Ok();
 }
 
 }  // namespace bertopt::ort

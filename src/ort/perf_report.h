@@ -83,7 +83,9 @@ const std::vector<std::string>& TsvColumns();
 /// Header line plus one line per row, in row order, each ending in '\n'.
 std::string FormatTsv(const PerfReport& report);
 
-/// The report as one JSON object, keys in a fixed order for people reading it: run info, "results"
+/// The report as one JSON object, keys in a fixed order for people reading it: run info, "models"
+/// (per model: name, path, median_ms and ratio_to_first, both null unless the run had exactly one
+/// (batch, sequence, threads) setting, and "by_setting" with the same per setting), "results"
 /// (rows in order), "best_latency" and "best_throughput" (copies of the chosen rows, null when
 /// there are none), and "output" / "plot" paths (null when not written).
 nlohmann::ordered_json ReportToJson(const PerfReport& report, const std::string& output_path,
@@ -108,9 +110,5 @@ std::filesystem::path DefaultOutputPath(const std::filesystem::path& first_model
                                         const std::vector<int64_t>& batch_sizes,
                                         const std::vector<int64_t>& sequence_lengths,
                                         std::string_view file_timestamp);
-
-/// Writes `contents` to a temporary file in `path`'s folder and renames it over `path`, so readers
-/// never see a half-written file. kIoError naming the path on failure; no temporary is left behind.
-Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents);
 
 }  // namespace bertopt::ort

@@ -18,7 +18,8 @@ double MillisecondsSince(std::chrono::steady_clock::time_point start) {
 
 StatusOr<PerfModelInfo> InspectPerfModel(const std::string& path, const BertInputs& overrides) {
   // Parsed here rather than through io::LoadModel: perf only needs the graph's structure, and
-  // skipping external weights keeps this fast for large models.
+  // LoadModel would also read every external-data weight file into memory, which ORT then reads
+  // again for itself.
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(fmt::format("{}: cannot open", path));
   onnx::ModelProto model;
@@ -31,6 +32,8 @@ StatusOr<PerfModelInfo> InspectPerfModel(const std::string& path, const BertInpu
   info.path = path;
   info.roles = *roles;
   info.vocab_size = FindVocabSize(model.graph(), info.roles.input_ids).value_or(kDefaultVocabSize);
+  info.segment_vocab_size =
+      FindSegmentVocabSize(model.graph(), info.roles.segment_ids).value_or(2);
   return info;
 }
 

@@ -21,6 +21,7 @@ struct PerfModelInfo {
   std::string path;
   BertInputs roles;        ///< which graph input is ids / segment ids / mask
   int64_t vocab_size = 0;  ///< rows of the word embedding (kDefaultVocabSize when unknown)
+  int64_t segment_vocab_size = 2;  ///< rows of the token-type table (2 when unknown)
 };
 
 /// Reads the graph (not the weights' external data) and finds its BERT inputs and vocabulary.

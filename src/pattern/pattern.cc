@@ -117,8 +117,11 @@ class Matcher {
   }
 
  private:
-  bool Fail(std::string reason) {
-    const size_t depth = match_.owned_.size() + shared_count_;
+  // `past_structure` ranks a failure on a value that did have the expected kind (a constant with
+  // the wrong value) above a structural one at the same depth, so that a commutative pattern
+  // reports "'half' is 0.6, expected 0.5" rather than its swapped attempt's "'x' is not a constant".
+  bool Fail(std::string reason, bool past_structure = false) {
+    const size_t depth = 2 * (match_.owned_.size() + shared_count_) + (past_structure ? 1 : 0);
     if (best_reason_.empty() || depth >= best_depth_) {
       best_depth_ = depth;
       best_reason_ = std::move(reason);
@@ -169,14 +172,16 @@ class Matcher {
     }
     if (p.kind == Kind::kScalar) {
       auto s = graph_.ScalarValue(v);
-      if (!s) return Fail(fmt::format("{}{} is not a scalar constant", ValueName(v), where));
+      if (!s) {
+        return Fail(fmt::format("{}{} is not a scalar constant", ValueName(v), where), true);
+      }
       if (std::abs(*s - p.scalar) > p.tolerance * std::max(1.0, std::abs(p.scalar))) {
-        return Fail(fmt::format("{}{} is {}, expected {}", ValueName(v), where, *s, p.scalar));
+        return Fail(fmt::format("{}{} is {}, expected {}", ValueName(v), where, *s, p.scalar), true);
       }
     }
     if (p.value_check) {
       std::string why = p.value_check(graph_, *v, match_);
-      if (!why.empty()) return Fail(why);
+      if (!why.empty()) return Fail(why, true);
     }
     return BindValue(p.bind, v);
   }

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <fstream>
+
+#include "onnx/onnx_pb.h"
 
 #include "e2e_util.h"
 
@@ -118,7 +121,18 @@ TEST_F(CliTest, VerifyWritesOnlyAVerifiedModel) {
                                " --verify --sequence_length 16");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(out));
-  EXPECT_FALSE(fs::exists(dir_ / "verified.onnx.verify.onnx"));
+  EXPECT_FALSE(fs::exists(dir_ / ".bertopt-verify-verified.onnx"));
+
+  // With external data the weights file moves into place beside the model it belongs to.
+  const fs::path external = dir_ / "external.onnx";
+  r = RunBertopt("optimize --input " + Q(model_) + " --output " + Q(external) +
+                 " --verify --external_data --sequence_length 16");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir_ / "external.onnx.data"));
+  EXPECT_LT(fs::file_size(external), fs::file_size(dir_ / "external.onnx.data"));
+  CommandResult c = RunBertopt("compare --baseline_model " + Q(model_) + " --optimized_model " +
+                               Q(external) + " --batch_size 2 --sequence_length 16 --samples 2");
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
 }
 
 TEST_F(CliTest, CompareEntryPointPassesOnAnOptimizedPairAndWritesTestData) {
@@ -131,6 +145,48 @@ TEST_F(CliTest, CompareEntryPointPassesOnAnOptimizedPairAndWritesTestData) {
   EXPECT_NE(r.out.find("5 of 5 samples passed"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(dir_ / "batch_2_seq_16" / "test_data_set_0" / "input_0.pb"));
   EXPECT_TRUE(fs::exists(dir_ / "batch_2_seq_16" / "test_data_set_0" / "output_0.pb"));
+}
+
+TEST_F(CliTest, DisabledFusionsAreNamedInTheVerdictAndVerboseSaysWhy) {
+  const fs::path out = dir_ / "partial.onnx";
+  CommandResult r = RunBertopt("optimize --input " + Q(model_) + " --output " + Q(out) +
+                               " --disable_attention --disable_embed_layer_norm --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["fully_optimized"], false);
+  EXPECT_FALSE(j["fused_ops"].contains("Attention"));
+  EXPECT_EQ(j["missing"][0], "EmbedLayerNormalization: 0 of 1") << r.out;
+  EXPECT_EQ(j["missing"][1], "Attention: 0 of 2") << r.out;
+  EXPECT_EQ(j["missing"][2], "2 Softmax left unfused") << r.out;
+  EXPECT_EQ(j["missing"].size(), 3u) << "the embedding LayerNorm left over is not a second miss";
+
+  // The same model with a positive mask multiplier (not a mask): --verbose names each Softmax
+  // and says why attention did not fuse there.
+  onnx::ModelProto model;
+  std::ifstream in(model_, std::ios::binary);
+  ASSERT_TRUE(model.ParseFromIstream(&in));
+  int changed = 0;
+  for (auto& node : *model.mutable_graph()->mutable_node()) {
+    if (node.op_type() != "Constant") continue;
+    auto* t = node.mutable_attribute(0)->mutable_t();
+    if (t->data_type() == onnx::TensorProto::FLOAT && t->raw_data().size() == 4) {
+      float v;
+      std::memcpy(&v, t->raw_data().data(), 4);
+      if (v != -10000.0f) continue;
+      v = 10000.0f;
+      t->set_raw_data(std::string(reinterpret_cast<const char*>(&v), 4));
+      ++changed;
+    }
+  }
+  ASSERT_EQ(changed, 1) << "the generator's mask chain has one -10000 constant";
+  const fs::path odd = dir_ / "positive_mask.onnx";
+  WriteBytes(odd, model.SerializeAsString());
+  CommandResult v = RunBertopt("optimize --input " + Q(odd) + " --output " + Q(out) + " --verbose");
+  ASSERT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_NE(v.out.find("attention at /bert/encoder/layer.0/attention/self/Softmax"),
+            std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("10000"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("not fully optimized: Attention: 0 of 2"), std::string::npos) << v.out;
 }
 
 TEST_F(CliTest, UnknownCommandAndMissingFlags) {

@@ -97,23 +97,7 @@ const std::vector<GeneratedModel>& MatrixModels() {
   return models;
 }
 
-fs::path GeneratedModel::Path() const {
-  static const std::map<std::string, fs::path> paths = [] {
-    const std::vector<std::string> args = MatrixArgs();
-    CommandResult r = Shell(Generator() + " --batch_file " +
-                            (kSourceDir / "tests/models/test_matrix.txt").string());
-    std::vector<std::string> lines = Lines(r.out);
-    if (r.exit_code != 0 || lines.size() != args.size()) {
-      std::cerr << "test model generation failed (exit " << r.exit_code << "):\n" << r.err;
-      std::abort();
-    }
-    std::map<std::string, fs::path> out;
-    for (size_t i = 0; i < args.size(); ++i) out[args[i]] = lines[i];
-    return out;
-  }();
-  auto it = paths.find(args);
-  return it != paths.end() ? it->second : GenerateModel(args);
-}
+fs::path GeneratedModel::Path() const { return GenerateModel(args); }
 
 fs::path GenerateModel(const std::string& args) {
   CommandResult r = Shell(Generator() + " " + args);

@@ -16,8 +16,8 @@ struct GeneratedModel {
   bool is_static = false;
   /// A short test-name-safe label, e.g. "bert_seq_op11_static".
   std::string Label() const;
-  /// The cached .onnx; the first call generates the whole matrix in one python process (cheap
-  /// when cached) and aborts the test binary with the generator's output when that fails.
+  /// The cached .onnx (ctest's generate_test_models fixture makes the whole matrix first, so this
+  /// is a cache hit); aborts the test binary with the generator's output when generation fails.
   std::filesystem::path Path() const;
 };
 

@@ -1,15 +1,14 @@
-#include "bertopt/io/model_io.h"
-
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <random>
 
-#include <gmock/gmock.h>
-#include <google/protobuf/util/message_differencer.h>
-#include <gtest/gtest.h>
-
+#include "bertopt/io/model_io.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "io/external_data.h"
 #include "io/model_io_internal.h"
 #include "unit/testdata_util.h"
 
@@ -18,6 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
+using std::string_view_literals::operator""sv;
 using ::testing::HasSubstr;
 using testutil::ReadFile;
 using testutil::TempDir;
@@ -119,7 +119,7 @@ TEST(ModelIoTest, ExternalSaveThenLoadGivesTheSameModel) {
   int64_t end = 0;
   auto check = [&](const onnx::TensorProto& t) {
     if (t.data_location() != onnx::TensorProto::EXTERNAL) {
-      EXPECT_LT(t.raw_data().size(), 1024u) << t.name();
+      EXPECT_LT(t.raw_data().size(), 1024U) << t.name();
       return;
     }
     ++external;
@@ -140,7 +140,7 @@ TEST(ModelIoTest, ExternalSaveThenLoadGivesTheSameModel) {
   check(on_disk.training_info(0).initialization().initializer(0));
   EXPECT_EQ(external, testutil::kSampleLargeTensors);
   EXPECT_EQ(static_cast<int64_t>(fs::file_size(dir / "m.onnx.data")), end);
-  EXPECT_LT(fs::file_size(dir / "m.onnx"), 2048u);
+  EXPECT_LT(fs::file_size(dir / "m.onnx"), 2048U);
   // The unknown field of a moved tensor stays with its skeleton.
   EXPECT_EQ(g.initializer(1).GetReflection()->GetUnknownFields(g.initializer(1)).field_count(), 1);
 
@@ -160,7 +160,7 @@ TEST(ModelIoTest, ExternalThresholdKeepsSmallerTensorsInline) {
   for (const auto& t : on_disk.graph().initializer()) {
     EXPECT_EQ(t.data_location() == onnx::TensorProto::EXTERNAL, t.name() == "emb") << t.name();
   }
-  EXPECT_EQ(fs::file_size(dir / "m.onnx.data"), 4096u);
+  EXPECT_EQ(fs::file_size(dir / "m.onnx.data"), 4096U);
 }
 
 TEST(ModelIoTest, ExternalSaveWithNothingLargeWritesNoDataFile) {
@@ -214,8 +214,8 @@ TEST(ModelIoTest, ModelStillOverTheLimitAfterMovingTensorsIsAnError) {
   SaveOptions options;
   options.external_threshold_bytes = 1 << 20;  // nothing moves, so the model stays over the limit
   const onnx::ModelProto model = testutil::MakeSampleModel();
-  Status s = internal::SaveModelWithInlineLimit(model, dir / "m.onnx", options,
-                                                model.ByteSizeLong() - 1);
+  Status s =
+      internal::SaveModelWithInlineLimit(model, dir / "m.onnx", options, model.ByteSizeLong() - 1);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("m.onnx: even with external data the model is"));
   EXPECT_TRUE(dir.List().empty());
@@ -271,7 +271,8 @@ TEST_F(ExternalLoadTest, ReadsTensorsIntoRawDataAndClearsTheReference) {
 
 TEST_F(ExternalLoadTest, LocationsInASubfolderWork) {
   model_.mutable_graph()->mutable_initializer(0)->mutable_external_data(0)->set_value("sub/w.bin");
-  model_.mutable_graph()->mutable_initializer(1)->mutable_external_data(0)->set_value("./sub/w.bin");
+  model_.mutable_graph()->mutable_initializer(1)->mutable_external_data(0)->set_value(
+      "./sub/w.bin");
   WriteFile(dir_ / "model.onnx", model_.SerializeAsString());
   fs::create_directory(dir_ / "sub");
   WriteFile(dir_ / "sub" / "w.bin", data_);
@@ -287,6 +288,15 @@ TEST_F(ExternalLoadTest, MissingDataFileIsNotFound) {
   EXPECT_THAT(s.message(), HasSubstr("model.onnx"));
   EXPECT_THAT(s.message(), HasSubstr("'w.bin'"));
   EXPECT_THAT(s.message(), HasSubstr("'emb'"));
+}
+
+TEST_F(ExternalLoadTest, DataFileThatIsAFifoFailsInsteadOfBlocking) {
+  WriteFile(dir_ / "model.onnx", model_.SerializeAsString());
+  ASSERT_EQ(::mkfifo((dir_ / "w.bin").c_str(), 0600), 0);
+  Status s = LoadError();
+  EXPECT_EQ(s.code(), StatusCode::kIoError);
+  EXPECT_THAT(s.message(),
+              HasSubstr("external data file 'w.bin' for tensor 'emb': is not a regular file"));
 }
 
 TEST_F(ExternalLoadTest, ShortDataFileSaysWhatWasNeeded) {
@@ -308,7 +318,7 @@ TEST_F(ExternalLoadTest, OffsetPastTheEndWithoutLengthIsAnError) {
 }
 
 TEST_F(ExternalLoadTest, AbsoluteOrEscapingLocationsAreRejected) {
-  for (const std::string location :
+  for (const std::string& location :
        {(dir_ / "w.bin").string(), std::string("../w.bin"), std::string("sub/../../w.bin")}) {
     SCOPED_TRACE(location);
     model_.mutable_graph()->mutable_initializer(0)->mutable_external_data(0)->set_value(location);
@@ -333,7 +343,8 @@ TEST_F(ExternalLoadTest, MalformedEntriesAreRejected) {
   emb->mutable_external_data(1)->set_value("100");
   emb->mutable_external_data(0)->set_key("where");
   Write();
-  EXPECT_THAT(LoadError().message(), HasSubstr("'emb' is stored as external data but has no location"));
+  EXPECT_THAT(LoadError().message(),
+              HasSubstr("'emb' is stored as external data but has no location"));
 }
 
 TEST_F(ExternalLoadTest, ExternalAndRawDataTogetherIsAnError) {
@@ -359,7 +370,16 @@ class BadInputTest : public ::testing::Test {
 };
 
 TEST_F(BadInputTest, MissingFile) {
-  EXPECT_EQ(Load("nope.onnx").code(), StatusCode::kNotFound);
+  Status s = Load("nope.onnx");
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_THAT(s.message(), HasSubstr("no such file"));
+}
+
+TEST_F(BadInputTest, FifoFailsInsteadOfBlocking) {
+  ASSERT_EQ(::mkfifo((dir_ / "pipe.onnx").c_str(), 0600), 0);
+  Status s = Load("pipe.onnx");
+  EXPECT_EQ(s.code(), StatusCode::kIoError);
+  EXPECT_THAT(s.message(), HasSubstr("not a regular file"));
 }
 
 TEST_F(BadInputTest, Folder) {
@@ -388,9 +408,9 @@ TEST_F(BadInputTest, TruncatedModel) {
     EXPECT_THAT(s.message(), HasSubstr("not an ONNX model"));
   }
   WriteFile(dir_ / "half.onnx", bytes.substr(0, bytes.size() / 2));
-  EXPECT_EQ(Load("half.onnx").message(),
-            (dir_ / "half.onnx").string() +
-                ": truncated or not an ONNX model (protobuf parse failed)");
+  EXPECT_EQ(
+      Load("half.onnx").message(),
+      (dir_ / "half.onnx").string() + ": truncated or not an ONNX model (protobuf parse failed)");
 }
 
 TEST_F(BadInputTest, TextFile) {
@@ -401,7 +421,13 @@ TEST_F(BadInputTest, TextFile) {
 }
 
 TEST_F(BadInputTest, PngFile) {
-  const std::string png("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0", 33);
+  // Signature and IHDR chunk of a 16x16 RGBA image (the CRC is not checked by anything here).
+  // The "sv" literal keeps the embedded NULs.
+  const std::string png(
+      "\x89PNG\r\n\x1a\n"
+      "\0\0\0\x0dIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0"
+      "\x1f\xf3\xff\x61"sv);
+  ASSERT_EQ(png.size(), 33U);
   WriteFile(dir_ / "image.png", png);
   Status s = Load("image.png");
   EXPECT_EQ(s.code(), StatusCode::kInvalidModel);
@@ -452,9 +478,9 @@ TEST(AtomicWriteTest, NewFilesGetTheUsualPermissions) {
   const mode_t mask = ::umask(022);
   ASSERT_TRUE(WriteFileAtomic(dir / "a.pb", "x").ok());
   ::umask(mask);
-  EXPECT_EQ(fs::status(dir / "a.pb").permissions(),
-            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                fs::perms::others_read);
+  EXPECT_EQ(fs::status(dir / "a.pb").permissions(), fs::perms::owner_read | fs::perms::owner_write |
+                                                        fs::perms::group_read |
+                                                        fs::perms::others_read);
 }
 
 TEST(AtomicWriteTest, MissingFolderIsAnErrorNamingIt) {
@@ -571,12 +597,39 @@ TEST(ProtectTest, RefusesToOverwriteTheInputsExternalData) {
   EXPECT_EQ(ReadFile(dir / "out.onnx.data"), data);
   EXPECT_THAT(dir.List(), ElementsAre("in.onnx", "out.onnx.data"));
 
-  // Inline output touches only out.onnx, which the input does not use.
+  // Outputs that do not write out.onnx.data are fine: inline, or external with nothing to move.
   options.external_data = false;
   EXPECT_TRUE(SaveModel(*loaded, dir / "out.onnx", options).ok());
+  options.external_data = true;
+  options.external_threshold_bytes = 1 << 20;
+  EXPECT_TRUE(SaveModel(*loaded, dir / "out.onnx", options).ok());
+  EXPECT_EQ(ReadFile(dir / "out.onnx.data"), data);
+  options.external_threshold_bytes = 1024;
   // A different output name does not collide either.
   options.external_data = true;
   EXPECT_TRUE(SaveModel(*loaded, dir / "other.onnx", options).ok());
+}
+
+TEST(ProtectTest, ListsExternalFilesWhereverTheTensorIs) {
+  TempDir dir;
+  onnx::ModelProto model = testutil::MakeSampleModel();
+  onnx::GraphProto* g = model.mutable_graph();
+  MakeExternal(g->mutable_initializer(2), "a.bin", 0);
+  MakeExternal(g->mutable_node(4)->mutable_attribute(0)->mutable_t(), "b.bin", 0);
+  MakeExternal(g->mutable_node(5)->mutable_attribute(0)->mutable_g()->mutable_initializer(0),
+               "sub/c.bin", 0);
+  MakeExternal(g->mutable_sparse_initializer(0)->mutable_values(), "d.bin", 0);
+  MakeExternal(model.mutable_training_info(0)->mutable_initialization()->mutable_initializer(0),
+               "e.bin", 0);
+  WriteFile(dir / "m.onnx", model.SerializeAsString());
+
+  StatusOr<std::vector<fs::path>> files = ListExternalDataFiles(dir / "m.onnx");
+  ASSERT_TRUE(files.ok()) << files.status().ToString();
+  EXPECT_THAT(*files, ElementsAre(dir / "b.bin", dir / "sub/c.bin", dir / "a.bin", dir / "d.bin",
+                                  dir / "e.bin"));
+
+  WriteFile(dir / "cut.onnx", model.SerializeAsString().substr(0, 100));
+  EXPECT_EQ(ListExternalDataFiles(dir / "cut.onnx").status().code(), StatusCode::kInvalidModel);
 }
 
 }  // namespace

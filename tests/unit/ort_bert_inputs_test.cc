@@ -154,6 +154,27 @@ TEST(FindVocabSizeTest, RowsOfTheWordEmbeddingTable) {
   EXPECT_EQ(FindVocabSize(testing::AddModel(kInt64).graph(), "a"), std::nullopt);
 }
 
+TEST(FindVocabSizeTest, RowsOfTheTokenTypeTable) {
+  EXPECT_EQ(FindSegmentVocabSize(TinyBertModel().graph(), "token_type_ids"), 2);
+  EXPECT_EQ(FindSegmentVocabSize(TinyBertModel().graph(), ""), std::nullopt);
+}
+
+TEST(BertInputGeneratorTest, OneRowTokenTypeTableGetsOnlyZeros) {
+  // RoBERTa's token-type table has one row: a second sentence of 1s would be out of range.
+  BertInputGenerator two_rows(3, 9, 50, 5, /*segment_vocab=*/2);
+  BertInputGenerator one_row(3, 9, 50, 5, /*segment_vocab=*/1);
+  int ones = 0;
+  for (int k = 0; k < 6; ++k) {
+    const BertSample a = two_rows.Next();
+    const BertSample b = one_row.Next();
+    ones += std::count(a.segment_ids.begin(), a.segment_ids.end(), 1);
+    EXPECT_EQ(std::count(b.segment_ids.begin(), b.segment_ids.end(), 0), 27);
+    EXPECT_EQ(a.input_ids, b.input_ids) << "the same draws otherwise";
+    EXPECT_EQ(a.input_mask, b.input_mask);
+  }
+  EXPECT_GT(ones, 0);
+}
+
 std::vector<BertSample> Generate(uint64_t seed, int count, int64_t batch = 4, int64_t seq = 12,
                                  int64_t vocab = 50) {
   BertInputGenerator generator(batch, seq, vocab, seed);

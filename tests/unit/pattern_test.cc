@@ -62,6 +62,21 @@ TEST(PatternTest, WrongScalarSaysWhichValueAndWhy) {
   EXPECT_NE(r.reason().find("expected 0.5"), std::string::npos) << r.reason();
 }
 
+TEST(PatternTest, WrongScalarNextToAnyIsReportedInEitherOperandOrder) {
+  // Any() also matches the constant in the swapped attempt, whose failure ("'d' is not a
+  // constant") must not hide the wrong value.
+  for (const char* mul : {"y = Mul(two, d)", "y = Mul(d, two)"}) {
+    std::string text = kModel;
+    text.replace(text.find("y = Mul(two, d)"), 15, mul);
+    Fixture f(text.c_str());
+    MatchResult r = MatchPattern(*f.graph, f.Producer("y"),
+                                 Op("Mul", {Any("x"), Scalar(0.5)}).Commutative());
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.reason().find("is 2, expected 0.5"), std::string::npos) << mul << ": "
+                                                                              << r.reason();
+  }
+}
+
 TEST(PatternTest, OneNameMustBindOneValue) {
   Fixture f(R"(
 <ir_version: 7, opset_import: ["" : 13]>

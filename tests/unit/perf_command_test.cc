@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "ort/session.h"
+#include "unit/testdata_util.h"
 #include "unit/tiny_models.h"
 
 namespace bertopt::ort {
@@ -59,13 +59,6 @@ CommandResult RunPerf(const std::vector<std::string>& args) {
   return result;
 }
 
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 std::vector<std::string> SplitLines(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);
@@ -101,10 +94,8 @@ std::vector<std::map<std::string, std::string>> ParseTsv(const std::string& text
 class PerfCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTempDir("perf_command_test");
     model_ = testing::SaveModel(testing::TinyBertModel(), dir_ / "tiny.onnx").string();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Small and fast: the point is that the pipeline runs, not what it measures.
   std::vector<std::string> Quick(std::vector<std::string> args) const {
@@ -124,7 +115,8 @@ class PerfCommandTest : public ::testing::Test {
     EXPECT_EQ(r.out, "");
   }
 
-  std::filesystem::path dir_;
+  testutil::TempDir temp_;
+  const std::filesystem::path& dir_ = temp_.path();
   std::string model_;
 };
 
@@ -158,7 +150,7 @@ TEST_F(PerfCommandTest, ArgumentErrorsExitWithTwoAndNameTheFlagOrFile) {
 
 TEST_F(PerfCommandTest, AFileThatIsNotOnnxIsBadInput) {
   const std::filesystem::path junk = dir_ / "junk.onnx";
-  std::ofstream(junk) << "this is not a protobuf";
+  testutil::WriteFile(junk, "this is not a protobuf");
   ExpectBadInput({"--model", junk.string()}, junk.string());
 }
 
@@ -203,10 +195,13 @@ TEST_F(PerfCommandTest, HelpListsTheFlagsAndExitsZero) {
 }
 
 TEST_F(PerfCommandTest, ParsesListsAndDefaults) {
-  std::vector<std::string> args = {"bert_perf_test", "--model", model_, model_};
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  auto o = ParsePerfArgs(static_cast<int>(argv.size()), argv.data());
+  auto parse = [](const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    argv.reserve(args.size());
+    for (const auto& a : args) argv.push_back(a.c_str());
+    return ParsePerfArgs(static_cast<int>(argv.size()), argv.data());
+  };
+  auto o = parse({"bert_perf_test", "--model", model_, model_});
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_EQ(o->models.size(), 2u);  // the same file twice is an A/A comparison, kept
   EXPECT_THAT(o->batch_sizes, ElementsAre(1));
@@ -219,26 +214,11 @@ TEST_F(PerfCommandTest, ParsesListsAndDefaults) {
   EXPECT_EQ(o->opt_level, OptLevel::kAll);
   EXPECT_FALSE(o->inclusive || o->use_gpu || o->use_io_binding || o->json);
 
-  args = {"bert_perf_test",
-          "--model",
-          model_,
-          "--batch_size",
-          "8",
-          "1",
-          "8",
-          "--sequence_length",
-          "64",
-          "--sequence_length",
-          "32",
-          "--opt_level",
-          "basic",
-          "--intra_op_num_threads",
-          "2",
-          "1",
-          "2"};
-  argv.clear();
-  for (const auto& a : args) argv.push_back(a.c_str());
-  o = ParsePerfArgs(static_cast<int>(argv.size()), argv.data());
+  // clang-format off
+  o = parse({"bert_perf_test", "--model", model_, "--batch_size", "8", "1", "8",
+             "--sequence_length", "64", "--sequence_length", "32", "--opt_level", "basic",
+             "--intra_op_num_threads", "2", "1", "2"});
+  // clang-format on
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_THAT(o->batch_sizes, ElementsAre(8, 1));  // order kept, duplicates dropped
   EXPECT_THAT(o->sequence_lengths, ElementsAre(64, 32));
@@ -257,7 +237,7 @@ TEST_F(PerfCommandTest, RealRunWritesOneTsvRowPerSettingWithPositiveLatencies) {
   EXPECT_THAT(r.out, HasSubstr("best"));
   EXPECT_THAT(r.out, HasSubstr("results: " + tsv));
 
-  const auto rows = ParseTsv(ReadFile(tsv));
+  const auto rows = ParseTsv(testutil::ReadFile(tsv));
   ASSERT_EQ(rows.size(), 4u);
   std::set<std::pair<std::string, std::string>> shapes;
   double previous_average = 0;
@@ -277,13 +257,11 @@ TEST_F(PerfCommandTest, RealRunWritesOneTsvRowPerSettingWithPositiveLatencies) {
     EXPECT_EQ(row.at("p50_ratio_to_first"), "");
   }
   EXPECT_EQ(shapes.size(), 4u);
-  const std::string plot = ReadFile(svg);
+  const std::string plot = testutil::ReadFile(svg);
   EXPECT_THAT(plot, StartsWith("<svg"));
   EXPECT_THAT(plot, HasSubstr("B2 S16 T1"));
-  // Nothing but the two outputs: the temporary files were renamed, not left behind.
-  int files = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir_)) ++files;
-  EXPECT_EQ(files, 3);
+  // Nothing but the model and the two outputs: the temporary files were renamed, not left behind.
+  EXPECT_THAT(temp_.List(), ElementsAre("plot.svg", "results.tsv", "tiny.onnx"));
 }
 
 TEST_F(PerfCommandTest, TwoModelsRunInterleavedAndReportRatiosAsJson) {
@@ -308,6 +286,10 @@ TEST_F(PerfCommandTest, TwoModelsRunInterleavedAndReportRatiosAsJson) {
   EXPECT_DOUBLE_EQ(ratio.at(model_), 1.0);
   EXPECT_GT(ratio.at(second), 0);
   EXPECT_FALSE(j.at("best_latency").is_null());
+  // One setting: each model's median and ratio also stand at the top of its "models" entry.
+  ASSERT_EQ(j.at("models").size(), 2u);
+  EXPECT_GT(j.at("models")[1].at("median_ms").get<double>(), 0);
+  EXPECT_DOUBLE_EQ(j.at("models")[0].at("ratio_to_first").get<double>(), 1.0);
 }
 
 TEST_F(PerfCommandTest, DefaultOutputGoesBesideTheModel) {
@@ -321,7 +303,7 @@ TEST_F(PerfCommandTest, DefaultOutputGoesBesideTheModel) {
   ASSERT_EQ(written.size(), 1u);
   EXPECT_THAT(written[0], StartsWith("perf_results_CPU_B1-2_S8_"));
   EXPECT_EQ(written[0].size(), std::string("perf_results_CPU_B1-2_S8_20250102-030405.tsv").size());
-  EXPECT_EQ(ParseTsv(ReadFile(dir_ / written[0])).size(), 2u);
+  EXPECT_EQ(ParseTsv(testutil::ReadFile(dir_ / written[0])).size(), 2u);
 }
 
 TEST_F(PerfCommandTest, InclusiveAndIoBindingModesRun) {
@@ -334,7 +316,7 @@ TEST_F(PerfCommandTest, InclusiveAndIoBindingModesRun) {
     args.insert(args.end(), mode.begin(), mode.end());
     const CommandResult r = RunPerf(Quick(args));
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    const auto rows = ParseTsv(ReadFile(dir_ / "r.tsv"));
+    const auto rows = ParseTsv(testutil::ReadFile(dir_ / "r.tsv"));
     ASSERT_EQ(rows.size(), 1u);
     EXPECT_GT(std::stod(rows[0].at("average_ms")), 0);
     const bool inclusive = mode.front() == "--inclusive";

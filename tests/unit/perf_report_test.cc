@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -86,6 +85,7 @@ TEST(PerfReportTest, SortsByAverageFastestFirstAndKeepsTiesInOrder) {
                                Row(0, "a", 1, 32, 1, 5, 5), Row(0, "a", 1, 64, 1, 1, 1)};
   SortByAverage(rows);
   std::vector<int64_t> order;
+  order.reserve(rows.size());
   for (const PerfRow& r : rows) order.push_back(r.setting.sequence_length);
   EXPECT_THAT(order, ElementsAre(64, 16, 8, 32));
 }
@@ -173,7 +173,17 @@ TEST(PerfReportTest, JsonParsesBackWithResultsInOrderAndTheBestSettings) {
   EXPECT_EQ(j.at("opt_level"), "basic");
   EXPECT_EQ(j.at("seed"), 7);
   EXPECT_EQ(j.at("interleaved"), true);
-  EXPECT_EQ(j.at("models").size(), 2u);
+  ASSERT_EQ(j.at("models").size(), 2u);
+  const auto& opt = j.at("models")[1];
+  EXPECT_EQ(opt.at("name"), "model_opt.onnx");
+  EXPECT_EQ(opt.at("path"), "opt/model_opt.onnx");
+  EXPECT_TRUE(opt.at("median_ms").is_null());  // two batch sizes: no single median
+  ASSERT_EQ(opt.at("by_setting").size(), 2u);
+  EXPECT_EQ(opt.at("by_setting")[0].at("batch_size"), 1);
+  EXPECT_DOUBLE_EQ(opt.at("by_setting")[0].at("median_ms").get<double>(), 2.925);
+  EXPECT_DOUBLE_EQ(opt.at("by_setting")[0].at("ratio_to_first").get<double>(), 0.75);
+  EXPECT_EQ(opt.at("by_setting")[1].at("batch_size"), 8);
+  EXPECT_DOUBLE_EQ(opt.at("by_setting")[1].at("ratio_to_first").get<double>(), 0.5);
   EXPECT_EQ(j.at("output"), "/tmp/out.tsv");
   EXPECT_TRUE(j.at("plot").is_null());
   const auto& results = j.at("results");
@@ -192,6 +202,23 @@ TEST(PerfReportTest, JsonParsesBackWithResultsInOrderAndTheBestSettings) {
   EXPECT_EQ(j.at("best_latency").at("batch_size"), 1);
   EXPECT_EQ(j.at("best_throughput").at("batch_size"), 8);
   EXPECT_EQ(j.at("best_throughput").at("model"), "opt/model_opt.onnx");
+}
+
+TEST(PerfReportTest, JsonGivesEachModelItsMedianWhenThereIsOneSetting) {
+  PerfReport report;
+  report.info.models = {"a/base.onnx", "b/opt.onnx"};
+  report.rows = {Row(1, "b/opt.onnx", 1, 128, 4, 2.1, 2.0), Row(0, "a/base.onnx", 1, 128, 4, 5, 4)};
+  FillRatiosToFirstModel(report.rows);
+  const nlohmann::json j = nlohmann::json::parse(ReportToJson(report, "", "").dump());
+  const auto& models = j.at("models");
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_EQ(models[0].at("name"), "base.onnx");
+  EXPECT_DOUBLE_EQ(models[0].at("median_ms").get<double>(), 4);
+  EXPECT_DOUBLE_EQ(models[0].at("ratio_to_first").get<double>(), 1);
+  EXPECT_EQ(models[1].at("name"), "opt.onnx");
+  EXPECT_DOUBLE_EQ(models[1].at("median_ms").get<double>(), 2);
+  EXPECT_DOUBLE_EQ(models[1].at("ratio_to_first").get<double>(), 0.5);
+  EXPECT_EQ(models[1].at("by_setting").size(), 1u);
 }
 
 TEST(PerfReportTest, JsonWithNoRowsHasNullBest) {
@@ -247,40 +274,6 @@ TEST(PerfReportTest, DefaultOutputNameSitsBesideTheFirstModel) {
             std::filesystem::path("/m/perf_results_GPU_B1-8-32_S128-384_20250102-030405.tsv"));
   EXPECT_EQ(DefaultOutputPath("bert.onnx", false, {4}, {64}, "T"),
             std::filesystem::path("perf_results_CPU_B4_S64_T.tsv"));
-}
-
-class AtomicWriteTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ =
-        std::filesystem::temp_directory_path() /
-        ("perf_report_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-         "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::filesystem::path dir_;
-};
-
-TEST_F(AtomicWriteTest, ReplacesTheFileAndLeavesNoTemporary) {
-  const auto path = dir_ / "out.tsv";
-  ASSERT_TRUE(WriteFileAtomically(path, "old\n").ok());
-  ASSERT_TRUE(WriteFileAtomically(path, "new\tcontent\n").ok());
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  EXPECT_EQ(buffer.str(), "new\tcontent\n");
-  int files = 0;
-  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir_)) ++files;
-  EXPECT_EQ(files, 1);
-}
-
-TEST_F(AtomicWriteTest, MissingFolderIsAnIoErrorNamingThePath) {
-  const auto path = dir_ / "no_such_folder" / "out.tsv";
-  Status s = WriteFileAtomically(path, "x");
-  EXPECT_EQ(s.code(), StatusCode::kIoError);
-  EXPECT_THAT(s.message(), HasSubstr(path.string()));
 }
 
 }  // namespace

@@ -10,8 +10,7 @@
 #include <sstream>
 #include <system_error>
 
-#include <gtest/gtest.h>
-
+#include "gtest/gtest.h"
 #include "onnx/defs/parser.h"
 
 namespace bertopt::testutil {
@@ -74,15 +73,15 @@ MyRelu (X) => (Y)
   graph->mutable_node(0)->set_doc_string("projection");
   graph->mutable_node(0)->set_name("proj");
 
-  *graph->add_initializer() = FloatTensor("w", {16, 16}, 1);       // 1024 bytes
-  *graph->add_initializer() = FloatTensor("emb", {64, 16}, 2);     // 4096 bytes
+  *graph->add_initializer() = FloatTensor("w", {16, 16}, 1);    // 1024 bytes
+  *graph->add_initializer() = FloatTensor("emb", {64, 16}, 2);  // 4096 bytes
   *graph->mutable_value_info()->Add() = graph->input(0);
   graph->mutable_value_info(0)->set_name("h");
 
   onnx::AttributeProto* value = graph->mutable_node(4)->add_attribute();
   value->set_name("value");
   value->set_type(onnx::AttributeProto::TENSOR);
-  *value->mutable_t() = FloatTensor("", {512}, 3);                // 2048 bytes, unnamed
+  *value->mutable_t() = FloatTensor("", {512}, 3);  // 2048 bytes, unnamed
 
   for (const char* branch : {"then_branch", "else_branch"}) {
     onnx::AttributeProto* attr = graph->mutable_node(5)->add_attribute();
@@ -99,12 +98,12 @@ MyRelu (X) => (Y)
     if (std::string(branch) == "then_branch") {
       *sub->add_initializer() = FloatTensor("then_branch_w", {512}, 4);  // 2048 bytes
     } else {
-      *sub->add_initializer() = FloatTensor("else_branch_w", {16}, 5);   // 64 bytes
+      *sub->add_initializer() = FloatTensor("else_branch_w", {16}, 5);  // 64 bytes
     }
   }
 
   onnx::SparseTensorProto* sparse = graph->add_sparse_initializer();
-  *sparse->mutable_values() = FloatTensor("sparse", {256}, 6);     // 1024 bytes
+  *sparse->mutable_values() = FloatTensor("sparse", {256}, 6);  // 1024 bytes
   sparse->mutable_indices()->set_name("sparse_indices");
   sparse->mutable_indices()->set_data_type(onnx::TensorProto::INT64);
   sparse->mutable_indices()->add_dims(256);
@@ -125,19 +124,19 @@ MyRelu (X) => (Y)
   model.mutable_functions(0)->set_doc_string("relu wrapped in a function");
 
   // Fields from a newer ONNX than ours: a lossless saver must keep them.
-  model.GetReflection()->MutableUnknownFields(&model)->AddVarint(1000, 42);
+  onnx::ModelProto::GetReflection()->MutableUnknownFields(&model)->AddVarint(1000, 42);
   onnx::TensorProto* w = graph->mutable_initializer(1);
-  w->GetReflection()->MutableUnknownFields(w)->AddLengthDelimited(999, "future");
+  onnx::TensorProto::GetReflection()->MutableUnknownFields(w)->AddLengthDelimited(999, "future");
   return model;
 }
 
 TempDir::TempDir() {
   static std::atomic<int> counter{0};
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string name = info != nullptr ? std::string(info->test_suite_name()) + "." + info->name()
-                                     : "no_test";
-  path_ = fs::temp_directory_path() / ("bertopt_" + name + "_" + std::to_string(::getpid()) +
-                                       "_" + std::to_string(counter++));
+  std::string name =
+      info != nullptr ? std::string(info->test_suite_name()) + "." + info->name() : "no_test";
+  path_ = fs::temp_directory_path() /
+          ("bertopt_" + name + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
   fs::remove_all(path_);
   fs::create_directories(path_);
 }

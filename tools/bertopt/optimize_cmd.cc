@@ -83,8 +83,23 @@ void PrintReport(const Flags& f, const OptimizeReport& r) {
   std::printf("nodes %d -> %d in %.3f s\n", r.nodes_before, r.nodes_after, r.seconds);
 }
 
-// Runs compare on a temporary copy of the result; the caller renames it into place on success.
-Status Verify(const Flags& f, const fs::path& candidate, bool* passed) {
+// Saves the model under its final file name in a private folder beside the target (so an external
+// data file keeps the name the model refers to), compares it with the input through ORT, and only
+// then moves it into place. A failed comparison is kFailedPrecondition.
+Status SaveVerified(const Flags& f, const onnx::ModelProto& model, io::SaveOptions save) {
+  const fs::path target = fs::absolute(f.output);
+  std::error_code ec;
+  if (!f.overwrite && fs::equivalent(f.input, target, ec)) {
+    return InvalidArgument(fmt::format(
+        "{}: is the input model; refusing to write over it (use --overwrite)", f.output));
+  }
+  const fs::path staging = target.parent_path() / (".bertopt-verify-" + target.filename().string());
+  fs::remove_all(staging, ec);
+  if (!fs::create_directory(staging, ec)) {
+    return IoError(fmt::format("{}: cannot create {}: {}", f.output, staging.string(), ec.message()));
+  }
+  const fs::path candidate = staging / target.filename();
+  Status s = io::SaveModel(model, candidate, save);
   ort::CompareOptions c;
   c.baseline_model = f.input;
   c.optimized_model = candidate;
@@ -92,10 +107,33 @@ Status Verify(const Flags& f, const fs::path& candidate, bool* passed) {
   c.samples = 10;
   c.write_test_data = false;
   std::ostringstream log;
-  ASSIGN_OR_RETURN(ort::CompareReport report, ort::CompareModels(c, log));
-  *passed = report.AllPassed();
-  if (!*passed || f.verbose) std::fputs(log.str().c_str(), stderr);
-  return Status::Ok();
+  if (s.ok()) {
+    auto report = ort::CompareModels(c, log);
+    if (!report.ok()) {
+      s = report.status();
+    } else if (!report->AllPassed()) {
+      std::fputs(log.str().c_str(), stderr);
+      s = FailedPrecondition(fmt::format(
+          "--verify: the optimized model does not match {}; nothing written (rerun without "
+          "--verify to write it anyway, or disable the fusion at fault with --disable_*)",
+          f.input));
+    } else if (f.verbose) {
+      std::fputs(log.str().c_str(), stderr);
+    }
+  }
+  // External data first, the model last: the model never points at a missing or old data file.
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(staging, ec)) {
+    if (entry.path() != candidate) files.push_back(entry.path());
+  }
+  files.push_back(candidate);
+  for (const fs::path& file : files) {
+    if (!s.ok()) break;
+    fs::rename(file, target.parent_path() / file.filename(), ec);
+    if (ec) s = IoError(fmt::format("{}: {}", f.output, ec.message()));
+  }
+  fs::remove_all(staging, ec);
+  return s;
 }
 
 int Fail(const Status& s) {
@@ -151,31 +189,10 @@ int OptimizeMain(int argc, char** argv) {
   save.overwrite = f.overwrite;
   save.external_data = f.external_data;
   if (f.verify) {
-    // Write beside the target, check it through ORT, and only then move it into place.
-    const fs::path candidate = fs::path(f.output).concat(".verify.onnx");
-    save.overwrite = true;  // the candidate name is ours
-    Status s = io::SaveModel(*model, candidate, save);
-    if (!s.ok()) return Fail(s);
-    bool passed = false;
-    s = Verify(f, candidate, &passed);
-    if (s.ok() && passed) {
-      std::error_code ec;
-      if (fs::equivalent(f.input, f.output, ec) && !f.overwrite) {
-        s = InvalidArgument(fmt::format("{}: refusing to overwrite the input (--overwrite)", f.output));
-      } else {
-        fs::rename(candidate, f.output, ec);
-        if (ec) s = IoError(fmt::format("{}: {}", f.output, ec.message()));
-      }
-    }
-    if (!s.ok() || !passed) {
-      std::error_code ec;
-      fs::remove(candidate, ec);
-      if (!s.ok()) return Fail(s);
-      std::fprintf(stderr,
-                   "bertopt optimize: --verify: the optimized model does not match %s; nothing "
-                   "written (rerun without --verify to write it anyway, or disable the fusion "
-                   "at fault with --disable_*)\n",
-                   f.input.c_str());
+    Status s = SaveVerified(f, *model, save);
+    if (!s.ok()) {
+      if (s.code() != StatusCode::kFailedPrecondition) return Fail(s);
+      std::fprintf(stderr, "bertopt optimize: %s\n", s.message().c_str());
       return kExitCheckFailed;
     }
   } else {

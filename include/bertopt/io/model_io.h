@@ -14,23 +14,35 @@ namespace bertopt::io {
 /// `length`) are read into `raw_data` and their external-data fields cleared, so passes see every
 /// value; nothing else is changed, so a load → save of an inline model is byte-for-byte lossless.
 /// Errors (kNotFound, kIoError, kInvalidModel) name the file: missing, a folder, empty, truncated,
-/// not ONNX, external-data file missing or too short.
+/// not ONNX, external-data file missing or too short, an external location that is absolute or
+/// leaves the model's folder. A file cut exactly between two top-level fields after opset_import
+/// is still a valid protobuf and loads as a smaller model: protobuf has no end marker to check.
 StatusOr<onnx::ModelProto> LoadModel(const std::filesystem::path& path);
 
 struct SaveOptions {
   /// Store large tensors in `<output file name>.data` beside the model even under 2 GB.
   bool external_data = false;
-  /// Tensors at least this large go to the external file when external data is used.
+  /// Tensors at least this large go to the external file when external data is used (asked for,
+  /// or forced by the 2 GB limit). Payloads are raw_data or a typed field whose elements are
+  /// stored as-is (float_data of FLOAT, int64_data of INT64, ...); they start at 4 KiB-aligned
+  /// offsets so each can be mmap'ed.
   int64_t external_threshold_bytes = 1024;
-  /// Allow writing over `protect` (normally the input model).
+  /// Allow writing over `protect` (normally the input model) and the external data files it
+  /// refers to.
   bool overwrite = false;
-  /// The input model's path; writing to it is refused unless `overwrite`.
+  /// The input model's path; writing to it, or to an external data file it refers to, is refused
+  /// with kFailedPrecondition unless `overwrite`. Empty: nothing is protected.
   std::filesystem::path protect;
 };
 
-/// Writes `model` to `path` atomically (temporary file in the target folder, then rename). Models
-/// whose serialized size would exceed protobuf's 2 GB limit are saved with external data. On error
-/// nothing is left at `path` (or beside it).
+/// Writes `model` to `path` atomically (temporary file in the target folder, fsync, rename) with
+/// deterministic serialization, streamed to the file without a serialized copy in memory. Models
+/// whose serialized size would exceed protobuf's 2 GB limit are saved with external data; the
+/// large payloads are written from `model` directly, not copied. On error no temporary file is
+/// left and `path` keeps its previous content, if any (the one exception: should renaming the
+/// model fail after its new data file was renamed into place, that data file is removed).
+/// Tensors that already refer to external data (not loaded through LoadModel) are written
+/// unchanged, so their files must be where the output expects them.
 Status SaveModel(const onnx::ModelProto& model, const std::filesystem::path& path,
                  const SaveOptions& options = {});
 

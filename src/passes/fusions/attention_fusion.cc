@@ -1,17 +1,585 @@
-// PLACEHOLDER: attention fusion not written yet; it matches nothing.
+// Self-attention -> com.microsoft Attention (exporter-layouts 1.3, 2.4, 2.6, 2.7, 2.10).
+//
+//   x ─┬► Q = x·Wq+bq ─► split heads ────┐
+//      ├► K = x·Wk+bk ─► split heads, ᵀ ─┴► Softmax(Q·Kᵀ/√Hd + mask_term) = probs
+//      ├► V = x·Wv+bv ─► split heads ──────► MatMul(probs, V) ─► merge heads ─► out
+//      └► (residual: x is read, not replaced)
+//   =>
+//   x ─► Attention(x, [Wq|Wk|Wv], [bq|bk|bv], mask_index) num_heads=N ─► out
+//
+// Node by node (torch 1.13 after the reshape fusion):
+//   q    = Transpose[0,2,1,3](Reshape(Add(bq, MatMul(x, Wq)), {0,0,N,Hd}))
+//   kt   = Transpose[0,2,3,1](Reshape(Add(bk, MatMul(x, Wk)), {0,0,N,Hd}))
+//   v    = Transpose[0,2,1,3](Reshape(Add(bv, MatMul(x, Wv)), {0,0,N,Hd}))
+//   p    = Softmax(Add(Div(MatMul(q, kt), √Hd), mask_term))           axis: the last
+//   out  = Reshape(Transpose[0,2,1,3](MatMul(p, v)), {0,0,H})
+//   mask_term = Mul(Sub(1, Cast(Unsqueeze(Unsqueeze(mask, [1]), [2]), to=float)), -10000): one
+//   value read by every layer, matched as shared, dead once the last layer is fused.
+//   mask_index = GetOrCreateAttentionMask(mask): ReduceSum of the int32 mask (right padding), or
+//   the raw (B, S) int32 mask with --use_raw_attention_mask.
+//
+// Variants: static targets {B,S,N,Hd} / {B,S,H} (2.7); DistilBERT's {0,-1,N,Hd} and {B,-1,H}
+// with B read from Shape(x) (2.10); K transposed by [0,2,3,1] or by [0,2,1,3] then [0,1,3,2];
+// the scale as Div(scores, √Hd), Mul(scores, 1/√Hd), on Q before Q·Kᵀ, or absent (`scale` when
+// it is not 1/√Hd); no bias Add (zeros); any negative mask multiplier (`mask_filter_value` when
+// not -10000); DistilBERT's Where(Cast(Expand(Reshape(Equal(mask, 0), {B,1,1,S}), Shape(scores))),
+// fill, scores) with fill -inf (as float32 lowest: the same probabilities unless a row is fully
+// masked, where -inf gives NaN and Attention uniform weights) or any fill <= -10000; no mask.
+//
+// Deliberately not handled: 2-D encoders (tf2onnx), projections through 2-D Reshapes (keras),
+// unequal Q/K/V sizes (qkv_hidden_sizes), causal masks, past state, masks that are not a 2-D
+// graph input (through an optional Cast), scales that are not constants.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "bertopt/ir/tensor.h"
+#include "bertopt/pattern/pattern.h"
+#include "fmt/format.h"
+#include "fmt/ranges.h"
+#include "passes/fusions/dim_origin.h"
 #include "passes/fusions/fusions.h"
+#include "passes/fusions/int32_inputs.h"
 
 namespace bertopt::passes {
 namespace {
+
+using pattern::Any;
+using pattern::Const;
+using pattern::Match;
+using pattern::OneOf;
+using pattern::Op;
+using pattern::Optional;
+using pattern::P;
+using pattern::Scalar;
+
+// ORT's Attention adds this to masked scores unless told otherwise.
+constexpr double kDefaultMaskFilter = -10000.0;
+
+// --- The pattern -------------------------------------------------------------------------------
+
+std::string NormalizedAxesCheck(const ir::Graph& graph, const ir::Node& node, int output_rank,
+                                const std::vector<int64_t>& expected) {
+  std::optional<std::vector<int64_t>> axes = node.AttrInts("axes");
+  if (!axes && node.num_inputs() >= 2) axes = graph.ConstantAsInts(node.input(1));
+  if (!axes) return "axes are not constant";
+  std::vector<int64_t> normalized;
+  for (int64_t a : *axes) normalized.push_back(a < 0 ? a + output_rank : a);
+  std::sort(normalized.begin(), normalized.end());
+  if (normalized != expected) {
+    return fmt::format("unsqueezes axes {}, expected {}", fmt::join(*axes, ","),
+                       fmt::join(expected, ","));
+  }
+  return {};
+}
+
+P UnsqueezeAxes(P input, int output_rank, std::vector<int64_t> axes, std::string_view bind) {
+  return Op("Unsqueeze", {std::move(input)}, bind)
+      .Where([output_rank, axes = std::move(axes)](const ir::Graph& g, const ir::Node& n,
+                                                   const Match&) {
+        return NormalizedAxesCheck(g, n, output_rank, axes);
+      });
+}
+
+P Transpose(P input, std::vector<int64_t> perm, std::string_view bind = {}) {
+  return Op("Transpose", {std::move(input)}, bind)
+      .Where([perm = std::move(perm)](const ir::Graph&, const ir::Node& n,
+                                      const Match&) -> std::string {
+        auto actual = n.AttrInts("perm");
+        if (actual == perm) return {};
+        return fmt::format("perm is [{}], expected [{}]",
+                           actual ? fmt::format("{}", fmt::join(*actual, ",")) : "reversed",
+                           fmt::join(perm, ","));
+      });
+}
+
+P CastTo(P input, std::vector<int64_t> types, std::string_view bind = {}) {
+  return Op("Cast", {std::move(input)}, bind)
+      .Where([types = std::move(types)](const ir::Graph&, const ir::Node& n,
+                                        const Match&) -> std::string {
+        const int64_t to = n.AttrInt("to").value_or(0);
+        if (std::find(types.begin(), types.end(), to) != types.end()) return {};
+        return fmt::format("casts to type {}, expected one of {}", to, fmt::join(types, ","));
+      });
+}
+
+// The (B, S) mask the graph was given, possibly through a Cast.
+P MaskInput() { return Optional(Op("Cast", {Any("mask")}), Any("mask")); }
+
+// (1 - float(mask[:, None, None, :])) * filter: 0 for tokens, `filter` for padding (2.4).
+P AdditiveMask() {
+  P unsqueezed = OneOf({
+      UnsqueezeAxes(UnsqueezeAxes(MaskInput(), 3, {1}, "unsqueeze_1"), 4, {2}, "unsqueeze_2"),
+      UnsqueezeAxes(MaskInput(), 4, {1, 2}, "unsqueeze_12"),
+  });
+  P inverted =
+      Op("Sub",
+         {Scalar(1.0), CastTo(unsqueezed, {onnx::TensorProto::FLOAT, onnx::TensorProto::FLOAT16})});
+  return Op("Mul", {inverted, Const("mask_filter")}, "mask_term").Commutative().Shared();
+}
+
+// DistilBERT (2.10): Cast(Expand(Reshape(Equal(mask, 0), {B,1,1,S}), Shape(scores)), to=bool).
+// Equal and Reshape depend on the mask only and may serve several layers (torch 1.13 shares the
+// Equal): they are read, not replaced. The Expand reads this layer's scores, so it, its Shape and
+// the Cast go with the fusion.
+P PaddingCondition() {
+  P is_padding = Op("Equal", {MaskInput(), Scalar(0.0)}, "is_padding").Commutative();
+  P per_key = Op("Reshape", {is_padding, Any("mask_target")}, "mask_reshape").Shared();
+  P expanded =
+      Optional(Op("Expand", {per_key, Op("Shape", {Any("scores")})}, "mask_expand"), per_key);
+  return Optional(CastTo(expanded, {onnx::TensorProto::BOOL}), expanded);
+}
+
+// x·W (+ b), bias at either input; Q, K and V must all read the one `x`.
+P Projection(const std::string& name) {
+  P matmul = Op("MatMul", {Any("x"), Const(name + "_weight")}, name + "_matmul");
+  return OneOf({Op("Add", {matmul, Const(name + "_bias")}).Commutative(), matmul});
+}
+
+// (B, S, H) -> (B, S, N, Hd); the target is checked after the match.
+P SplitHeads(const std::string& name) {
+  return Op("Reshape", {Projection(name), Any(name + "_target")}, name + "_split");
+}
+
+const P& AttentionPattern() {
+  static const P kPattern = [] {
+    P q_heads = Transpose(SplitHeads("q"), {0, 2, 1, 3});
+    P k_heads_transposed = OneOf({
+        Transpose(SplitHeads("k"), {0, 2, 3, 1}),
+        Transpose(Transpose(SplitHeads("k"), {0, 2, 1, 3}), {0, 1, 3, 2}),
+    });
+    P v_heads = Transpose(SplitHeads("v"), {0, 2, 1, 3});
+    // "scores" names the value entering the mask, whichever node computes it.
+    P qk = Op("MatMul", {q_heads, k_heads_transposed}, "qk");
+    P scores = OneOf({
+        Op("Div", {qk, Const("scale_divisor")}, "scores"),
+        Op("Mul", {qk, Const("scale_factor")}, "scores").Commutative(),
+        Op("MatMul", {Op("Div", {q_heads, Const("scale_divisor")}), k_heads_transposed}, "scores"),
+        Op("MatMul",
+           {Op("Mul", {q_heads, Const("scale_factor")}).Commutative(), k_heads_transposed},
+           "scores"),
+        qk.Bind("scores"),
+    });
+    P masked = OneOf({
+        Op("Add", {scores, AdditiveMask()}).Commutative(),
+        Op("Where", {PaddingCondition(), Const("fill"), scores}, "where"),
+        scores,
+    });
+    P probs = Op("Softmax", {masked}, "softmax");
+    P context = Op("MatMul", {probs, v_heads});
+    return Op("Reshape", {Transpose(context, {0, 2, 1, 3}), Any("merge_target")}, "merge");
+  }();
+  return kPattern;
+}
+
+// --- Checks the pattern cannot express -------------------------------------------------------
+
+// What a Reshape target entry says about the output dimension at its position.
+struct Entry {
+  enum Kind { kConstant, kDimension } kind = kConstant;
+  int64_t value = 0;  // kConstant: the entry (0 copies, -1 infers)
+  DimRead read;       // kDimension: the dimension it reads
+};
+
+// The entries of a Reshape target: a constant, or a Concat of one-element pieces.
+std::optional<std::vector<Entry>> TargetEntries(const ir::Graph& graph, const ir::Value* target,
+                                                DimTracer& dims) {
+  std::vector<Entry> entries;
+  if (auto values = graph.ConstantAsInts(target)) {
+    for (int64_t v : *values) entries.push_back({.kind = Entry::kConstant, .value = v, .read = {}});
+    return entries;
+  }
+  const ir::Node* concat = target->producer();
+  if (!concat || !concat->Is("Concat")) return std::nullopt;
+  for (const ir::Value* piece : concat->inputs()) {
+    if (!piece) return std::nullopt;
+    if (const onnx::TensorProto* t = graph.ConstantTensor(piece)) {
+      auto values = graph.ConstantAsInts(piece);
+      if (!values || ir::NumElements(*t) != 1) return std::nullopt;
+      entries.push_back({.kind = Entry::kConstant, .value = (*values)[0], .read = {}});
+      continue;
+    }
+    DimRead read = ReadDimPiece(graph, piece, &dims);
+    if (!read.source) return std::nullopt;
+    entries.push_back({.kind = Entry::kDimension, .read = read});
+  }
+  return entries;
+}
+
+// Checks that the leading entries of a target give (B, S) of `x` for an input whose leading
+// dimensions are (B, S): 0 copies them, one -1 is inferred when everything else is pinned
+// (checked by the caller through `inferred`), a size must equal x's static size, a dimension read
+// must provably be x's.
+std::string CheckBatchAndSequence(const std::vector<Entry>& entries, const ir::Value* x,
+                                  const std::vector<int64_t>& x_dims, bool allowzero,
+                                  DimTracer& dims, int& inferred) {
+  for (int d = 0; d < 2; ++d) {
+    const Entry& e = entries[d];
+    const char* what = d == 0 ? "batch" : "sequence";
+    if (e.kind == Entry::kDimension) {
+      if (dims.SameDim(e.read.source, e.read.dim, x, d)) continue;
+      return fmt::format(
+          "entry {} reads dimension {} of '{}', which is not provably the {} size of '{}'", d,
+          e.read.dim, e.read.source->name(), what, x->name());
+    }
+    if (e.value == 0 && !allowzero) continue;
+    if (e.value == -1) {
+      ++inferred;
+      continue;
+    }
+    if (e.value > 0 && x_dims[d] == e.value) continue;
+    return fmt::format("entry {} is {}, which is not provably the {} size of '{}' ({})", d, e.value,
+                       what, x->name(), x_dims[d] < 0 ? "dynamic" : std::to_string(x_dims[d]));
+  }
+  return {};
+}
+
+struct HeadSplit {
+  int64_t heads = 0;
+  int64_t head_size = 0;
+  std::string reason;  // why the target is not {B, S, N, Hd}
+};
+
+// The head split target: {B, S, N, Hd} in any of the forms above.
+HeadSplit ReadSplitTarget(const ir::Graph& graph, const ir::Node& split, const ir::Value* x,
+                          const std::vector<int64_t>& x_dims, DimTracer& dims) {
+  auto entries = TargetEntries(graph, split.input(1), dims);
+  if (!entries) {
+    return {.reason =
+                fmt::format("{}: the target is neither constant nor a Concat of dimension reads",
+                            split.DisplayName())};
+  }
+  if (entries->size() != 4) {
+    return {.reason = fmt::format("{}: the target has {} entries, expected 4 (B, S, N, Hd)",
+                                  split.DisplayName(), entries->size())};
+  }
+  int inferred = 0;
+  const bool allowzero = split.AttrInt("allowzero").value_or(0) != 0;
+  std::string why = CheckBatchAndSequence(*entries, x, x_dims, allowzero, dims, inferred);
+  if (!why.empty()) return {.reason = fmt::format("{}: {}", split.DisplayName(), why)};
+  const Entry& n = (*entries)[2];
+  const Entry& hd = (*entries)[3];
+  if (n.kind != Entry::kConstant || hd.kind != Entry::kConstant || n.value <= 0 || hd.value <= 0) {
+    return {.reason = fmt::format("{}: the head count and head size are not positive constants",
+                                  split.DisplayName())};
+  }
+  if (inferred > 1) return {.reason = fmt::format("{}: more than one -1", split.DisplayName())};
+  return {.heads = n.value, .head_size = hd.value};
+}
+
+// The merge target: {B, S, H} (or -1 for H when B and S are pinned).
+std::string CheckMergeTarget(const ir::Graph& graph, const ir::Node& merge, const ir::Value* x,
+                             const std::vector<int64_t>& x_dims, DimTracer& dims, int64_t hidden) {
+  auto entries = TargetEntries(graph, merge.input(1), dims);
+  if (!entries || entries->size() != 3) {
+    return fmt::format("{}: the target is not a 3-entry constant or Concat of dimension reads",
+                       merge.DisplayName());
+  }
+  int inferred = 0;
+  const bool allowzero = merge.AttrInt("allowzero").value_or(0) != 0;
+  std::string why = CheckBatchAndSequence(*entries, x, x_dims, allowzero, dims, inferred);
+  if (!why.empty()) return fmt::format("{}: {}", merge.DisplayName(), why);
+  const Entry& h = (*entries)[2];
+  if (h.kind != Entry::kConstant || (h.value != hidden && h.value != -1)) {
+    return fmt::format("{}: the last entry is not the hidden size {}", merge.DisplayName(), hidden);
+  }
+  inferred += h.value == -1;
+  if (inferred > 1) return fmt::format("{}: more than one -1", merge.DisplayName());
+  return {};
+}
+
+// DistilBERT's Reshape(Equal(mask, 0), {B, 1, 1, S}) is mask[:, None, None, :] when the middle
+// entries are 1 and the outer ones are x's batch and sequence sizes (or copy / infer the mask's).
+std::string CheckPaddingTarget(const ir::Graph& graph, const ir::Node& reshape, const ir::Value* x,
+                               const std::vector<int64_t>& x_dims, DimTracer& dims) {
+  auto entries = TargetEntries(graph, reshape.input(1), dims);
+  if (!entries || entries->size() != 4) {
+    return fmt::format("{}: the mask target is not a 4-entry constant or Concat",
+                       reshape.DisplayName());
+  }
+  for (int d : {1, 2}) {
+    const Entry& e = (*entries)[d];
+    if (e.kind != Entry::kConstant || e.value != 1) {
+      return fmt::format("{}: mask target entry {} is not 1", reshape.DisplayName(), d);
+    }
+  }
+  // Read as (batch, sequence) = entries 0 and 3.
+  std::vector<Entry> outer = {(*entries)[0], (*entries)[3]};
+  int inferred = 0;
+  const bool allowzero = reshape.AttrInt("allowzero").value_or(0) != 0;
+  if (outer[1].kind == Entry::kConstant && outer[1].value == 0) {
+    return fmt::format("{}: mask target entry 3 is 0", reshape.DisplayName());
+  }
+  std::string why = CheckBatchAndSequence(outer, x, x_dims, allowzero, dims, inferred);
+  if (!why.empty()) return fmt::format("{}: mask {}", reshape.DisplayName(), why);
+  if (inferred > 1) return fmt::format("{}: more than one -1", reshape.DisplayName());
+  return {};
+}
+
+// The one element of a constant, for scale and mask values.
+std::optional<double> ScalarOf(const ir::Graph& graph, const Match& m, std::string_view name) {
+  return m.has(name) ? graph.ScalarValue(m[name]) : std::nullopt;
+}
+
+// concat(parts, axis = last) of tensors of shape `part_dims` (1-D or 2-D) as a new initializer of
+// element type `type` (float or float16).
+ir::Value* ConcatLastAxis(ir::Graph& graph, const std::vector<std::vector<double>>& parts,
+                          const std::vector<int64_t>& part_dims, int32_t type,
+                          const std::string& name) {
+  const int64_t cols = part_dims.back();
+  const int64_t rows = part_dims.size() == 2 ? part_dims[0] : 1;
+  std::vector<double> packed;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (const auto& part : parts) {
+      packed.insert(packed.end(), part.begin() + r * cols, part.begin() + (r + 1) * cols);
+    }
+  }
+  const int64_t width = cols * static_cast<int64_t>(parts.size());
+  const std::vector<int64_t> dims =
+      part_dims.size() == 2 ? std::vector<int64_t>{rows, width} : std::vector<int64_t>{width};
+  std::vector<float> floats(packed.begin(), packed.end());
+  onnx::TensorProto tensor = ir::MakeFloatTensor(graph.UniqueName(name), dims, floats);
+  if (type == onnx::TensorProto::FLOAT16) {
+    std::string raw;
+    for (float f : floats) {
+      const uint16_t h = ir::FloatToHalf(f);
+      raw.push_back(static_cast<char>(h & 0xff));
+      raw.push_back(static_cast<char>(h >> 8));
+    }
+    tensor.set_data_type(onnx::TensorProto::FLOAT16);
+    tensor.set_raw_data(raw);
+  }
+  return graph.AddInitializer(std::move(tensor));
+}
+
+struct Projections {
+  std::vector<std::vector<double>> weights;  // Wq, Wk, Wv, each [H, H]
+  std::vector<std::vector<double>> biases;   // bq, bk, bv, each [H] (zeros where absent)
+  int64_t hidden = 0;
+  int32_t type = 0;    // float or float16, the same for all
+  std::string reason;  // why they cannot be packed
+};
+
+// The Q, K and V weights ([H, H] constants) and biases ([H] constants) of one float type.
+Projections ReadProjections(const ir::Graph& graph, const Match& m) {
+  Projections p;
+  p.type = graph.ElementType(m["q_weight"]);
+  if (p.type != onnx::TensorProto::FLOAT && p.type != onnx::TensorProto::FLOAT16) {
+    return {.reason = "the Q weight is neither float nor float16"};
+  }
+  for (const std::string name : {"q", "k", "v"}) {
+    const ir::Value* w = m[name + "_weight"];
+    auto shape = graph.Shape(w);
+    if (!shape || shape->size() != 2 || (*shape)[0] != (*shape)[1] ||
+        (p.hidden > 0 && (*shape)[1] != p.hidden)) {
+      return {.reason =
+                  fmt::format("the {} weight '{}' is [{}], expected [H, H] like the others", name,
+                              w->name(), shape ? fmt::format("{}", fmt::join(*shape, ",")) : "?")};
+    }
+    p.hidden = (*shape)[1];
+    if (graph.ElementType(w) != p.type) {
+      return {.reason = fmt::format("the {} weight has another element type than Q's", name)};
+    }
+    p.weights.push_back(*graph.ConstantAsDoubles(w));
+    if (const ir::Value* b = m[name + "_bias"]) {
+      auto b_shape = graph.Shape(b);
+      if (!b_shape || *b_shape != std::vector<int64_t>{p.hidden} ||
+          graph.ElementType(b) != p.type) {
+        return {.reason = fmt::format("the {} bias '{}' is not a [{}] tensor of the weights' type",
+                                      name, b->name(), p.hidden)};
+      }
+      p.biases.push_back(*graph.ConstantAsDoubles(b));
+    } else {
+      p.biases.emplace_back(p.hidden, 0.0);
+    }
+  }
+  return p;
+}
+
+struct MaskFilter {
+  double value = kDefaultMaskFilter;  // what Attention adds to masked scores
+  std::string reason;                 // why the mask cannot become Attention's
+};
+
+// The mask: additive (2.4) or DistilBERT's Where (2.10), both from a (B, S) graph input.
+MaskFilter ReadMaskFilter(const ir::Graph& graph, const Match& m, const ir::Value* x,
+                          const std::vector<int64_t>& x_dims, DimTracer& dims) {
+  if (!m.has("mask_term") && !m.has("where")) return {};
+  const ir::Value* mask = m["mask"];
+  auto mask_dims = graph.Shape(mask);
+  if (!mask->is_graph_input() || !mask_dims || mask_dims->size() != 2) {
+    return {.reason = fmt::format("the mask source '{}' is not a 2-D graph input", mask->name())};
+  }
+  if (m.has("mask_term")) {
+    auto multiplier = ScalarOf(graph, m, "mask_filter");
+    if (!multiplier || !std::isfinite(*multiplier) || *multiplier >= 0) {
+      return {.reason = multiplier ? fmt::format("the mask multiplier '{}' is {}, not a finite "
+                                                 "negative scalar", m["mask_filter"]->name(),
+                                                 *multiplier)
+                                   : std::string("the mask multiplier is not a scalar constant")};
+    }
+    return {.value = *multiplier};
+  }
+  auto fill = ScalarOf(graph, m, "fill");
+  if (!fill || !(*fill <= kDefaultMaskFilter)) {
+    return {.reason =
+                "the Where fill value is not a scalar <= -10000 (a smaller penalty added by "
+                "Attention would not equal replacing the score)"};
+  }
+  std::string why = CheckPaddingTarget(graph, *m.node("mask_reshape"), x, x_dims, dims);
+  if (!why.empty()) return {.reason = why};
+  // Attention adds a finite value; -inf and float32 lowest give the same probabilities for every
+  // row that has at least one token.
+  return {.value = std::isinf(*fill) ? std::numeric_limits<float>::lowest() : *fill};
+}
 
 class AttentionFusion : public Fusion {
  public:
   std::string_view name() const override { return "attention"; }
 
  protected:
-  std::vector<ir::Node*> Anchors(const ir::Graph&) const override { return {}; }
-  FuseResult FuseAt(const PassOptions&, ir::Graph&, ir::Node*) const override {
-    return FuseResult::Miss("not implemented");
+  std::vector<ir::Node*> Anchors(const ir::Graph& graph) const override {
+    return graph.NodesOfType("Softmax");
+  }
+
+  FuseResult FuseAt(const PassOptions& options, ir::Graph& graph,
+                    ir::Node* softmax) const override {
+    // Walk down to the merge Reshape, whose output the Attention node takes over.
+    ir::Node* merge = FindMerge(softmax);
+    if (!merge) {
+      return FuseResult::Miss(
+          "the probabilities do not flow into MatMul(probs, V) -> Transpose -> Reshape");
+    }
+    auto result = pattern::MatchPattern(graph, merge, AttentionPattern());
+    if (!result.ok()) return FuseResult::Miss(result.reason());
+    const Match& m = result.match();
+    if (m.node("softmax") != softmax) return FuseResult::Miss("matched another Softmax");
+
+    const int64_t opset = graph.OpsetVersion();
+    const int64_t axis = softmax->AttrInt("axis").value_or(opset < 13 ? 1 : -1);
+    if (axis != -1 && axis != 3) {
+      return FuseResult::Miss(
+          fmt::format("Softmax axis {} is not the last axis of the scores", axis));
+    }
+
+    // x: (B, S, H), read by all three projections. Shape inference may have lost its rank after
+    // an earlier layer's computed Reshape targets: the tracer derives it.
+    ir::Value* x = m["x"];
+    DimTracer dims(graph);
+    if (dims.Rank(x) != 3) {
+      return FuseResult::Miss(
+          fmt::format("the input '{}' is not known to be 3-D (B, S, H)", x->name()));
+    }
+    const std::vector<int64_t> x_dims = {dims.Size(x, 0), dims.Size(x, 1), dims.Size(x, 2)};
+
+    const Projections qkv = ReadProjections(graph, m);
+    if (!qkv.reason.empty()) return FuseResult::Miss(qkv.reason);
+    const int64_t hidden = qkv.hidden;
+    if (x_dims[2] >= 0 && x_dims[2] != hidden) {
+      return FuseResult::Miss(fmt::format("the input '{}' has {} features, the weights {}",
+                                          x->name(), x_dims[2], hidden));
+    }
+
+    // Heads: the same (N, Hd) for Q, K and V, with N·Hd = H.
+    int64_t heads = 0;
+    int64_t head_size = 0;
+    for (const std::string name : {"q", "k", "v"}) {
+      const ir::Node& split = *m.node(name + "_split");
+      const HeadSplit target = ReadSplitTarget(graph, split, x, x_dims, dims);
+      if (!target.reason.empty()) return FuseResult::Miss(target.reason);
+      const int64_t n = target.heads;
+      const int64_t hd = target.head_size;
+      if (n * hd != hidden) {
+        return FuseResult::Miss(fmt::format("{} splits {} into {} heads of {}, which is not {}",
+                                            split.DisplayName(), name, n, hd, hidden));
+      }
+      if (heads && (n != heads || hd != head_size)) {
+        return FuseResult::Miss(fmt::format("{} splits into {}x{} heads, Q into {}x{}",
+                                            split.DisplayName(), n, hd, heads, head_size));
+      }
+      heads = n;
+      head_size = hd;
+    }
+    if (std::string why = CheckMergeTarget(graph, *merge, x, x_dims, dims, hidden); !why.empty()) {
+      return FuseResult::Miss(why);
+    }
+
+    // Scale: softmax(Q·Kᵀ·scale + mask).
+    double scale = 1.0;
+    if (m.has("scale_divisor") || m.has("scale_factor")) {
+      auto s = ScalarOf(graph, m, m.has("scale_divisor") ? "scale_divisor" : "scale_factor");
+      if (!s || *s == 0 || !std::isfinite(*s)) {
+        return FuseResult::Miss("the attention scale is not a finite non-zero scalar");
+      }
+      scale = m.has("scale_divisor") ? 1.0 / *s : *s;
+    }
+
+    const MaskFilter mask_filter = ReadMaskFilter(graph, m, x, x_dims, dims);
+    if (!mask_filter.reason.empty()) return FuseResult::Miss(mask_filter.reason);
+
+    // A contradiction between the user's sizes and the graph is an error, not a miss.
+    if (options.num_heads != 0 && options.num_heads != heads) {
+      return FuseResult::Error(FailedPrecondition(fmt::format(
+          "--num_heads {} does not match the graph: the head-split Reshape at {} gives {} heads",
+          options.num_heads, m.node("q_split")->DisplayName(), heads)));
+    }
+    if (options.hidden_size != 0 && options.hidden_size != hidden) {
+      return FuseResult::Error(FailedPrecondition(
+          fmt::format("--hidden_size {} does not match the graph: the Q weight '{}' gives {}",
+                      options.hidden_size, m["q_weight"]->name(), hidden)));
+    }
+
+    // Rewrite: the matched nodes go (nothing outside reads them), the Attention node takes over
+    // the merge Reshape's output name.
+    ir::Value* mask = m["mask"];
+    const std::string output = merge->output(0)->name();
+    const std::string scope = ScopeOf(*softmax);
+    for (ir::Node* node : m.owned_nodes()) graph.EraseNode(node);
+    ir::Value* qkv_weight =
+        ConcatLastAxis(graph, qkv.weights, {hidden, hidden}, qkv.type, scope + "qkv_weight");
+    ir::Value* qkv_bias = ConcatLastAxis(graph, qkv.biases, {hidden}, qkv.type, scope + "qkv_bias");
+    std::vector<std::string> inputs = {x->name(), qkv_weight->name(), qkv_bias->name()};
+    if (mask) {
+      inputs.push_back(
+          GetOrCreateAttentionMask(graph, mask, options.use_raw_attention_mask)->name());
+    }
+    ir::Node* attention =
+        graph.AddNode("Attention", inputs, {output}, ir::kMsDomain, scope + "Attention");
+    attention->SetAttr("num_heads", heads);
+    const double default_scale = 1.0 / std::sqrt(static_cast<double>(head_size));
+    if (std::abs(scale - default_scale) > 1e-6 * default_scale) {
+      attention->SetAttr("scale", static_cast<float>(scale));
+    }
+    if (mask_filter.value != kDefaultMaskFilter) {
+      attention->SetAttr("mask_filter_value", static_cast<float>(mask_filter.value));
+    }
+    return FuseResult::Fused();
+  }
+
+ private:
+  // Softmax -> MatMul(probs, V) -> Transpose -> Reshape, following the only consumers.
+  static ir::Node* FindMerge(const ir::Node* softmax) {
+    const ir::Value* probs = softmax->output(0);
+    if (!probs || probs->uses().size() != 1) return nullptr;
+    const ir::Use context = probs->uses()[0];
+    if (!context.node->Is("MatMul") || context.index != 0) return nullptr;
+    const ir::Value* context_out = context.node->output(0);
+    if (!context_out || context_out->uses().size() != 1) return nullptr;
+    const ir::Node* transpose = context_out->uses()[0].node;
+    if (!transpose->Is("Transpose")) return nullptr;
+    for (const ir::Use& use : transpose->output(0)->uses()) {
+      if (use.node->Is("Reshape") && use.index == 0) return use.node;
+    }
+    return nullptr;
+  }
+
+  // "/bert/encoder/layer.0/attention/self/Softmax" -> "/bert/encoder/layer.0/attention/self/".
+  static std::string ScopeOf(const ir::Node& node) {
+    const std::string& name = node.name();
+    const size_t slash = name.rfind('/');
+    return slash == std::string::npos ? std::string() : name.substr(0, slash + 1);
   }
 };
 

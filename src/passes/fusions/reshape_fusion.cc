@@ -1,17 +1,134 @@
-// PLACEHOLDER: reshape fusion not written yet; it matches nothing.
+// Reshape targets computed from Shape/Gather chains -> constant targets with 0 / -1 entries.
+//
+//   q ─┬► Shape ─► Gather(C 0) ─► Unsqueeze[0] ─┐
+//      ├► Shape ─► Gather(C 1) ─► Unsqueeze[0] ─┤
+//      │                        C:i64[1] {N} ───┼─► Concat(axis 0) ─┐
+//      │                        C:i64[1] {Hd} ──┘                   ▼
+//      └───────────────────────────────────────────────────────► Reshape ─►
+//   =>
+//   q ─► Reshape(·, I:i64[4] {0, 0, N, Hd}) ─►
+//
+// A piece "dimension i of t" becomes 0 ("copy dimension k of the data", k its position) when
+// DimTracer proves that dimension i of t is dimension k of the data: t is the data itself with
+// i == k, or a tensor whose dimension flows unchanged into the data (DistilBERT reshapes
+// Q = x·Wq + bq with pieces read from x). A piece whose size is a known constant becomes that
+// constant. Constant pieces (rank 0 or 1-D) keep their values, -1 included. The Shape/Gather nodes
+// are only read (dead-code removal deletes them once nothing else does); the Unsqueeze and Concat
+// nodes must feed only this Reshape.
+//
+// Deliberately not handled: allowzero=1 (a 0 there means an empty dimension), pieces computed by
+// arithmetic on dimensions (Mul/Div of Gathers, Slice of a Shape), Casts around the Concat
+// (keras/tf2onnx int32 shapes), a Concat shared by several Reshapes (tf2onnx), and pieces that
+// cannot be proven, e.g. DistilBERT's merge and mask targets, which read x's batch size for a
+// tensor whose batch size reaches it through the mask (the attention fusion checks those against
+// x itself): they keep the Reshape as it is.
+#include <string>
+#include <vector>
+
+#include "bertopt/ir/tensor.h"
+#include "bertopt/pattern/pattern.h"
+#include "fmt/format.h"
+#include "passes/fusions/dim_origin.h"
 #include "passes/fusions/fusions.h"
 
 namespace bertopt::passes {
 namespace {
+
+using pattern::Any;
+using pattern::Const;
+using pattern::OneOf;
+using pattern::Op;
+using pattern::P;
+
+// One Concat input: a constant, or a dimension read `Unsqueeze(Gather(Shape(t), i))` /
+// `Gather(Shape(t), [i])`. The Gather and Shape may serve other pieces and other Reshapes.
+P ShapePiece() {
+  P dimension = Op("Gather", {Op("Shape", {Any()}).Shared(), Const()});
+  return OneOf({Const(), Op("Unsqueeze", {dimension.Shared()}), dimension});
+}
 
 class ReshapeFusion : public Fusion {
  public:
   std::string_view name() const override { return "reshape"; }
 
  protected:
-  std::vector<ir::Node*> Anchors(const ir::Graph&) const override { return {}; }
-  FuseResult FuseAt(const PassOptions&, ir::Graph&, ir::Node*) const override {
-    return FuseResult::Miss("not implemented");
+  std::vector<ir::Node*> Anchors(const ir::Graph& graph) const override {
+    std::vector<ir::Node*> computed;
+    for (ir::Node* reshape : graph.NodesOfType("Reshape")) {
+      if (reshape->input(1) && !graph.ConstantTensor(reshape->input(1)))
+        computed.push_back(reshape);
+    }
+    return computed;
+  }
+
+  FuseResult FuseAt(const PassOptions&, ir::Graph& graph, ir::Node* reshape) const override {
+    ir::Value* data = reshape->input(0);
+    ir::Value* target = reshape->input(1);
+    ir::Node* concat = target->producer();
+    if (!concat || !concat->Is("Concat")) {
+      return FuseResult::Miss(
+          fmt::format("the target shape '{}' is {}, not a Concat of pieces", target->name(),
+                      concat ? concat->op_type() + " " + concat->DisplayName() : "a graph input"));
+    }
+    const int64_t axis = concat->AttrInt("axis").value_or(-2);
+    if (axis != 0 && axis != -1) {
+      return FuseResult::Miss(
+          fmt::format("{} concatenates along axis {}, not 0", concat->DisplayName(), axis));
+    }
+    const bool allowzero = reshape->AttrInt("allowzero").value_or(0) != 0;
+    if (allowzero) return FuseResult::Miss("allowzero=1: a 0 entry would mean an empty dimension");
+
+    std::vector<P> pieces(concat->num_inputs(), ShapePiece());
+    auto result =
+        pattern::MatchPattern(graph, reshape, Op("Reshape", {Any(), Op("Concat", pieces)}));
+    if (!result.ok()) return FuseResult::Miss(result.reason());
+
+    DimTracer dims(graph);
+    std::vector<int64_t> shape;
+    int inferred = 0;
+    for (int i = 0; i < concat->num_inputs(); ++i) {
+      const ir::Value* piece = concat->input(i);
+      if (const onnx::TensorProto* t = graph.ConstantTensor(piece)) {
+        auto values = graph.ConstantAsInts(piece);
+        if (!values || t->dims_size() > 1) {
+          return FuseResult::Miss(
+              fmt::format("constant piece '{}' is not a 1-D integer tensor", piece->name()));
+        }
+        for (int64_t v : *values) {
+          inferred += v == -1;
+          shape.push_back(v);
+        }
+        continue;
+      }
+      DimRead read = ReadDimPiece(graph, piece, &dims);
+      if (!read.source) return FuseResult::Miss(fmt::format("piece {}: {}", i, read.reason));
+      const int position = static_cast<int>(shape.size());
+      if (dims.SameDim(read.source, read.dim, data, position)) {
+        shape.push_back(0);
+        continue;
+      }
+      auto origin = dims.Origin(read.source, read.dim);
+      if (origin && origin->value == nullptr && origin->size >= 0) {
+        shape.push_back(origin->size);
+        continue;
+      }
+      return FuseResult::Miss(fmt::format(
+          "piece {} is dimension {} of '{}', which is not provably dimension {} of the reshaped "
+          "'{}'",
+          i, read.dim, read.source->name(), position, data->name()));
+    }
+    if (inferred > 1) return FuseResult::Miss("the target has more than one -1");
+
+    // The Concat and the Unsqueezes fed only this Reshape (the match checked that); the constant
+    // takes over the Concat's output name, so the Reshape reads it without rewiring.
+    const std::string target_name = target->name();
+    for (ir::Node* node : result.match().owned_nodes()) {
+      if (node != reshape) graph.EraseNode(node);
+    }
+    ir::Value* constant = graph.AddInitializer(
+        ir::MakeInt64Tensor(target_name, {static_cast<int64_t>(shape.size())}, shape));
+    if (constant != reshape->input(1)) graph.SetInput(reshape, 1, constant);
+    return FuseResult::Fused();
   }
 };
 

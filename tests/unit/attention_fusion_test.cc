@@ -1,0 +1,572 @@
+// Attention fusion: each exporter layout of one self-attention layer (H = 8, N = 2, Hd = 4) fuses
+// into one com.microsoft Attention with the same outputs; each must-not-fuse condition misses.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <string>
+
+#include "bertopt/ir/graph.h"
+#include "bertopt/ir/tensor.h"
+#include "fmt/format.h"
+#include "fusion_test_util.h"
+#include "passes/cleanup.h"
+#include "passes/fusions/fusions.h"
+#include "passes/registry.h"
+#include "test_models.h"
+
+namespace bertopt {
+namespace {
+
+using testing::CountOps;
+using testing::ExpectSameOutputs;
+using testing::ParseModel;
+using testing::RunFusion;
+
+// `n` deterministic values in [-1, 1) as ONNX text, so weights need no storage.
+std::string Floats(int n, int seed) {
+  std::string s;
+  for (int i = 0; i < n; ++i) {
+    s += fmt::format("{}{:.4f}", i ? ", " : "", ((i * 37 + seed * 11) % 50) / 25.0 - 1.0);
+  }
+  return s;
+}
+
+// How one layer is spelled. The defaults are torch 1.13 at opset 11 after the reshape fusion
+// (exporter-layouts 2.6): Add(bias, MatMul), targets {0,0,2,4} / {0,0,8}, Div(scores, 2),
+// Add(scores, mask_term) with mask_term = Mul(Sub(1, Cast(Unsqueeze(Unsqueeze(mask)))), -10000).
+struct Layout {
+  int opset = 11;
+  bool static_shapes = false;  // x is float[2, 5, 8]; targets {2,5,2,4} / {2,5,8} (2.7)
+  bool bias_second = false;    // Add(MatMul, bias)
+  bool key_two_transposes = false;
+  // "div": Div(qk, 2); "mul": Mul(qk, 0.5); "mul_first": Mul(0.5, qk); "q_div": Div(Q, 2) before
+  // the MatMul; "div3": Div(qk, 3), not 1/sqrt(Hd).
+  std::string scale = "div";
+  // "add": the additive mask; "where": DistilBERT's Where(Equal(mask, 0)); "none".
+  std::string mask = "add";
+  double mask_value = -10000;     // the multiplier, or the Where fill value
+  bool mask_first = false;        // Add(mask_term, scores)
+  bool multiplier_first = false;  // Mul(-10000, Sub(...))
+  bool one_unsqueeze = false;     // Unsqueeze(mask, axes=[1,2])
+  bool cast_mask_input = false;   // the chain starts from Cast(mask, to=int32)
+  double sub_value = 1.0;
+  std::string key_perm = "0, 2, 3, 1";
+  int softmax_axis = 0;  // 0: 3 below opset 13, -1 from 13
+  std::string split_target = "0, 0, 2, 4";
+  std::string key_input = "x";   // what the K MatMul reads
+  bool weight_is_input = false;  // wq is a graph input, not an initializer
+  int layers = 1;
+  bool shared_padding = false;  // "where": one Reshape(Equal(mask, 0)) read by every layer
+  std::string extra_nodes;      // appended to the graph
+  std::string extra_outputs;    // appended to the graph outputs
+};
+
+std::string Name(const std::string& base, int layer) {
+  return layer == 0 ? base : fmt::format("{}_{}", base, layer);
+}
+
+// The nodes of one layer reading `in`, writing `out` (= dense(attention(in)) + in).
+std::string LayerNodes(const Layout& l, int layer, const std::string& in, const std::string& out) {
+  auto n = [layer](const std::string& base) { return Name(base, layer); };
+  std::string s;
+  auto projection = [&](const std::string& p, const std::string& input) {
+    const std::string mm = n(p + "_mm"), sum = n(p), bias = n("b" + p);
+    s += fmt::format("  {} = MatMul({}, {})\n", mm, input, n("w" + p));
+    s += l.bias_second ? fmt::format("  {} = Add({}, {})\n", sum, mm, bias)
+                       : fmt::format("  {} = Add({}, {})\n", sum, bias, mm);
+    const std::string attr = l.opset >= 14 ? "<allowzero = 0>" : "";
+    s += fmt::format("  {} = Reshape{}({}, split_target)\n", n(p + "_split"), attr, sum);
+  };
+  projection("q", in);
+  projection("k", l.key_input == "x" ? in : l.key_input);
+  projection("v", in);
+  s += fmt::format("  {0} = Transpose<perm = [0, 2, 1, 3]>({1})\n", n("q_heads"), n("q_split"));
+  if (l.key_two_transposes) {
+    s += fmt::format("  {0} = Transpose<perm = [0, 2, 1, 3]>({1})\n", n("k_heads"), n("k_split"));
+    s += fmt::format("  {0} = Transpose<perm = [0, 1, 3, 2]>({1})\n", n("k_heads_t"), n("k_heads"));
+  } else {
+    s += fmt::format("  {0} = Transpose<perm = [{1}]>({2})\n", n("k_heads_t"), l.key_perm,
+                     n("k_split"));
+  }
+  s += fmt::format("  {0} = Transpose<perm = [0, 2, 1, 3]>({1})\n", n("v_heads"), n("v_split"));
+  if (l.scale == "q_div") {
+    s += fmt::format("  {0} = Div({1}, sqrt_head_size)\n", n("q_scaled"), n("q_heads"));
+    s += fmt::format("  {0} = MatMul({1}, {2})\n", n("scores"), n("q_scaled"), n("k_heads_t"));
+  } else {
+    s += fmt::format("  {0} = MatMul({1}, {2})\n", n("qk"), n("q_heads"), n("k_heads_t"));
+    if (l.scale == "div")
+      s += fmt::format("  {0} = Div({1}, sqrt_head_size)\n", n("scores"), n("qk"));
+    if (l.scale == "div3") s += fmt::format("  {0} = Div({1}, three)\n", n("scores"), n("qk"));
+    if (l.scale == "mul")
+      s += fmt::format("  {0} = Mul({1}, inv_sqrt_head_size)\n", n("scores"), n("qk"));
+    if (l.scale == "mul_first") {
+      s += fmt::format("  {0} = Mul(inv_sqrt_head_size, {1})\n", n("scores"), n("qk"));
+    }
+  }
+  if (l.mask == "add") {
+    s += l.mask_first ? fmt::format("  {0} = Add(mask_term, {1})\n", n("masked"), n("scores"))
+                      : fmt::format("  {0} = Add({1}, mask_term)\n", n("masked"), n("scores"));
+  } else if (l.mask == "where") {
+    // Per layer, as DistilBERT exports it: the mask target reads Shape(x), the Expand
+    // Shape(scores).
+    s += fmt::format(R"(  {0}_xs = Shape({1})
+  {0}_bsz = Gather<axis = 0>({0}_xs, zero)
+  {0}_len = Gather<axis = 0>({0}_xs, one)
+  {0}_bsz_1 = Unsqueeze<axes = [0]>({0}_bsz)
+  {0}_len_1 = Unsqueeze<axes = [0]>({0}_len)
+  {0}_target = Concat<axis = 0>({0}_bsz_1, one_1d, one_1d, {0}_len_1)
+  {0}_4d = Reshape(is_padding, {0}_target)
+  {0}_ss = Shape({2})
+  {0}_expanded = Expand({4}, {0}_ss)
+  {0}_bool = Cast<to = 9>({0}_expanded)
+  {3} = Where({0}_bool, fill, {2})
+)",
+                     n("pad"), in, n("scores"), n("masked"),
+                     l.shared_padding ? "padding_4d" : n("pad") + "_4d");
+  }
+  const std::string softmax_in = l.mask == "none" ? n("scores") : n("masked");
+  const int axis = l.softmax_axis != 0 ? l.softmax_axis : (l.opset >= 13 ? -1 : 3);
+  s += fmt::format("  {0} = Softmax<axis = {1}>({2})\n", n("probs"), axis, softmax_in);
+  s += fmt::format("  {0} = MatMul({1}, {2})\n", n("context"), n("probs"), n("v_heads"));
+  s += fmt::format("  {0} = Transpose<perm = [0, 2, 1, 3]>({1})\n", n("context_t"), n("context"));
+  if (l.mask == "where") {
+    // DistilBERT's merge target {B, -1, H} reads B from x.
+    s += fmt::format("  {0}_b = Unsqueeze<axes = [0]>({1}_bsz)\n", n("merge"), n("pad"));
+    s += fmt::format("  {0}_dims = Concat<axis = 0>({0}_b, minus_one, hidden)\n", n("merge"));
+    s += fmt::format("  {0} = Reshape({1}, {2}_dims)\n", n("merged"), n("context_t"), n("merge"));
+  } else {
+    s += fmt::format("  {0} = Reshape({1}, merge_target)\n", n("merged"), n("context_t"));
+  }
+  s += fmt::format("  {0} = MatMul({1}, {2})\n", n("dense"), n("merged"), n("wo"));
+  s += fmt::format("  {0} = Add({1}, {2})\n", out, n("dense"), in);
+  return s;
+}
+
+std::string ModelText(const Layout& l) {
+  const std::string dims = l.static_shapes ? "2, 5" : "B, S";
+  std::string inputs = fmt::format("float[{0}, 8] x, int64[{0}] attention_mask", dims);
+  if (l.key_input != "x") inputs += fmt::format(", float[{0}, 8] {1}", dims, l.key_input);
+  if (l.weight_is_input) inputs += ", float[8, 8] wq";
+
+  std::string init;
+  auto add = [&init](const std::string& decl) { init += (init.empty() ? "" : ",\n ") + decl; };
+  for (int layer = 0; layer < l.layers; ++layer) {
+    int seed = 10 * layer;
+    for (const char* p : {"q", "k", "v", "o"}) {
+      if (!(l.weight_is_input && layer == 0 && std::string(p) == "q")) {
+        add(fmt::format("float[8, 8] {} = {{{}}}", Name(std::string("w") + p, layer),
+                        Floats(64, ++seed)));
+      }
+      if (std::string(p) != "o") {
+        add(fmt::format("float[8] {} = {{{}}}", Name(std::string("b") + p, layer),
+                        Floats(8, ++seed)));
+      }
+    }
+  }
+  const std::string split = l.static_shapes ? "2, 5, 2, 4" : l.split_target;
+  const std::string merge = l.static_shapes ? "2, 5, 8" : "0, 0, 8";
+  add(fmt::format("int64[4] split_target = {{{}}}", split));
+  add(fmt::format("int64[3] merge_target = {{{}}}", merge));
+  add("float sqrt_head_size = {2.0}, float inv_sqrt_head_size = {0.5}, float three = {3.0}");
+  // The mask values are set after parsing (the text syntax has no infinity).
+  add("float sub_one = {0.0}, float mask_value = {0.0}, float fill = {0.0}");
+  add("int64 zero = {0}, int64 one = {1}, int64[1] one_1d = {1}, int64[1] minus_one = {-1}");
+  add("int64[1] hidden = {8}, int64[1] axis1 = {1}, int64[1] axis2 = {2}, int64[2] axes12 = {1, "
+      "2}");
+
+  std::string nodes;
+  const std::string mask = l.cast_mask_input ? "mask_int32" : "attention_mask";
+  if (l.cast_mask_input) nodes += "  mask_int32 = Cast<to = 6>(attention_mask)\n";
+  if (l.mask == "add") {
+    if (l.one_unsqueeze) {
+      nodes += l.opset >= 13 ? fmt::format("  mask_4d = Unsqueeze({}, axes12)\n", mask)
+                             : fmt::format("  mask_4d = Unsqueeze<axes = [1, 2]>({})\n", mask);
+    } else if (l.opset >= 13) {
+      nodes += fmt::format(
+          "  mask_3d = Unsqueeze({}, axis1)\n  mask_4d = Unsqueeze(mask_3d, axis2)\n", mask);
+    } else {
+      nodes += fmt::format(
+          "  mask_3d = Unsqueeze<axes = [1]>({})\n  mask_4d = Unsqueeze<axes = [2]>(mask_3d)\n",
+          mask);
+    }
+    nodes += "  mask_float = Cast<to = 1>(mask_4d)\n  inverted = Sub(sub_one, mask_float)\n";
+    nodes += l.multiplier_first ? "  mask_term = Mul(mask_value, inverted)\n"
+                                : "  mask_term = Mul(inverted, mask_value)\n";
+  } else if (l.mask == "where") {
+    nodes += fmt::format("  is_padding = Equal({}, zero)\n", mask);
+    if (l.shared_padding) {
+      nodes += R"(  xs = Shape(x)
+  batch = Gather<axis = 0>(xs, zero)
+  length = Gather<axis = 0>(xs, one)
+  batch_1 = Unsqueeze<axes = [0]>(batch)
+  length_1 = Unsqueeze<axes = [0]>(length)
+  padding_target = Concat<axis = 0>(batch_1, one_1d, one_1d, length_1)
+  padding_4d = Reshape(is_padding, padding_target)
+)";
+    }
+  }
+  std::string in = "x";
+  for (int layer = 0; layer < l.layers; ++layer) {
+    const std::string out = layer + 1 == l.layers ? "y" : Name("layer_out", layer);
+    nodes += LayerNodes(l, layer, in, out);
+    in = out;
+  }
+  nodes += l.extra_nodes;
+  return fmt::format(R"(
+<ir_version: 8, opset_import: ["" : {0}]>
+attention ({1}) => (float[{2}, 8] y{3})
+<{4}>
+{{
+{5}}}
+)",
+                     l.opset, inputs, dims, l.extra_outputs, init, nodes);
+}
+
+onnx::ModelProto WithMaskValues(onnx::ModelProto model, const Layout& l) {
+  for (auto& init : *model.mutable_graph()->mutable_initializer()) {
+    const double value = init.name() == "sub_one" ? l.sub_value : l.mask_value;
+    if (init.name() == "sub_one" || init.name() == "mask_value" || init.name() == "fill") {
+      init.clear_raw_data();
+      init.clear_float_data();
+      init.add_float_data(static_cast<float>(value));
+    }
+  }
+  return model;
+}
+
+onnx::ModelProto BuildModel(const Layout& l) { return WithMaskValues(ParseModel(ModelText(l)), l); }
+
+testing::ParityOptions Dims() { return {.dims = {{"B", 2}, {"S", 5}}}; }
+
+const ir::Node* OnlyAttention(const onnx::ModelProto& fused, std::unique_ptr<ir::Graph>& graph,
+                              onnx::ModelProto& copy) {
+  copy = fused;
+  graph = std::move(ir::Graph::Build(&copy)).value();
+  auto nodes = graph->NodesOfType("Attention", ir::kMsDomain);
+  return nodes.empty() ? nullptr : nodes[0];
+}
+
+// Fuses, expects `layers` Attention nodes and no attention math left, a second run that finds
+// nothing, and ORT parity. Returns the fused model.
+onnx::ModelProto ExpectFused(const Layout& layout, const passes::PassOptions& options = {}) {
+  const onnx::ModelProto model = BuildModel(layout);
+  testing::FusionRun run = RunFusion(model, passes::MakeAttentionFusion(), options);
+  EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), layout.layers) << run.Misses();
+  EXPECT_EQ(CountOps(run.after, "Softmax"), 0);
+  EXPECT_EQ(CountOps(run.after, "Transpose"), 0);
+  testing::FusionRun again = RunFusion(run.after, passes::MakeAttentionFusion(), options);
+  EXPECT_EQ(again.stats[0].candidates, 0);
+  EXPECT_EQ(again.after.graph().node_size(), run.after.graph().node_size());
+  ExpectSameOutputs(model, run.after, Dims());
+  return run.after;
+}
+
+float FloatAttr(const ir::Node* node, const char* name) {
+  return node && node->AttrFloat(name) ? *node->AttrFloat(name) : std::nanf("");
+}
+
+TEST(AttentionFusionTest, TorchDynamicAfterReshapeFusion) {
+  onnx::ModelProto fused = ExpectFused({});
+  onnx::ModelProto copy;
+  std::unique_ptr<ir::Graph> g;
+  const ir::Node* attention = OnlyAttention(fused, g, copy);
+  ASSERT_NE(attention, nullptr);
+  EXPECT_EQ(attention->AttrInt("num_heads"), 2);
+  EXPECT_FALSE(attention->Attr("scale")) << "2 = sqrt(Hd): the default scale";
+  EXPECT_FALSE(attention->Attr("mask_filter_value")) << "-10000 is the default";
+  ASSERT_EQ(attention->num_inputs(), 4);
+  EXPECT_EQ(attention->input(0)->name(), "x");
+  EXPECT_EQ(*g->Shape(attention->input(1)), (std::vector<int64_t>{8, 24}));
+  EXPECT_EQ(*g->Shape(attention->input(2)), (std::vector<int64_t>{24}));
+  EXPECT_EQ(attention->input(3)->producer()->op_type(), "ReduceSum");
+  EXPECT_EQ(attention->output(0)->name(), "merged") << "takes over the merge Reshape's output";
+  // The shared mask chain is gone with its last reader.
+  EXPECT_EQ(CountOps(fused, "Sub") + CountOps(fused, "Unsqueeze"), 0);
+}
+
+TEST(AttentionFusionTest, Opset14AxesAsInputsAllowzeroAndSoftmaxMinusOne) {
+  ExpectFused({.opset = 14});
+  ExpectFused({.opset = 14, .one_unsqueeze = true});
+}
+
+TEST(AttentionFusionTest, StaticTargets) { ExpectFused({.static_shapes = true}); }
+
+TEST(AttentionFusionTest, KeyTransposedTwice) { ExpectFused({.key_two_transposes = true}); }
+
+TEST(AttentionFusionTest, ScaleAsMulByInverseSqrtEitherOrder) {
+  ExpectFused({.scale = "mul"});
+  ExpectFused({.scale = "mul_first"});
+}
+
+TEST(AttentionFusionTest, ScaleAppliedToQueryFirst) { ExpectFused({.scale = "q_div"}); }
+
+TEST(AttentionFusionTest, OtherScaleBecomesTheScaleAttribute) {
+  onnx::ModelProto fused = ExpectFused({.scale = "div3"});
+  onnx::ModelProto copy;
+  std::unique_ptr<ir::Graph> g;
+  EXPECT_FLOAT_EQ(FloatAttr(OnlyAttention(fused, g, copy), "scale"), 1.0f / 3.0f);
+}
+
+TEST(AttentionFusionTest, SwappedOperandsAndOneUnsqueezeAndCastMask) {
+  ExpectFused({.bias_second = true,
+               .mask_first = true,
+               .multiplier_first = true,
+               .one_unsqueeze = true,
+               .cast_mask_input = true});
+}
+
+TEST(AttentionFusionTest, FloatMinMaskBecomesMaskFilterValue) {
+  const double float_min = -3.4028234663852886e+38;
+  onnx::ModelProto fused = ExpectFused({.mask_value = float_min});
+  onnx::ModelProto copy;
+  std::unique_ptr<ir::Graph> g;
+  EXPECT_EQ(FloatAttr(OnlyAttention(fused, g, copy), "mask_filter_value"),
+            std::numeric_limits<float>::lowest());
+}
+
+// DistilBERT (2.10). Every test mask keeps at least half of each row, so no row is fully masked:
+// there, -inf gives NaN probabilities and Attention's finite fill uniform ones.
+TEST(AttentionFusionTest, DistilBertWhereMaskWithMinusInfinity) {
+  onnx::ModelProto fused = ExpectFused({.scale = "q_div",
+                                        .mask = "where",
+                                        .mask_value = -std::numeric_limits<double>::infinity(),
+                                        .split_target = "0, -1, 2, 4"});
+  onnx::ModelProto copy;
+  std::unique_ptr<ir::Graph> g;
+  EXPECT_EQ(FloatAttr(OnlyAttention(fused, g, copy), "mask_filter_value"),
+            std::numeric_limits<float>::lowest());
+  EXPECT_EQ(CountOps(fused, "Equal") + CountOps(fused, "Where") + CountOps(fused, "Shape"), 0);
+}
+
+TEST(AttentionFusionTest, DistilBertWhereMaskWithFloatMinStatic) {
+  ExpectFused({.static_shapes = true,
+               .scale = "q_div",
+               .mask = "where",
+               .mask_value = -3.4028234663852886e+38});
+}
+
+TEST(AttentionFusionTest, NoMaskGivesNoMaskInput) {
+  onnx::ModelProto fused = ExpectFused({.mask = "none"});
+  onnx::ModelProto copy;
+  std::unique_ptr<ir::Graph> g;
+  const ir::Node* attention = OnlyAttention(fused, g, copy);
+  ASSERT_NE(attention, nullptr);
+  EXPECT_EQ(attention->num_inputs(), 3);
+}
+
+TEST(AttentionFusionTest, RawMaskOption) {
+  onnx::ModelProto fused = ExpectFused({}, {.use_raw_attention_mask = true});
+  onnx::ModelProto copy;
+  std::unique_ptr<ir::Graph> g;
+  const ir::Node* attention = OnlyAttention(fused, g, copy);
+  ASSERT_NE(attention, nullptr);
+  EXPECT_EQ(CountOps(fused, "ReduceSum"), 0);
+  const ir::Value* mask = attention->input(3);
+  ASSERT_EQ(mask->producer()->op_type(), "Cast");
+  EXPECT_EQ(mask->producer()->AttrInt("to"), onnx::TensorProto::INT32);
+  EXPECT_EQ(mask->producer()->input(0)->name(), "attention_mask");
+}
+
+TEST(AttentionFusionTest, TwoLayersShareOneMaskIndex) {
+  onnx::ModelProto fused = ExpectFused({.layers = 2});
+  EXPECT_EQ(CountOps(fused, "ReduceSum"), 1);
+  EXPECT_EQ(CountOps(fused, "Cast"), 1) << "one int32 cast of the mask";
+  EXPECT_EQ(CountOps(fused, "Mul") + CountOps(fused, "Sub"), 0);
+  fused = ExpectFused({.scale = "q_div", .mask = "where", .layers = 2});
+  EXPECT_EQ(CountOps(fused, "ReduceSum"), 1);
+  // One Reshape(Equal(mask, 0)) read by both layers: shared, gone with the last reader.
+  fused = ExpectFused({.scale = "q_div", .mask = "where", .layers = 2, .shared_padding = true});
+  EXPECT_EQ(CountOps(fused, "ReduceSum"), 1);
+  EXPECT_EQ(CountOps(fused, "Reshape") + CountOps(fused, "Equal"), 0);
+}
+
+// The dynamic torch layout itself (Shape/Gather/Unsqueeze/Concat targets) fuses after the
+// reshape fusion and dead-code removal, as in the pipeline.
+TEST(AttentionFusionTest, DynamicTargetsThroughTheReshapeFusion) {
+  Layout layout;
+  std::string text = ModelText(layout);
+  auto replace = [&text](const std::string& from, const std::string& to) {
+    for (size_t at = text.find(from); at != std::string::npos;
+         at = text.find(from, at + to.size())) {
+      text.replace(at, from.size(), to);
+    }
+  };
+  for (const char* t : {"q", "k", "v"}) {
+    replace(fmt::format("{0}_split = Reshape({0}, split_target)", t),
+            fmt::format(R"({0}_s0 = Shape({0})
+  {0}_d0 = Gather<axis = 0>({0}_s0, zero)
+  {0}_u0 = Unsqueeze<axes = [0]>({0}_d0)
+  {0}_s1 = Shape({0})
+  {0}_d1 = Gather<axis = 0>({0}_s1, one)
+  {0}_u1 = Unsqueeze<axes = [0]>({0}_d1)
+  {0}_target = Concat<axis = 0>({0}_u0, {0}_u1, heads, head_size)
+  {0}_split = Reshape({0}, {0}_target))",
+                        t));
+  }
+  replace("merged = Reshape(context_t, merge_target)", R"(c_s0 = Shape(context_t)
+  c_d0 = Gather<axis = 0>(c_s0, zero)
+  c_u0 = Unsqueeze<axes = [0]>(c_d0)
+  c_s1 = Shape(context_t)
+  c_d1 = Gather<axis = 0>(c_s1, one)
+  c_u1 = Unsqueeze<axes = [0]>(c_d1)
+  c_target = Concat<axis = 0>(c_u0, c_u1, hidden)
+  merged = Reshape(context_t, c_target))");
+  replace("int64[1] hidden = {8}",
+          "int64[1] hidden = {8}, int64[1] heads = {2}, int64[1] head_size = {4}");
+  const onnx::ModelProto model = WithMaskValues(ParseModel(text), layout);
+
+  // Without the reshape fusion the Shape readers of q and the context are outside the pattern.
+  testing::FusionRun alone = RunFusion(model, passes::MakeAttentionFusion());
+  EXPECT_EQ(CountOps(alone.after, "Attention", "com.microsoft"), 0);
+  EXPECT_NE(alone.Misses().find("also read by"), std::string::npos) << alone.Misses();
+
+  std::vector<std::unique_ptr<passes::Pass>> list;
+  list.push_back(passes::MakeReshapeFusion());
+  list.push_back(passes::MakeDeadCodePass());
+  list.push_back(passes::MakeAttentionFusion());
+  testing::FusionRun run = testing::RunPasses(model, std::move(list));
+  EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), 1) << run.Misses();
+  EXPECT_EQ(CountOps(run.after, "Shape") + CountOps(run.after, "Concat"), 0);
+  ExpectSameOutputs(model, run.after, Dims());
+}
+
+TEST(AttentionFusionTest, PacksFloat16WeightsInFloat16) {
+  // Only the packing is checked (ORT's CPU Attention is float32): the projections are re-stored
+  // as float16, which the fusion must keep.
+  onnx::ModelProto model = BuildModel({});
+  std::map<std::string, std::vector<double>> originals;
+  for (auto& init : *model.mutable_graph()->mutable_initializer()) {
+    if (init.name().size() != 2 || (init.name()[0] != 'w' && init.name()[0] != 'b')) continue;
+    auto values = ir::DecodeAsDoubles(init);
+    ASSERT_TRUE(values);
+    std::string raw;
+    for (double v : *values) {
+      const uint16_t h = ir::FloatToHalf(static_cast<float>(v));
+      raw.push_back(static_cast<char>(h & 0xff));
+      raw.push_back(static_cast<char>(h >> 8));
+      originals[init.name()].push_back(ir::HalfToFloat(h));
+    }
+    init.clear_float_data();
+    init.set_data_type(onnx::TensorProto::FLOAT16);
+    init.set_raw_data(raw);
+  }
+  testing::FusionRun run = RunFusion(model, passes::MakeAttentionFusion());
+  onnx::ModelProto copy;
+  std::unique_ptr<ir::Graph> g;
+  const ir::Node* attention = OnlyAttention(run.after, g, copy);
+  ASSERT_NE(attention, nullptr) << run.Misses();
+  const onnx::TensorProto* weight = g->ConstantTensor(attention->input(1));
+  const onnx::TensorProto* bias = g->ConstantTensor(attention->input(2));
+  ASSERT_TRUE(weight && bias);
+  EXPECT_EQ(weight->data_type(), onnx::TensorProto::FLOAT16);
+  EXPECT_EQ(bias->data_type(), onnx::TensorProto::FLOAT16);
+  auto packed = *ir::DecodeAsDoubles(*weight);
+  // Row r of the packed weight is [Wq[r], Wk[r], Wv[r]].
+  for (int r = 0; r < 8; ++r) {
+    for (int c = 0; c < 24; ++c) {
+      const std::string source = c < 8 ? "wq" : c < 16 ? "wk" : "wv";
+      EXPECT_EQ(packed[r * 24 + c], originals[source][r * 8 + c % 8]) << r << "," << c;
+    }
+  }
+  auto packed_bias = *ir::DecodeAsDoubles(*bias);
+  EXPECT_EQ(packed_bias[9], originals["bk"][1]);
+}
+
+// --- Must-not-fuse (5.2): nothing fuses and the reason names the cause. -----------------------
+
+void ExpectMiss(const Layout& layout, const std::string& reason) {
+  const onnx::ModelProto model = BuildModel(layout);
+  testing::FusionRun run = RunFusion(model, passes::MakeAttentionFusion());
+  EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), 0);
+  EXPECT_EQ(CountOps(run.after, "Softmax"), layout.layers);
+  EXPECT_NE(run.Misses().find(reason), std::string::npos) << run.Misses();
+}
+
+TEST(AttentionFusionTest, ProjectionsOfDifferentInputsMiss) {
+  ExpectMiss({.key_input = "x2"}, "'x' must be one value");
+}
+
+TEST(AttentionFusionTest, NonConstantWeightMisses) {
+  ExpectMiss({.weight_is_input = true}, "'wq' is not a constant");
+}
+
+TEST(AttentionFusionTest, KeyWithWrongPermMisses) {
+  ExpectMiss({.key_perm = "0, 2, 1, 3"}, "perm is [0,2,1,3], expected [0,2,3,1]");
+}
+
+TEST(AttentionFusionTest, SoftmaxOverAnotherAxisMisses) {
+  ExpectMiss({.softmax_axis = 2}, "Softmax axis 2 is not the last axis");
+  // Below opset 13 a Softmax without the attribute flattens from axis 1.
+  onnx::ModelProto model = BuildModel({});
+  for (auto& node : *model.mutable_graph()->mutable_node()) {
+    if (node.op_type() == "Softmax") node.clear_attribute();
+  }
+  testing::FusionRun run = RunFusion(model, passes::MakeAttentionFusion());
+  EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), 0);
+  EXPECT_NE(run.Misses().find("Softmax axis 1"), std::string::npos) << run.Misses();
+}
+
+TEST(AttentionFusionTest, SubConstantOtherThanOneMisses) {
+  ExpectMiss({.sub_value = 2.0}, "is 2, expected 1");
+}
+
+TEST(AttentionFusionTest, PositiveMaskMultiplierMisses) {
+  ExpectMiss({.mask_value = 10000}, "the mask multiplier 'mask_value' is 10000, not a finite negative scalar");
+}
+
+TEST(AttentionFusionTest, MildWhereFillMisses) {
+  ExpectMiss({.scale = "q_div", .mask = "where", .mask_value = -5}, "fill value is not");
+}
+
+TEST(AttentionFusionTest, HeadsTimesHeadSizeNotHiddenMisses) {
+  ExpectMiss({.split_target = "0, 0, 2, 3"}, "into 2 heads of 3, which is not 8");
+}
+
+TEST(AttentionFusionTest, StaticTargetOnDynamicInputMisses) {
+  ExpectMiss({.split_target = "2, 5, 2, 4"}, "entry 0 is 2, which is not provably the batch size");
+}
+
+TEST(AttentionFusionTest, IntermediateReadOutsideMisses) {
+  ExpectMiss({.extra_nodes = "  q_again = Neg(q)\n", .extra_outputs = ", float[B, S, 8] q_again"},
+             "'q' (output of");
+}
+
+TEST(AttentionFusionTest, IntermediateThatIsAGraphOutputMisses) {
+  ExpectMiss({.extra_outputs = ", float[B, 2, S, S] scores"}, "is a graph output");
+}
+
+TEST(AttentionFusionTest, MaskThatIsNotAGraphInputMisses) {
+  onnx::ModelProto model = BuildModel({.extra_nodes = "  mask_abs = Abs(attention_mask)\n"});
+  for (auto& node : *model.mutable_graph()->mutable_node()) {
+    if (node.op_type() == "Unsqueeze" && node.input(0) == "attention_mask")
+      node.set_input(0, "mask_abs");
+  }
+  testing::FusionRun run = RunFusion(model, passes::MakeAttentionFusion());
+  EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), 0);
+  EXPECT_NE(run.Misses().find("the mask source 'mask_abs' is not a 2-D graph input"),
+            std::string::npos)
+      << run.Misses();
+}
+
+TEST(AttentionFusionTest, NumHeadsOrHiddenSizeThatContradictTheGraphIsAnError) {
+  const onnx::ModelProto model = BuildModel({});
+  for (const auto& [options, message] : std::vector<std::pair<passes::PassOptions, std::string>>{
+           {{.num_heads = 8}, "--num_heads 8 does not match the graph: the head-split Reshape at"},
+           {{.hidden_size = 16}, "--hidden_size 16 does not match the graph"}}) {
+    onnx::ModelProto copy = model;
+    passes::Pipeline pipeline;
+    pipeline.push_back(passes::MakeAttentionFusion());
+    auto stats = passes::RunPipeline(copy, pipeline, options);
+    ASSERT_FALSE(stats.ok());
+    EXPECT_EQ(stats.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(stats.status().message().find(message), std::string::npos)
+        << stats.status().message();
+  }
+  // Matching values are fine.
+  ExpectFused({}, {.num_heads = 2, .hidden_size = 8});
+}
+
+}  // namespace
+}  // namespace bertopt
