@@ -11,13 +11,14 @@ mkdir -p "$bench_out" "$bench_work"
 bertopt_bin=$bench_build/bertopt
 io_floor_bin=$bench_build/bench/io_floor
 ort_optimized_bin=$bench_build/bench/ort_optimized
+ort_profile_bin=$bench_build/bench/ort_profile
 
 progress() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { progress "error: $*"; exit 1; }
 
 require_binaries() {
   local b
-  for b in "$bertopt_bin" "$io_floor_bin" "$ort_optimized_bin"; do
+  for b in "$bertopt_bin" "$io_floor_bin" "$ort_optimized_bin" "$ort_profile_bin"; do
     [ -x "$b" ] || die "$b is missing: build first (bench/run.sh does it)"
   done
 }

@@ -10,18 +10,21 @@
 # Each batch size is its own perf run, so batch 8 (about 7x the time of batch 1 per run) can have
 # fewer timed runs and a full run stays within a few minutes.
 # Writes $BENCH_OUT/inference_b{1,8}.json (perf --json) and .tsv, inference_optimize.json (what
-# bertopt fused), inference_ops.json (op counts of the graphs ORT runs) and compare.txt /
-# compare.rc (parity of bertopt's output with the original).
+# bertopt fused), inference_ops.json (op counts of the graphs ORT runs), inference_profile_b{1,8}
+# .json (ORT's time per op type, original and bertopt) and compare.txt / compare.rc (parity of
+# bertopt's output with the original).
 set -euo pipefail
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
 
 runs_b1=60
 runs_b8=16
+profile_runs_b1=20
+profile_runs_b8=5
 threads=2
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) runs_b1=5 runs_b8=2 ;;
+    --quick) runs_b1=5 runs_b8=2 profile_runs_b1=2 profile_runs_b8=1 ;;
     --runs_b1) runs_b1=$2; shift ;;
     --runs_b8) runs_b8=$2; shift ;;
     --threads) threads=$2; shift ;;
@@ -81,6 +84,19 @@ for setting in "1 $runs_b1" "8 $runs_b8"; do
     --batch_size "$batch" --sequence_length 128 --intra_op_num_threads "$threads" \
     --test_times "$runs" --warmup "$warmup" --opt_level all \
     --output "$bench_out/inference_b$batch.tsv" --json >"$bench_out/inference_b$batch.json"
+done
+
+# Where the ratio comes from: ORT's per-node profile of the original and of bertopt's output, run
+# alternately (ort_profile), summed per op type (profile_ops.py).
+for setting in "1 $profile_runs_b1" "8 $profile_runs_b8"; do
+  read -r batch runs <<<"$setting"
+  progress "inference: ORT per-op profile, batch $batch, original and bertopt alternately, $runs runs each"
+  mkdir -p "$dir/profile_b$batch"
+  mapfile -t profiles < <("$ort_profile_bin" "$runs" "$batch" 128 "$threads" \
+    "$dir/profile_b$batch/p" "$model" "$dir/bertopt.onnx")
+  [ "${#profiles[@]}" -eq 2 ] || die "ort_profile failed (batch $batch)"
+  /usr/bin/python3 "$bench_root/bench/profile_ops.py" original="${profiles[0]}" \
+    bertopt="${profiles[1]}" >"$bench_out/inference_profile_b$batch.json"
 done
 
 rm -rf "$dir"

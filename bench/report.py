@@ -274,6 +274,7 @@ def section_inference(out, mode):
                            ratio("bertopt", "min_ms"), ratio("original_again", "min_ms"), not slower))
     o.append("On a shared machine the p90 and the average carry other people's work; the fastest "
              "run (min) is the one least disturbed, so its ratio is shown too.\n")
+    o += section_profile(out)
     o.append(f"**bertopt never slower than the original at level all** (slower means that both the "
              f"p50 ratio and the min ratio are above 1 + |their A/A ratio − 1| + {SLOWER_MARGIN}):\n")
     for batch, p50, aa_p50, mn, aa_min, ok in checks:
@@ -327,6 +328,56 @@ def section_ops(ops):
             o.append(f"After ORT's level-all pass, bertopt's graph has {b['nodes']} nodes against "
                      f"{a['nodes']} for the original; per op (original → bertopt): "
                      + ", ".join(diff) + ".\n")
+    return o
+
+
+def section_profile(out):
+    """ORT's own time per op type for the original and bertopt's output."""
+    profiles = [(b, load_json(os.path.join(out, f"inference_profile_b{b}.json"))) for b in (1, 8)]
+    profiles = [(b, p) for b, p in profiles if p and "original" in p and "bertopt" in p]
+    if not profiles:
+        return []
+    o = []
+    o.append("**Where the time goes**: ONNX Runtime's own profile (`build/bench/ort_profile`, "
+             "session profiling, level all, 2 threads, the two models run alternately; "
+             "`bench/profile_ops.py` sums each op type's kernel time per run, warm-up dropped). "
+             "Milliseconds per run:\n")
+    header = "| op |"
+    rule = "|---|"
+    for b, p in profiles:
+        header += f" original B{b} | bertopt B{b} | bertopt − original B{b} |"
+        rule += "---|---|---|"
+    o.append(header)
+    o.append(rule)
+    ops = []
+    for _, p in profiles:
+        for side in ("original", "bertopt"):
+            for op in p[side]["ops"]:
+                if op not in ops:
+                    ops.append(op)
+    cell = lambda v: f"{v:.2f}" if v else ""
+    for op in ops:
+        line = f"| {op} |"
+        for _, p in profiles:
+            a = p["original"]["ops"].get(op, 0)
+            c = p["bertopt"]["ops"].get(op, 0)
+            line += f" {cell(a)} | {cell(c)} | {c - a:+.2f} |"
+        o.append(line)
+    line = "| **sum of kernels** |"
+    for _, p in profiles:
+        a = sum(p["original"]["ops"].values())
+        c = sum(p["bertopt"]["ops"].values())
+        line += f" **{a:.1f}** | **{c:.1f}** | **{c - a:+.1f}** |"
+    o.append(line)
+    line = "| whole run (median) |"
+    for _, p in profiles:
+        a, c = p["original"]["run_ms"], p["bertopt"]["run_ms"]
+        line += f" {a:.1f} | {c:.1f} | {c - a:+.1f} |"
+    o.append(line)
+    o.append("")
+    o.append("Runs profiled: " + ", ".join(f"batch {b}: {p['original']['runs']}" for b, p in profiles)
+             + " per model. Profiling adds a little time per node, so it weighs more on the graph with "
+             "more nodes (see the op counts above).\n")
     return o
 
 

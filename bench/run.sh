@@ -27,9 +27,9 @@ else
 fi
 
 started=$(date +%s)
-progress "build: bertopt, io_floor, ort_optimized ($bench_build, -j${JOBS:-2})"
+progress "build: bertopt, io_floor, ort_optimized, ort_profile ($bench_build, -j${JOBS:-2})"
 cmake -S "$bench_root" -B "$bench_build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$bench_build" -j "${JOBS:-2}" --target bertopt io_floor ort_optimized >/dev/null
+cmake --build "$bench_build" -j "${JOBS:-2}" --target bertopt io_floor ort_optimized ort_profile >/dev/null
 
 # Measurements of an earlier run must not leak into this one's results.
 rm -f "$bench_out"/optimize_speed.tsv "$bench_out"/optimize_*.json "$bench_out"/inference* \
