@@ -25,6 +25,8 @@ TARGET_RSS_PER_FILE = 1.5
 # A model counts as slower than the original only when its ratio is above 1 by more than the A/A
 # pair (the original against itself) moved, plus this much.
 SLOWER_MARGIN = 0.03
+# An A/A ratio further than this from 1 marks the run as noisy in the results.
+NOISY_AA = 0.05
 
 
 def read(path, default=None):
@@ -285,6 +287,13 @@ def section_inference(out, mode):
             judged += " (quick run: too few runs to judge)"
         o.append(f"- batch {batch}: bertopt / original p50 {p50:.3f} (A/A {aa_p50:.3f}), min {mn:.3f} "
                  f"(A/A {aa_min:.3f}): {judged}")
+    noisy = [b for b, _, aa_p50, _, aa_min, _ in checks
+             if abs(aa_p50 - 1) > NOISY_AA or abs(aa_min - 1) > NOISY_AA]
+    if noisy:
+        o.append("")
+        o.append(f"_Noisy run: at batch {', '.join(map(str, noisy))} the original differed from "
+                 f"itself by more than {NOISY_AA:.0%}, so differences that small are not "
+                 "measured here; rerun when the machine is quieter (`uptime`)._")
     o.append("")
     perf = runs[0][1]
     o.append(f"ORT {perf.get('ort_version', '?')}; {perf.get('samples', '?')} distinct inputs "
