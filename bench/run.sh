@@ -6,6 +6,8 @@
 #                           once the models are cached, plus ~1 min per model the first time)
 #   bench/run.sh --quick    BERT-base only, fewer repetitions and runs (~1-2 min) ->
 #                           build/bench/RESULTS.quick.md, so trying it never overwrites the results
+#   bench/run.sh --report   measure nothing: rewrite bench/RESULTS.md from the last full run's
+#                           measurements (after editing bench/findings.md or report.py)
 # Environment: BUILD (default build/), BENCH_OUT (default $BUILD/bench), JOBS (default 2).
 set -euo pipefail
 # shellcheck source=bench/common.sh
@@ -15,9 +17,18 @@ mode=full
 case "${1:-}" in
   "") ;;
   --quick) mode=quick ;;
-  -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) die "run.sh: unknown argument '$1' (use --quick or nothing)" ;;
+  --report) mode=report ;;
+  -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) die "run.sh: unknown argument '$1' (use --quick, --report or nothing)" ;;
 esac
+if [ "$mode" = report ]; then
+  [ "$(cat "$bench_out/mode.txt" 2>/dev/null)" = full ] ||
+    die "no full run's measurements in $bench_out: run bench/run.sh first"
+  /usr/bin/python3 "$bench_root/bench/report.py" "$bench_out" "$bench_root/bench/RESULTS.md" full \
+    "bench/run.sh"
+  progress "rewrote $bench_root/bench/RESULTS.md from the measurements of $(cat "$bench_out/measured_at.txt")"
+  exit 0
+fi
 quick_flag=()
 [ "$mode" = quick ] && quick_flag=(--quick)
 if [ "$mode" = full ]; then
@@ -34,7 +45,16 @@ cmake --build "$bench_build" -j "${JOBS:-2}" --target bertopt io_floor ort_optim
 # Measurements of an earlier run must not leak into this one's results.
 rm -f "$bench_out"/optimize_speed.tsv "$bench_out"/optimize_*.json "$bench_out"/inference* \
   "$bench_out"/compare.*
+rm -f "$bench_out/mode.txt"
 cut -d' ' -f1-3 /proc/loadavg >"$bench_out/load_start.txt"
+date -u '+%Y-%m-%d %H:%M UTC' >"$bench_out/measured_at.txt"
+# The code measured, recorded now: the results may be rewritten (--report) after later commits.
+# bench/RESULTS.md itself is rewritten by every run, so it does not make the tree dirty.
+{
+  git -C "$bench_root" rev-parse --abbrev-ref HEAD
+  git -C "$bench_root" rev-parse --short HEAD
+  git -C "$bench_root" status --porcelain --untracked-files=no | grep -vc 'bench/RESULTS.md$' || true
+} >"$bench_out/code.txt"
 
 progress "== 1/2 optimize speed and memory beside the I/O floor"
 bash "$bench_root/bench/optimize_speed.sh" "${quick_flag[@]}"
@@ -42,6 +62,7 @@ progress "== 2/2 inference latency (original, ORT level all saved, bertopt)"
 bash "$bench_root/bench/inference.sh" "${quick_flag[@]}"
 
 cut -d' ' -f1-3 /proc/loadavg >"$bench_out/load_end.txt"
+echo "$mode" >"$bench_out/mode.txt"
 /usr/bin/python3 "$bench_root/bench/report.py" "$bench_out" "$results" "$mode" \
   "bench/run.sh${quick_flag:+ --quick}"
 progress "done in $(($(date +%s) - started)) s: $results"
