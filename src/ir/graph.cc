@@ -466,6 +466,14 @@ Value* Graph::AddInitializer(onnx::TensorProto tensor) {
 
 void Graph::RemoveInitializer(Value* value) {
   assert(value->initializer_ && value->uses_.empty());
+  // Free the payload now, not at Commit: a fusion that replaces weights (attention packs Q, K, V)
+  // would otherwise hold both copies until the end of the pipeline. Swapping releases the buffer,
+  // which clear_raw_data() would keep.
+  std::string().swap(*value->initializer_->mutable_raw_data());
+  value->initializer_->clear_float_data();
+  value->initializer_->clear_int64_data();
+  value->initializer_->clear_int32_data();
+  value->initializer_->clear_double_data();
   removed_initializers_.insert(value->name());
   value->initializer_ = nullptr;
   modified_ = true;
