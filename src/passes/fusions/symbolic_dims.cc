@@ -513,4 +513,66 @@ std::optional<Dims> SymbolicDims::Derive(const ir::Value& value) {
   return std::nullopt;
 }
 
+DimRead ReadDimPiece(const ir::Graph& graph, const ir::Value* piece, SymbolicDims& dims) {
+  DimRead read;
+  const ir::Node* gather = piece->producer();
+  bool scalar_index = false;
+  if (gather && gather->Is("Unsqueeze")) {
+    std::optional<std::vector<int64_t>> axes = Ints(graph, *gather, "axes", 1);
+    // On a scalar, axis 0 and axis -1 are the same single axis.
+    if (!axes || axes->size() != 1 || ((*axes)[0] != 0 && (*axes)[0] != -1)) {
+      read.reason = fmt::format("{} does not unsqueeze axis 0 only", gather->DisplayName());
+      return read;
+    }
+    gather = gather->input(0) ? gather->input(0)->producer() : nullptr;
+    scalar_index = true;
+  }
+  if (!gather || !gather->Is("Gather")) {
+    read.reason = fmt::format("'{}' is neither a constant nor a dimension read Gather(Shape(t), i)",
+                              piece->name());
+    return read;
+  }
+  if (gather->AttrInt("axis").value_or(0) != 0) {
+    read.reason = fmt::format("{} does not gather along axis 0", gather->DisplayName());
+    return read;
+  }
+  const ir::Node* shape = gather->input(0) ? gather->input(0)->producer() : nullptr;
+  if (!shape || !shape->Is("Shape")) {
+    read.reason = fmt::format("{} does not read a Shape", gather->DisplayName());
+    return read;
+  }
+  if (shape->Attr("start") || shape->Attr("end")) {
+    read.reason = fmt::format("{} has start/end attributes", shape->DisplayName());
+    return read;
+  }
+  const onnx::TensorProto* index = graph.ConstantTensor(gather->input(1));
+  auto values = graph.ConstantAsInts(gather->input(1));
+  if (!index || !values || values->size() != 1) {
+    read.reason = fmt::format("{} index is not a one-element constant", gather->DisplayName());
+    return read;
+  }
+  // A rank-0 index gives a scalar, which needs the Unsqueeze; a [1] index gives a [1] piece.
+  const bool index_is_scalar = index->dims_size() == 0;
+  if (index_is_scalar != scalar_index) {
+    read.reason = fmt::format("{} index has rank {}, which does not give a one-element 1-D piece{}",
+                              gather->DisplayName(), index->dims_size(),
+                              scalar_index ? " after the Unsqueeze" : "");
+    return read;
+  }
+  const ir::Value* source = shape->input(0);
+  int64_t dim = (*values)[0];
+  if (dim < 0) {
+    const std::optional<Dims> source_dims = dims.Of(source);
+    if (!source_dims) {
+      read.reason = fmt::format("{} index {} counts from the end of '{}', whose rank is unknown",
+                                gather->DisplayName(), dim, source->name());
+      return read;
+    }
+    dim += static_cast<int64_t>(source_dims->size());
+  }
+  read.source = source;
+  read.dim = static_cast<int>(dim);
+  return read;
+}
+
 }  // namespace bertopt::passes

@@ -94,4 +94,15 @@ class SymbolicDims {
   int depth_ = 0;
 };
 
+/// A one-element shape piece that reads one dimension of a tensor: `Unsqueeze(Gather(Shape(t),
+/// C i), axes=[0])` (axes as attribute or, from opset 13, as a constant input) or
+/// `Gather(Shape(t), C[1] {i})`. `reason` says why `piece` is not such a read (then `source` is
+/// null). A negative index is resolved when the rank of t is known.
+struct DimRead {
+  const ir::Value* source = nullptr;
+  int dim = 0;
+  std::string reason;
+};
+DimRead ReadDimPiece(const ir::Graph& graph, const ir::Value* piece, SymbolicDims& dims);
+
 }  // namespace bertopt::passes
