@@ -6,7 +6,6 @@
 #include "bertopt/ir/graph.h"
 #include "fmt/format.h"
 #include "fusion_test_util.h"
-#include "passes/fusions/dim_origin.h"
 #include "passes/fusions/fusions.h"
 #include "test_models.h"
 
@@ -204,16 +203,29 @@ TEST(ReshapeFusionTest, PieceReadElsewhereIsLeftAlone) {
                   "also read by");
 }
 
-TEST(ReshapeFusionTest, ShapeOfADifferentTensorIsLeftAlone) {
-  ExpectUnchanged(HeadSplitModel(11, R"(
+// The sequence piece reads another graph input, `other`.
+constexpr const char* kSequenceOfOther = R"(
   s0 = Shape(q)
   d0 = Gather<axis = 0>(s0, zero)
   u0 = Unsqueeze<axes = [0]>(d0)
   s1 = Shape(other)
   d1 = Gather<axis = 0>(s1, one)
-  u1 = Unsqueeze<axes = [0]>(d1))",
-                                 "u0, u1, heads, head_size"),
-                  "dimension 1 of 'other', which is not provably dimension 1");
+  u1 = Unsqueeze<axes = [0]>(d1))";
+
+// Inputs declared with the same dim_param have the same size in every run (ONNX), so x's S,
+// which q has, is other's S.
+TEST(ReshapeFusionTest, SameNamedDimOfAnotherInputBecomesZero) {
+  auto model = ParseModel(HeadSplitModel(11, kSequenceOfOther, "u0, u1, heads, head_size"));
+  Result r = Fuse(model);
+  EXPECT_EQ(r.target, (std::vector<int64_t>{0, 0, 2, 4})) << r.run.Misses();
+  ExpectSameOutputs(model, r.run.after, Dims());
+}
+
+TEST(ReshapeFusionTest, ShapeOfADifferentTensorIsLeftAlone) {
+  auto text = HeadSplitModel(11, kSequenceOfOther, "u0, u1, heads, head_size");
+  const std::string other = "float[B, S, 8] other";
+  text.replace(text.find(other), other.size(), "float[B, T, 8] other");  // T: its own size
+  ExpectUnchanged(text, "dimension 1 of 'other', which is not provably dimension 1");
 }
 
 TEST(ReshapeFusionTest, IndexThatIsNotThePositionIsLeftAlone) {
@@ -230,89 +242,6 @@ TEST(ReshapeFusionTest, GraphInputPieceIsLeftAlone) {
 TEST(ReshapeFusionTest, AllowzeroOneIsLeftAlone) {
   ExpectUnchanged(HeadSplitModel(14, kDimsOfQ, "u0, u1, heads, head_size", "", "<allowzero = 1>"),
                   "allowzero=1");
-}
-
-// --- DimTracer: what the fusion relies on to call two dimensions equal. -------------------------
-
-struct Traced {
-  explicit Traced(const std::string& text) : model(ParseModel(text)) {
-    graph = std::move(ir::Graph::Build(&model)).value();
-    tracer = std::make_unique<passes::DimTracer>(*graph);
-  }
-  const ir::Value* operator[](const char* name) const { return graph->FindValue(name); }
-  onnx::ModelProto model;
-  std::unique_ptr<ir::Graph> graph;
-  std::unique_ptr<passes::DimTracer> tracer;
-};
-
-TEST(DimTracerTest, FollowsDimensionsThroughAComputedHeadSplit) {
-  // No value_info at all: ranks and dimensions come from the producers alone.
-  Traced t(HeadSplitModel(11, kDimsOfQ, "u0, u1, heads, head_size"));
-  passes::DimTracer& dims = *t.tracer;
-  EXPECT_EQ(dims.Rank(t["y"]), 4);
-  EXPECT_TRUE(dims.SameDim(t["y"], 0, t["x"], 0))
-      << "batch: Transpose <- Reshape 0 <- Add <- MatMul";
-  EXPECT_TRUE(dims.SameDim(t["y"], 2, t["x"], 1)) << "sequence: the piece Shape(q)[1] is q's own";
-  EXPECT_EQ(dims.Size(t["y"], 1), 2);
-  EXPECT_EQ(dims.Size(t["y"], 3), 4);
-  EXPECT_FALSE(dims.SameDim(t["y"], 0, t["x"], 1));
-  EXPECT_FALSE(dims.SameDim(t["x"], 0, t["other"], 0)) << "equal symbols are not trusted";
-}
-
-TEST(DimTracerTest, BroadcastKeepsTheDimensionOperandsAgreeOnOrOneStretches) {
-  Traced t(R"(
-<ir_version: 8, opset_import: ["" : 13]>
-g (float[B, 1, 8] a, float[B, S, 8] c, float[B, S, 8] d) => (float[B, S, 8] sum, float[B, S, 8] both)
-{
-  sum = Add(a, c)
-  cc = Relu(c)
-  both = Mul(cc, c)
-}
-)");
-  passes::DimTracer& dims = *t.tracer;
-  EXPECT_TRUE(dims.SameDim(t["sum"], 1, t["c"], 1)) << "a's 1 stretches";
-  EXPECT_FALSE(dims.SameDim(t["sum"], 0, t["c"], 0)) << "a's B and c's B are not provably equal";
-  EXPECT_TRUE(dims.SameDim(t["both"], 0, t["c"], 0)) << "both operands are c's";
-}
-
-TEST(DimTracerTest, AComputedReshapeEntryIsOnlyTrustedWhereAZeroWouldCopyTheSame) {
-  // At run time an entry of 0 copies the input dimension (allowzero=0), so a computed entry that
-  // reads x's batch is the output's batch only when the reshaped input has that batch too.
-  Traced t(R"(
-<ir_version: 8, opset_import: ["" : 14]>
-g (float[B, S] mask, float[B, S, 8] x) => (float[B, 1, 1, S] r, float[B, 1, 1, S] z)
-<int64 zero = {0}, int64[1] zero_axes = {0}, int64[1] one = {1}, int64[1] minus_one = {-1}>
-{
-  sx = Shape(x)
-  b = Gather(sx, zero)
-  ub = Unsqueeze(b, zero_axes)
-  target = Concat<axis = 0>(ub, one, one, minus_one)
-  r = Reshape<allowzero = 0>(mask, target)
-  z = Reshape<allowzero = 1>(mask, target)
-}
-)");
-  passes::DimTracer& dims = *t.tracer;
-  EXPECT_FALSE(dims.SameDim(t["r"], 0, t["x"], 0));
-  EXPECT_TRUE(dims.SameDim(t["z"], 0, t["x"], 0));
-  EXPECT_EQ(dims.Size(t["r"], 1), 1);
-}
-
-TEST(DimTracerTest, ReductionsKeepTheirOtherDimensions) {
-  Traced t(R"(
-<ir_version: 8, opset_import: ["" : 13]>
-g (float[B, S, 8] x, int64[1] axes) => (float[B, S, 1] mean, float[B, 8] sum, float[B, S, 8] r)
-<int64[1] last = {-1}, int64[1] one = {1}>
-{
-  mean = ReduceMean<axes = [-1]>(x)
-  sum = ReduceSum<keepdims = 0>(x, one)
-  r = ReduceSum(x, axes)
-}
-)");
-  passes::DimTracer& dims = *t.tracer;
-  EXPECT_TRUE(dims.SameDim(t["mean"], 1, t["x"], 1));
-  EXPECT_EQ(dims.Size(t["mean"], 2), 1);
-  EXPECT_TRUE(dims.SameDim(t["sum"], 1, t["x"], 2));
-  EXPECT_NE(dims.Size(t["r"], 0), 1) << "computed axes are unknown, not 'all'";
 }
 
 }  // namespace

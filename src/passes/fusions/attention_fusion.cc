@@ -39,9 +39,9 @@
 #include "bertopt/pattern/pattern.h"
 #include "fmt/format.h"
 #include "fmt/ranges.h"
-#include "passes/fusions/dim_origin.h"
 #include "passes/fusions/fusions.h"
 #include "passes/fusions/int32_inputs.h"
+#include "passes/fusions/symbolic_dims.h"
 
 namespace bertopt::passes {
 namespace {
@@ -185,7 +185,7 @@ struct Entry {
 
 // The entries of a Reshape target: a constant, or a Concat of one-element pieces.
 std::optional<std::vector<Entry>> TargetEntries(const ir::Graph& graph, const ir::Value* target,
-                                                DimTracer& dims) {
+                                                SymbolicDims& dims) {
   std::vector<Entry> entries;
   if (auto values = graph.ConstantAsInts(target)) {
     for (int64_t v : *values) entries.push_back({.kind = Entry::kConstant, .value = v, .read = {}});
@@ -201,7 +201,7 @@ std::optional<std::vector<Entry>> TargetEntries(const ir::Graph& graph, const ir
       entries.push_back({.kind = Entry::kConstant, .value = (*values)[0], .read = {}});
       continue;
     }
-    DimRead read = ReadDimPiece(graph, piece, &dims);
+    DimRead read = ReadDimPiece(graph, piece, dims);
     if (!read.source) return std::nullopt;
     entries.push_back({.kind = Entry::kDimension, .read = read});
   }
@@ -214,7 +214,7 @@ std::optional<std::vector<Entry>> TargetEntries(const ir::Graph& graph, const ir
 // must provably be x's.
 std::string CheckBatchAndSequence(const std::vector<Entry>& entries, const ir::Value* x,
                                   const std::vector<int64_t>& x_dims, bool allowzero,
-                                  DimTracer& dims, int& inferred) {
+                                  SymbolicDims& dims, int& inferred) {
   for (int d = 0; d < 2; ++d) {
     const Entry& e = entries[d];
     const char* what = d == 0 ? "batch" : "sequence";
@@ -244,7 +244,7 @@ struct HeadSplit {
 
 // The head split target: {B, S, N, Hd} in any of the forms above.
 HeadSplit ReadSplitTarget(const ir::Graph& graph, const ir::Node& split, const ir::Value* x,
-                          const std::vector<int64_t>& x_dims, DimTracer& dims) {
+                          const std::vector<int64_t>& x_dims, SymbolicDims& dims) {
   auto entries = TargetEntries(graph, split.input(1), dims);
   if (!entries) {
     return {.reason =
@@ -271,7 +271,8 @@ HeadSplit ReadSplitTarget(const ir::Graph& graph, const ir::Node& split, const i
 
 // The merge target: {B, S, H} (or -1 for H when B and S are pinned).
 std::string CheckMergeTarget(const ir::Graph& graph, const ir::Node& merge, const ir::Value* x,
-                             const std::vector<int64_t>& x_dims, DimTracer& dims, int64_t hidden) {
+                             const std::vector<int64_t>& x_dims, SymbolicDims& dims,
+                             int64_t hidden) {
   auto entries = TargetEntries(graph, merge.input(1), dims);
   if (!entries || entries->size() != 3) {
     return fmt::format("{}: the target is not a 3-entry constant or Concat of dimension reads",
@@ -293,7 +294,7 @@ std::string CheckMergeTarget(const ir::Graph& graph, const ir::Node& merge, cons
 // DistilBERT's Reshape(Equal(mask, 0), {B, 1, 1, S}) is mask[:, None, None, :] when the middle
 // entries are 1 and the outer ones are x's batch and sequence sizes (or copy / infer the mask's).
 std::string CheckPaddingTarget(const ir::Graph& graph, const ir::Node& reshape, const ir::Value* x,
-                               const std::vector<int64_t>& x_dims, DimTracer& dims) {
+                               const std::vector<int64_t>& x_dims, SymbolicDims& dims) {
   auto entries = TargetEntries(graph, reshape.input(1), dims);
   if (!entries || entries->size() != 4) {
     return fmt::format("{}: the mask target is not a 4-entry constant or Concat",
@@ -405,7 +406,7 @@ struct MaskFilter {
 
 // The mask: additive (2.4) or DistilBERT's Where (2.10), both from a (B, S) graph input.
 MaskFilter ReadMaskFilter(const ir::Graph& graph, const Match& m, const ir::Value* x,
-                          const std::vector<int64_t>& x_dims, DimTracer& dims) {
+                          const std::vector<int64_t>& x_dims, SymbolicDims& dims) {
   if (!m.has("mask_term") && !m.has("where")) return {};
   const ir::Value* mask = m["mask"];
   auto mask_dims = graph.Shape(mask);
@@ -467,12 +468,14 @@ class AttentionFusion : public Fusion {
     // x: (B, S, H), read by all three projections. Shape inference may have lost its rank after
     // an earlier layer's computed Reshape targets: the tracer derives it.
     ir::Value* x = m["x"];
-    DimTracer dims(graph);
-    if (dims.Rank(x) != 3) {
+    SymbolicDims dims(graph);
+    const std::optional<Dims> x_shape = dims.Of(x);
+    if (!x_shape || x_shape->size() != 3) {
       return FuseResult::Miss(
           fmt::format("the input '{}' is not known to be 3-D (B, S, H)", x->name()));
     }
-    const std::vector<int64_t> x_dims = {dims.Size(x, 0), dims.Size(x, 1), dims.Size(x, 2)};
+    const std::vector<int64_t> x_dims = {(*x_shape)[0].size, (*x_shape)[1].size,
+                                         (*x_shape)[2].size};
 
     const Projections qkv = ReadProjections(graph, m);
     if (!qkv.reason.empty()) return FuseResult::Miss(qkv.reason);

@@ -160,7 +160,7 @@ class LayerNormFusion : public Fusion {
     const Match& m = r.match();
 
     SymbolicDims dims(graph);
-    const std::optional<SymbolicDims::Dims> x_dims = dims.Of(m["x"]);
+    const std::optional<Dims> x_dims = dims.Of(m["x"]);
     const int64_t rank = x_dims ? static_cast<int64_t>(x_dims->size()) : -1;
     for (const char* reduce : {"mean", "variance"}) {
       if (std::string why = LastAxisOnlyReason(graph, *m.node(reduce), rank); !why.empty()) {
@@ -188,7 +188,7 @@ class LayerNormFusion : public Fusion {
       return FuseResult::Miss(
           fmt::format("beta '{}' is not 1-D of gamma's length {}", m["beta"]->name(), (*gamma)[0]));
     }
-    const int64_t hidden = x_dims && !x_dims->empty() ? dims.SizeOf(x_dims->back()) : -1;
+    const int64_t hidden = x_dims && !x_dims->empty() ? x_dims->back().size : -1;
     if (hidden < 0) {
       return FuseResult::Miss(
           fmt::format("the last dim of '{}' is unknown, so gamma's length {} "

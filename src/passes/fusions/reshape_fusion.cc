@@ -9,7 +9,7 @@
 //   q ─► Reshape(·, I:i64[4] {0, 0, N, Hd}) ─►
 //
 // A piece "dimension i of t" becomes 0 ("copy dimension k of the data", k its position) when
-// DimTracer proves that dimension i of t is dimension k of the data: t is the data itself with
+// SymbolicDims proves that dimension i of t is dimension k of the data: t is the data itself with
 // i == k, or a tensor whose dimension flows unchanged into the data (DistilBERT reshapes
 // Q = x·Wq + bq with pieces read from x). A piece whose size is a known constant becomes that
 // constant. Constant pieces (rank 0 or 1-D) keep their values, -1 included. The Shape/Gather nodes
@@ -28,8 +28,8 @@
 #include "bertopt/ir/tensor.h"
 #include "bertopt/pattern/pattern.h"
 #include "fmt/format.h"
-#include "passes/fusions/dim_origin.h"
 #include "passes/fusions/fusions.h"
+#include "passes/fusions/symbolic_dims.h"
 
 namespace bertopt::passes {
 namespace {
@@ -83,7 +83,7 @@ class ReshapeFusion : public Fusion {
         pattern::MatchPattern(graph, reshape, Op("Reshape", {Any(), Op("Concat", pieces)}));
     if (!result.ok()) return FuseResult::Miss(result.reason());
 
-    DimTracer dims(graph);
+    SymbolicDims dims(graph);
     std::vector<int64_t> shape;
     int inferred = 0;
     for (int i = 0; i < concat->num_inputs(); ++i) {
@@ -100,16 +100,15 @@ class ReshapeFusion : public Fusion {
         }
         continue;
       }
-      DimRead read = ReadDimPiece(graph, piece, &dims);
+      DimRead read = ReadDimPiece(graph, piece, dims);
       if (!read.source) return FuseResult::Miss(fmt::format("piece {}: {}", i, read.reason));
       const int position = static_cast<int>(shape.size());
       if (dims.SameDim(read.source, read.dim, data, position)) {
         shape.push_back(0);
         continue;
       }
-      auto origin = dims.Origin(read.source, read.dim);
-      if (origin && origin->value == nullptr && origin->size >= 0) {
-        shape.push_back(origin->size);
+      if (const std::optional<Dim> d = dims.At(read.source, read.dim); d && d->known()) {
+        shape.push_back(d->size);
         continue;
       }
       return FuseResult::Miss(fmt::format(

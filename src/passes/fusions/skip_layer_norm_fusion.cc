@@ -35,7 +35,6 @@ using pattern::Any;
 using pattern::Const;
 using pattern::Op;
 using pattern::P;
-using Dims = SymbolicDims::Dims;
 
 constexpr float kOnnxDefaultEpsilon = 1e-5f;
 
@@ -65,16 +64,15 @@ Slots AssignSlots(SymbolicDims& dims, ir::Value* a, ir::Value* b) {
   for (auto [v, d] : {std::pair{a, &da}, std::pair{b, &db}}) {
     if (!*d) return Misfit(fmt::format("the shape of '{}' is unknown", v->name()));
   }
-  const std::string shapes = fmt::format("'{}' is {} and '{}' is {}", a->name(), dims.ToString(*da),
-                                         b->name(), dims.ToString(*db));
+  const std::string shapes =
+      fmt::format("'{}' is {} and '{}' is {}", a->name(), ToString(*da), b->name(), ToString(*db));
   // (S,H) or (1,S,H) `small` against (B,S,H) `full`.
-  auto broadcasts_into = [&dims](const Dims& small, const Dims& full) {
+  auto broadcasts_into = [](const Dims& small, const Dims& full) {
     if (full.size() != 3) return false;
-    if (small.size() == 2) return dims.Same(small[0], full[1]) && dims.Same(small[1], full[2]);
-    return small.size() == 3 && dims.SizeOf(small[0]) == 1 && dims.Same(small[1], full[1]) &&
-           dims.Same(small[2], full[2]);
+    if (small.size() == 2) return small[0] == full[1] && small[1] == full[2];
+    return small.size() == 3 && small[0].size == 1 && small[1] == full[1] && small[2] == full[2];
   };
-  if (da->size() == 3 && dims.Same(*da, *db)) return Fit(a, b, /*either_way=*/true);
+  if (da->size() == 3 && *da == *db) return Fit(a, b, /*either_way=*/true);
   if (broadcasts_into(*db, *da)) return Fit(a, b, /*either_way=*/false);
   if (broadcasts_into(*da, *db)) return Fit(b, a, /*either_way=*/false);
   if (da->size() != 3 && db->size() != 3) {
@@ -109,7 +107,7 @@ std::optional<DenseBias> FoldableBias(const ir::Graph& graph, SymbolicDims& dims
     // The bias must not broadcast the MatMul output up.
     const auto mm = dims.Of(matmul_out);
     const auto biased = dims.Of(dense);
-    if (!mm || !biased || !dims.Same(*mm, *biased)) continue;
+    if (!mm || !biased || *mm != *biased) continue;
     return DenseBias{.add = add, .matmul_out = matmul_out, .bias = bias};
   }
   return std::nullopt;
@@ -187,7 +185,7 @@ class SkipLayerNormFusion : public Fusion {
           fmt::format("{} normalises from axis {} of a rank-{} input, not over the last axis only",
                       ln->DisplayName(), axis, input_dims.size()));
     }
-    if (int64_t h = dims.SizeOf(input_dims.back()); h >= 0 && h != hidden) {
+    if (int64_t h = input_dims.back().size; h >= 0 && h != hidden) {
       return FuseResult::Miss(fmt::format("gamma has length {} but '{}' has last dim {}", hidden,
                                           slots.input->name(), h));
     }

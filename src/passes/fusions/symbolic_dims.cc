@@ -1,224 +1,77 @@
 #include "passes/fusions/symbolic_dims.h"
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
 #include <set>
+#include <string_view>
+#include <utility>
 
 #include "fmt/format.h"
 
 namespace bertopt::passes {
 namespace {
 
-using Dim = SymbolicDims::Dim;
-using Dims = SymbolicDims::Dims;
-
 // Chains longer than this are read from their declared shape only (a stack guard; BERT-large's
 // longest path is under 1000 nodes).
 constexpr int kMaxDepth = 2000;
 
-bool OneOfOps(const std::string& op, std::initializer_list<std::string_view> ops) {
-  return std::find(ops.begin(), ops.end(), op) != ops.end();
+// The symbol of a Reshape target element -1 ("infer this dim"); no dim has it.
+constexpr std::string_view kInfer = "-1";
+
+// Op lists as " A B C ": `op` is in one when " op " is.
+bool In(std::string_view ops, const std::string& op) {
+  return ops.find(" " + op + " ") != std::string_view::npos;
 }
 
 // Ops whose output 0 has the shape of input 0.
-bool KeepsShape(const ir::Node& n) {
-  return OneOfOps(n.op_type(), {"Abs",
-                                "Cast",
-                                "CastLike",
-                                "Ceil",
-                                "Clip",
-                                "Cos",
-                                "Dropout",
-                                "Elu",
-                                "Erf",
-                                "Exp",
-                                "Floor",
-                                "Gelu",
-                                "HardSigmoid",
-                                "Identity",
-                                "IsInf",
-                                "IsNaN",
-                                "LayerNormalization",
-                                "LeakyRelu",
-                                "Log",
-                                "LogSoftmax",
-                                "Neg",
-                                "Not",
-                                "Reciprocal",
-                                "Relu",
-                                "Round",
-                                "Selu",
-                                "Sigmoid",
-                                "Sign",
-                                "Sin",
-                                "Softmax",
-                                "Softplus",
-                                "Sqrt",
-                                "Tanh"});
-}
-
+constexpr std::string_view kKeepShape =
+    " Abs Cast CastLike Ceil Clip Cos Dropout Elu Erf Exp Floor Gelu HardSigmoid Identity IsInf"
+    " IsNaN LayerNormalization LeakyRelu Log LogSoftmax Neg Not Reciprocal Relu Round Selu Sigmoid"
+    " Sign Sin Softmax Softplus Sqrt Tanh ";
 // Elementwise ops with multidirectional (numpy) broadcasting.
-bool Broadcasts(const ir::Node& n) {
-  return OneOfOps(n.op_type(),
-                  {"Add",  "And",         "BitShift", "Div",  "Equal", "Greater", "GreaterOrEqual",
-                   "Less", "LessOrEqual", "Max",      "Mean", "Min",   "Mod",     "Mul",
-                   "Or",   "Pow",         "PRelu",    "Sub",  "Sum",   "Where",   "Xor"});
-}
+constexpr std::string_view kBroadcast =
+    " Add And BitShift Div Equal Greater GreaterOrEqual Less LessOrEqual Max Mean Min Mod Mul Or"
+    " Pow PRelu Sub Sum Where Xor ";
+constexpr std::string_view kReduce =
+    " ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd"
+    " ReduceSum ReduceSumSquare ";
 
-// A Reshape target element -1 ("infer this dim"); never a size.
-constexpr std::string_view kInferMarker = "-1";
-
-// Normalises a possibly negative axis against `rank`; -1 when out of range.
-int64_t NormalizeAxis(int64_t axis, int64_t rank) {
-  if (axis < 0) axis += rank;
-  return axis >= 0 && axis < rank ? axis : -1;
-}
+// `axis` counted from 0 against `rank`; -1 when out of range.
 int64_t NormalizeAxis(int64_t axis, size_t rank) {
-  return NormalizeAxis(axis, static_cast<int64_t>(rank));
+  const auto r = static_cast<int64_t>(rank);
+  if (axis < 0) axis += r;
+  return axis >= 0 && axis < r ? axis : -1;
 }
 
-// The axes of Unsqueeze/Squeeze: the attribute (opset < 13) or the constant input 1.
-std::optional<std::vector<int64_t>> AxesOf(const ir::Graph& graph, const ir::Node& n) {
-  if (auto axes = n.AttrInts("axes")) return axes;
-  if (n.input(1)) return graph.ConstantAsInts(n.input(1));
+// The symbol a dim stands for when nothing explains it.
+Dim Own(const ir::Value& value, size_t axis) {
+  return Dim::Named(fmt::format("dim {} of '{}'", axis, value.name()));
+}
+
+// A shape element given as a number.
+std::optional<Dim> Literal(int64_t value) {
+  if (value >= 0) return Dim::Known(value);
+  if (value == -1) return Dim::Named(std::string(kInfer));
   return std::nullopt;
 }
 
-}  // namespace
-
-SymbolicDims::SymbolicDims(const ir::Graph& graph) : graph_(graph) {
-  const onnx::GraphProto& g = graph.model().graph();
-  for (const auto& vi : g.value_info()) declared_[vi.name()] = &vi;
-  for (const auto& vi : g.output()) declared_[vi.name()] = &vi;
-  for (const auto& vi : g.input()) declared_[vi.name()] = &vi;
+// Ints given as an attribute (older opsets) or as a constant input (newer ones).
+std::optional<std::vector<int64_t>> Ints(const ir::Graph& graph, const ir::Node& node,
+                                         const char* attr, int input) {
+  if (auto ints = node.AttrInts(attr)) return ints;
+  return node.input(input) ? graph.ConstantAsInts(node.input(input)) : std::nullopt;
 }
 
-Dim SymbolicDims::Unknown(const ir::Value& value, size_t axis) const {
-  return Dim::Named(fmt::format("@{}[{}]", value.name(), axis));
+// The dims Shape(y) returns of a rank-`rank` y: [start, end) with the opset-15 attributes.
+std::pair<int64_t, int64_t> ShapeRange(const ir::Node& shape, size_t rank) {
+  const auto r = static_cast<int64_t>(rank);
+  auto clamp = [r](int64_t v) { return std::clamp(v < 0 ? v + r : v, int64_t{0}, r); };
+  const int64_t start = clamp(shape.AttrInt("start").value_or(0));
+  return {start, std::max(start, clamp(shape.AttrInt("end").value_or(r)))};
 }
 
-std::string SymbolicDims::Find(const std::string& symbol) {
-  auto it = parent_.find(symbol);
-  if (it == parent_.end() || it->second == symbol) return symbol;
-  std::string root = Find(it->second);
-  parent_[symbol] = root;
-  return root;
-}
-
-int64_t SymbolicDims::SizeOf(const Dim& d) {
-  if (d.size >= 0) return d.size;
-  auto it = size_of_.find(Find(d.symbol));
-  return it == size_of_.end() ? -1 : it->second;
-}
-
-void SymbolicDims::Unite(const Dim& a, const Dim& b) {
-  const int64_t sa = SizeOf(a);
-  const int64_t sb = SizeOf(b);
-  if (sa >= 0 && sb >= 0) return;  // two sizes: nothing to learn (unequal only in invalid models)
-  if (sa >= 0) {
-    size_of_[Find(b.symbol)] = sa;
-    return;
-  }
-  if (sb >= 0) {
-    size_of_[Find(a.symbol)] = sb;
-    return;
-  }
-  const std::string ra = Find(a.symbol);
-  const std::string rb = Find(b.symbol);
-  if (ra != rb) parent_[ra] = rb;
-}
-
-bool SymbolicDims::Same(const Dim& a, const Dim& b) {
-  const int64_t sa = SizeOf(a);
-  const int64_t sb = SizeOf(b);
-  if (sa >= 0 || sb >= 0) return sa == sb;
-  return Find(a.symbol) == Find(b.symbol);
-}
-
-bool SymbolicDims::Same(const Dims& a, const Dims& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!Same(a[i], b[i])) return false;
-  }
-  return true;
-}
-
-std::string SymbolicDims::ToString(const Dim& d) {
-  if (int64_t s = SizeOf(d); s >= 0) return std::to_string(s);
-  const std::string& sym = d.symbol;
-  if (sym.starts_with('$')) return sym.substr(1);
-  const size_t open = sym.rfind('[');
-  if (open == std::string::npos || sym.size() < 2) return sym;
-  const std::string index = sym.substr(open + 1, sym.size() - open - 2);
-  const std::string value = sym.substr(1, open - 1);
-  return fmt::format("{} {} of '{}'", sym[0] == '@' ? "dim" : "element", index, value);
-}
-
-std::string SymbolicDims::ToString(const Dims& dims) {
-  std::string out = "[";
-  for (size_t i = 0; i < dims.size(); ++i) out += (i ? ", " : "") + ToString(dims[i]);
-  return out + "]";
-}
-
-std::optional<Dims> SymbolicDims::Declared(const ir::Value& value) {
-  if (const onnx::TensorProto* t = graph_.ConstantTensor(&value)) {
-    Dims dims;
-    for (int64_t d : t->dims()) dims.push_back(Dim::Known(d));
-    return dims;
-  }
-  auto it = declared_.find(value.name());
-  if (it == declared_.end()) return std::nullopt;
-  const auto& type = it->second->type();
-  if (!type.has_tensor_type() || !type.tensor_type().has_shape()) return std::nullopt;
-  Dims dims;
-  for (const auto& d : type.tensor_type().shape().dim()) {
-    if (d.has_dim_value()) {
-      dims.push_back(Dim::Known(d.dim_value()));
-    } else if (d.has_dim_param() && !d.dim_param().empty()) {
-      dims.push_back(Dim::Named("$" + d.dim_param()));
-    } else {
-      dims.push_back(Unknown(value, dims.size()));
-    }
-  }
-  return dims;
-}
-
-std::optional<Dims> SymbolicDims::Of(const ir::Value* value) {
-  if (!value) return std::nullopt;
-  if (auto it = memo_.find(value); it != memo_.end()) return it->second;
-  memo_[value] = std::nullopt;  // a cycle (invalid graph) reads as unknown
-  std::optional<Dims> declared = Declared(*value);
-  std::optional<Dims> derived;
-  if (value->producer() && !graph_.ConstantTensor(value) && depth_ < kMaxDepth) {
-    ++depth_;
-    derived = Derive(*value);
-    --depth_;
-  }
-  std::optional<Dims> result = derived ? derived : declared;
-  if (derived && declared && value->is_graph_output()) {
-    // Nothing checks a declared output shape, and exporters leave stale ones (exporter-layouts
-    // 2.11): the rules win.
-  } else if (derived && declared && derived->size() != declared->size()) {
-    result = std::nullopt;  // one of the two is wrong: claim nothing
-  } else if (derived && declared) {
-    for (size_t i = 0; i < derived->size(); ++i) {
-      const Dim& d = (*derived)[i];
-      const Dim& e = (*declared)[i];
-      if (SizeOf(d) >= 0 && SizeOf(e) >= 0 && SizeOf(d) != SizeOf(e)) {
-        (*result)[i] = Unknown(*value, i);
-        continue;
-      }
-      Unite(d, e);
-      if (e.size >= 0) (*result)[i] = e;
-    }
-  }
-  memo_[value] = result;
-  return result;
-}
-
-std::optional<Dims> SymbolicDims::Broadcast(const std::vector<Dims>& operands,
-                                            const ir::Value& out) {
+// The dims of the numpy broadcast of `operands` into `value`.
+Dims Broadcast(const std::vector<Dims>& operands, const ir::Value& value) {
   size_t rank = 0;
   for (const Dims& d : operands) rank = std::max(rank, d.size());
   Dims result;
@@ -228,269 +81,353 @@ std::optional<Dims> SymbolicDims::Broadcast(const std::vector<Dims>& operands,
     for (const Dims& d : operands) {
       if (axis + d.size() < rank) continue;  // this operand is right-aligned past the axis
       const Dim& dim = d[axis + d.size() - rank];
-      const int64_t s = SizeOf(dim);
-      if (s == 1) continue;
-      if (s >= 0) {
-        sizes.insert(s);
-      } else {
-        symbols.push_back(dim);
-      }
+      if (dim.known() && dim.size != 1) sizes.insert(dim.size);
+      if (!dim.known()) symbols.push_back(dim);
     }
-    if (sizes.size() > 1) {
-      result.push_back(Unknown(out, axis));  // the model cannot run; claim nothing
-    } else if (sizes.size() == 1) {
-      // A symbol broadcast against size k is 1 or k in any run, so the result is k.
-      result.push_back(Dim::Known(*sizes.begin()));
-    } else if (symbols.empty()) {
+    const bool one_symbol = std::all_of(symbols.begin(), symbols.end(),
+                                        [&](const Dim& s) { return s == symbols.front(); });
+    if (sizes.size() == 1) {
+      result.push_back(Dim::Known(*sizes.begin()));  // symbols here are 1 or this size
+    } else if (sizes.empty() && symbols.empty()) {
       result.push_back(Dim::Known(1));
+    } else if (sizes.empty() && one_symbol) {
+      result.push_back(symbols.front());
     } else {
-      bool all_same = true;
-      for (const Dim& s : symbols) all_same &= Same(s, symbols.front());
-      result.push_back(all_same ? symbols.front() : Unknown(out, axis));
+      result.push_back(Own(value, axis));  // unequal sizes (the model cannot run) or symbols
     }
   }
   return result;
 }
 
-std::optional<Dim> SymbolicDims::Literal(int64_t value) {
-  if (value >= 0) return Dim::Known(value);
-  if (value == -1) return Dim::Named(std::string(kInferMarker));
-  return std::nullopt;
+// A graph input's dim_param that names one size (not one shape inference made up).
+bool TrustedName(const onnx::TensorShapeProto::Dimension& d) {
+  return d.has_dim_param() && !d.dim_param().empty() && !d.dim_param().starts_with("unk__");
 }
 
-std::optional<Dim> SymbolicDims::ScalarElement(const ir::Value* scalar) {
-  while (scalar && scalar->producer() && scalar->producer()->Is("Cast")) {
-    scalar = scalar->producer()->input(0);
+}  // namespace
+
+std::string ToString(const Dims& dims) {
+  std::string out = "[";
+  for (size_t i = 0; i < dims.size(); ++i) {
+    out += (i ? ", " : "") + (dims[i].known() ? std::to_string(dims[i].size) : dims[i].symbol);
   }
-  if (auto s = graph_.ScalarValue(scalar)) {
-    if (*s != std::floor(*s)) return std::nullopt;
-    return Literal(static_cast<int64_t>(*s));
-  }
-  const ir::Node* gather = scalar ? scalar->producer() : nullptr;
-  if (!gather || !gather->Is("Gather") || gather->AttrInt("axis").value_or(0) != 0) {
-    return std::nullopt;
-  }
-  auto elements = ShapeElements(gather->input(0));
-  auto index = graph_.ScalarValue(gather->input(1));
-  if (!elements || !index) return std::nullopt;
-  const int64_t i = NormalizeAxis(static_cast<int64_t>(*index), elements->size());
-  return i < 0 ? std::nullopt : (*elements)[i];
+  return out + "]";
 }
 
-std::optional<std::vector<std::optional<Dim>>> SymbolicDims::ShapeElements(const ir::Value* shape) {
-  if (!shape) return std::nullopt;
-  if (auto ints = graph_.ConstantAsInts(shape)) {
-    std::vector<std::optional<Dim>> out;
+SymbolicDims::SymbolicDims(const ir::Graph& graph) : graph_(graph) {
+  const onnx::GraphProto& g = graph.model().graph();
+  for (const auto* list : {&g.value_info(), &g.output(), &g.input()}) {
+    for (const auto& vi : *list) declared_[vi.name()] = &vi;
+  }
+}
+
+std::optional<Dims> SymbolicDims::Declared(const ir::Value& value) const {
+  auto it = declared_.find(value.name());
+  if (it == declared_.end()) return std::nullopt;
+  const auto& type = it->second->type();
+  if (!type.has_tensor_type() || !type.tensor_type().has_shape()) return std::nullopt;
+  const bool input = value.is_graph_input();
+  const bool output = value.is_graph_output() && !input;
+  Dims dims;
+  for (const auto& d : type.tensor_type().shape().dim()) {
+    if (d.has_dim_value() && !output) {
+      dims.push_back(Dim::Known(d.dim_value()));
+    } else if (input && TrustedName(d)) {
+      dims.push_back(Dim::Named(d.dim_param()));
+    } else {
+      dims.push_back(Own(value, dims.size()));
+    }
+  }
+  return dims;
+}
+
+std::optional<Dims> SymbolicDims::Of(const ir::Value* value) {
+  if (!value) return std::nullopt;
+  if (auto it = memo_.find(value); it != memo_.end()) return it->second;
+  memo_[value] = std::nullopt;  // a cycle (invalid graph) reads as unknown
+  std::optional<Dims> result;
+  if (const onnx::TensorProto* t = graph_.ConstantTensor(value)) {
+    result.emplace();
+    for (int64_t d : t->dims()) result->push_back(Dim::Known(d));
+  } else {
+    std::optional<Dims> derived;
+    if (value->producer() && depth_ < kMaxDepth) {
+      ++depth_;
+      derived = Derive(*value);
+      --depth_;
+    }
+    const std::optional<Dims> declared = Declared(*value);
+    result = derived ? derived : declared;
+    const bool check = derived && declared && !value->is_graph_output();
+    if (check && derived->size() != declared->size()) result = std::nullopt;  // one is wrong
+    for (size_t i = 0; check && result && i < result->size(); ++i) {
+      const Dim& size = (*declared)[i];
+      Dim& d = (*result)[i];
+      if (size.known()) d = d.known() && d != size ? Own(*value, i) : size;  // conflict: unknown
+    }
+  }
+  memo_[value] = result;
+  return result;
+}
+
+std::optional<Dim> SymbolicDims::At(const ir::Value* value, int64_t axis) {
+  const std::optional<Dims> dims = Of(value);
+  if (!dims) return value && axis >= 0 ? std::optional(Own(*value, axis)) : std::nullopt;
+  axis = NormalizeAxis(axis, dims->size());
+  return axis < 0 ? std::nullopt : std::optional((*dims)[axis]);
+}
+
+bool SymbolicDims::SameDim(const ir::Value* a, int64_t da, const ir::Value* b, int64_t db) {
+  const std::optional<Dim> x = At(a, da);
+  const std::optional<Dim> y = At(b, db);
+  return x && y && *x == *y;
+}
+
+std::optional<SymbolicDims::Elements> SymbolicDims::ElementsOf(const ir::Value* value) {
+  if (!value) return std::nullopt;
+  if (auto ints = graph_.ConstantAsInts(value)) {
+    Elements out;
     for (int64_t v : *ints) out.push_back(Literal(v));
     return out;
   }
-  const ir::Node* n = shape->producer();
-  if (!n) return std::nullopt;
-  // Shape(y) with optional start/end (opset 15): the dims of y.
-  if (n->Is("Shape")) {
-    auto dims = Of(n->input(0));
-    if (!dims) return std::nullopt;
-    const auto rank = static_cast<int64_t>(dims->size());
-    auto clamp = [rank](int64_t v) { return std::clamp(v < 0 ? v + rank : v, int64_t{0}, rank); };
-    const int64_t start = clamp(n->AttrInt("start").value_or(0));
-    const int64_t end = clamp(n->AttrInt("end").value_or(rank));
-    std::vector<std::optional<Dim>> out;
-    for (int64_t i = start; i < end; ++i) out.push_back((*dims)[i]);
-    return out;
-  }
-  if (n->Is("Unsqueeze")) {  // a scalar made 1-D
-    const std::optional<Dims> scalar = Of(n->input(0));
-    if (!scalar || !scalar->empty()) return std::nullopt;
-    return std::vector<std::optional<Dim>>{ScalarElement(n->input(0))};
-  }
-  if (n->Is("Concat")) {
-    std::vector<std::optional<Dim>> out;
-    for (const ir::Value* piece : n->inputs()) {
-      if (auto elements = ShapeElements(piece)) {
-        out.insert(out.end(), elements->begin(), elements->end());
-        continue;
+  const ir::Node* n = value->producer();
+  if (n && n->domain().empty()) {
+    if (n->Is("Shape")) {
+      if (auto dims = Of(n->input(0))) {
+        auto [start, end] = ShapeRange(*n, dims->size());
+        return Elements(dims->begin() + start, dims->begin() + end);
       }
-      // Otherwise only its length matters, when it is known.
-      auto dims = Of(piece);
-      if (!dims || dims->size() != 1 || SizeOf(dims->front()) < 0) return std::nullopt;
-      out.insert(out.end(), SizeOf(dims->front()), std::nullopt);
+    } else if (n->Is("Cast")) {  // int32 <-> int64 keeps the values
+      return ElementsOf(n->input(0));
+    } else if (n->Is("Concat") && (n->AttrInt("axis") == 0 || n->AttrInt("axis") == -1)) {
+      Elements out;
+      for (const ir::Value* piece : n->inputs()) {
+        auto elements = ElementsOf(piece);
+        if (!elements) return std::nullopt;
+        out.insert(out.end(), elements->begin(), elements->end());
+      }
+      return out;
+    } else if (n->Is("Unsqueeze")) {  // a scalar made 1-D
+      if (auto in = Of(n->input(0)); in && in->empty()) return ElementsOf(n->input(0));
+    } else if (n->Is("Gather") && n->AttrInt("axis").value_or(0) == 0) {
+      if (auto indices = graph_.ConstantAsInts(n->input(1))) {
+        const std::optional<Elements> all = ElementsOf(n->input(0));
+        const ir::Node* shape = n->input(0) ? n->input(0)->producer() : nullptr;
+        const bool whole_shape =
+            shape && shape->Is("Shape") && !shape->Attr("start") && !shape->Attr("end");
+        Elements out;
+        for (int64_t i : *indices) {
+          const int64_t at = all ? NormalizeAxis(i, all->size()) : -1;
+          std::optional<Dim> e = at >= 0 ? (*all)[at] : std::nullopt;
+          // Dim i of y exists whenever this Gather runs, whatever is known of y's rank.
+          if (!e && whole_shape && i >= 0) e = At(shape->input(0), i);
+          out.push_back(e);
+        }
+        return out;
+      }
     }
-    return out;
   }
+  // Unknown values, but maybe a known count.
+  const std::optional<Dims> dims = Of(value);
+  if (dims && dims->empty()) return Elements(1);
+  if (dims && dims->size() == 1 && dims->front().known()) return Elements(dims->front().size);
   return std::nullopt;
 }
 
-Dim SymbolicDims::InferredDim(const Dims& in, const Dims& out_dims, size_t infer_axis,
-                              const ir::Value& out) {
-  // Both sides hold the same number of elements. Cancel the symbols they share; what is left of
-  // the input is a known product times at most one symbol, what is left of the output (besides
-  // the -1) must be known.
-  std::vector<Dim> in_symbols;
-  int64_t in_product = 1;
-  for (const Dim& d : in) {
-    if (int64_t s = SizeOf(d); s >= 0) {
-      in_product *= s;
+std::optional<Dims> SymbolicDims::DeriveReshape(const ir::Node& n, const ir::Value& value) {
+  const std::optional<Elements> elements = ElementsOf(n.input(1));
+  if (!elements) return std::nullopt;
+  const std::optional<Dims> in = Of(n.input(0));
+  const bool allowzero = n.AttrInt("allowzero").value_or(0) != 0;
+  Dims result;
+  size_t infer = elements->size();
+  for (size_t i = 0; i < elements->size(); ++i) {
+    const std::optional<Dim>& e = (*elements)[i];
+    const std::optional<Dim> copy =
+        in && i < in->size() ? std::optional((*in)[i]) : std::nullopt;  // what 0 gives
+    if (e && e->symbol == kInfer) infer = i;
+    if (e && e->known()) {
+      result.push_back(e->size > 0 || allowzero ? *e : copy.value_or(Own(value, i)));
+    } else if (e && e->symbol != kInfer && (allowzero || copy == e)) {
+      result.push_back(*e);  // a computed entry that is 0 at run time copies the same dim
     } else {
-      in_symbols.push_back(d);
+      result.push_back(Own(value, i));  // unknown, -1 (inferred below), or may copy another dim
     }
   }
+  if (infer == elements->size() || !in) return result;
+  // Both sides hold the same number of elements: cancel the symbols they share; what is left of
+  // the input is a known product times at most one symbol, and the rest of the output is known.
+  std::vector<Dim> in_symbols;
+  int64_t in_product = 1;
+  for (const Dim& d : *in) {
+    if (d.known()) in_product *= d.size;
+    if (!d.known()) in_symbols.push_back(d);
+  }
   int64_t out_product = 1;
-  for (size_t i = 0; i < out_dims.size(); ++i) {
-    if (i == infer_axis) continue;
-    if (int64_t s = SizeOf(out_dims[i]); s >= 0) {
-      out_product *= s;
+  for (size_t i = 0; i < result.size(); ++i) {
+    if (i == infer) continue;
+    if (result[i].known()) {
+      out_product *= result[i].size;
       continue;
     }
-    auto match = std::find_if(in_symbols.begin(), in_symbols.end(),
-                              [&](const Dim& d) { return Same(d, out_dims[i]); });
-    if (match == in_symbols.end()) return Unknown(out, infer_axis);
+    auto match = std::find(in_symbols.begin(), in_symbols.end(), result[i]);
+    if (match == in_symbols.end()) return result;
     in_symbols.erase(match);
   }
   // A zero-size tensor leaves -1 undetermined (ORT rejects it); only nonzero products divide.
-  if (out_product <= 0 || in_product <= 0) return Unknown(out, infer_axis);
+  if (out_product <= 0 || in_product <= 0) return result;
   if (in_symbols.empty() && in_product % out_product == 0) {
-    return Dim::Known(in_product / out_product);
+    result[infer] = Dim::Known(in_product / out_product);
+  } else if (in_symbols.size() == 1 && in_product == out_product) {
+    result[infer] = in_symbols.front();
   }
-  if (in_symbols.size() == 1 && in_product == out_product) return in_symbols.front();
-  return Unknown(out, infer_axis);
-}
-
-std::optional<Dims> SymbolicDims::DeriveReshape(const ir::Node& n, const ir::Value& out) {
-  auto elements = ShapeElements(n.input(1));
-  if (!elements) return std::nullopt;
-  const std::optional<Dims> in = Of(n.input(0));
-  const bool allow_zero = n.AttrInt("allowzero").value_or(0) != 0;
-  Dims result;
-  int infer_axis = -1;
-  for (size_t i = 0; i < elements->size(); ++i) {
-    const std::optional<Dim>& e = (*elements)[i];
-    if (!e) {
-      result.push_back(Unknown(out, i));
-    } else if (SizeOf(*e) == 0 && !allow_zero) {
-      // 0 copies the input dim. (A symbolic element is taken as the size it names; in a run
-      // where that size is 0 the tensor is empty either way.)
-      result.push_back(in && i < in->size() ? (*in)[i] : Unknown(out, i));
-    } else if (e->symbol == kInferMarker) {
-      infer_axis = static_cast<int>(i);
-      result.push_back(Unknown(out, i));
-    } else {
-      result.push_back(*e);
-    }
-  }
-  if (infer_axis >= 0 && in) result[infer_axis] = InferredDim(*in, result, infer_axis, out);
   return result;
 }
 
-std::optional<Dims> SymbolicDims::DeriveSlice(const ir::Node& n, const ir::Value& out) {
-  auto in = Of(n.input(0));
+std::optional<Dims> SymbolicDims::DeriveSlice(const ir::Node& n, const ir::Value& value) {
+  const std::optional<Dims> in = Of(n.input(0));
   if (!in) return std::nullopt;
   // Opset < 10 has attributes, later opsets inputs: data, starts, ends, axes, steps.
-  auto ints = [&](const char* attr, int input) -> std::optional<std::vector<int64_t>> {
-    if (auto a = n.AttrInts(attr)) return a;
-    return n.input(input) ? graph_.ConstantAsInts(n.input(input)) : std::nullopt;
-  };
-  const auto starts = ints("starts", 1);
-  const auto ends = ints("ends", 2);
-  const auto steps = ints("steps", 4);
+  const auto starts = Ints(graph_, n, "starts", 1);
+  const auto ends = Ints(graph_, n, "ends", 2);
+  auto axes = Ints(graph_, n, "axes", 3);
+  const auto steps = Ints(graph_, n, "steps", 4);
   // A computed end may still be a known dim, e.g. Gather(Shape(ids), 1) (position ids P4).
-  const auto dim_ends = ends ? std::nullopt : ShapeElements(n.input(2));
-  auto axes = ints("axes", 3);
+  const auto dim_ends = ends ? std::nullopt : ElementsOf(n.input(2));
+  const size_t count = starts     ? starts->size()
+                       : ends     ? ends->size()
+                       : dim_ends ? dim_ends->size()
+                                  : 0;
+  Dims result = *in;
+  if ((!axes && n.input(3)) || (!steps && n.input(4)) || (!axes && count == 0)) {
+    for (size_t i = 0; i < result.size(); ++i) result[i] = Own(value, i);  // any axis may change
+    return result;
+  }
   if (!axes) {
-    const size_t count = starts ? starts->size() : ends ? ends->size() : 0;
-    if (count == 0) return std::nullopt;
     axes.emplace();
     for (size_t i = 0; i < count; ++i) axes->push_back(static_cast<int64_t>(i));
   }
-  Dims r = *in;
   for (size_t i = 0; i < axes->size(); ++i) {
     const int64_t axis = NormalizeAxis((*axes)[i], in->size());
     if (axis < 0) return std::nullopt;
     const Dim whole = (*in)[axis];
-    r[axis] = Unknown(out, axis);
+    result[axis] = Own(value, axis);
     const int64_t step = steps && i < steps->size() ? (*steps)[i] : 1;
     if (!starts || i >= starts->size() || step <= 0) continue;
     const int64_t start = (*starts)[i];
     if (ends && i < ends->size()) {
       const int64_t end = (*ends)[i];
-      const int64_t dim = SizeOf(whole);
       if (start == 0 && step == 1 && end == std::numeric_limits<int64_t>::max()) {
-        r[axis] = whole;  // keras' whole-axis Slices
-      } else if (dim >= 0) {
+        result[axis] = whole;  // keras' whole-axis Slices
+      } else if (whole.known()) {
         // Constant bounds on a known dim: numpy's clamping.
-        auto clamp = [dim](int64_t v) { return std::clamp(v < 0 ? v + dim : v, int64_t{0}, dim); };
+        auto clamp = [&](int64_t v) {
+          return std::clamp(v < 0 ? v + whole.size : v, int64_t{0}, whole.size);
+        };
         const int64_t first = clamp(start);
         const int64_t stop = clamp(end);
-        r[axis] = Dim::Known(stop > first ? (stop - first + step - 1) / step : 0);
+        result[axis] = Dim::Known(stop > first ? (stop - first + step - 1) / step : 0);
       }
-    } else if (dim_ends && i < dim_ends->size() && (*dim_ends)[i] && start == 0 && step == 1 &&
-               Same(*(*dim_ends)[i], whole)) {
-      r[axis] = whole;  // [0, size of this very axis)
+    } else if (dim_ends && i < dim_ends->size() && start == 0 && step == 1 &&
+               (*dim_ends)[i] == whole) {
+      result[axis] = whole;  // [0, size of this very axis)
     }
   }
-  return r;
+  return result;
 }
 
-std::optional<Dims> SymbolicDims::DeriveMs(const ir::Node& n, const ir::Value& out) {
-  const std::string& op = n.op_type();
-  const int index = out.producer_output();
-  if (OneOfOps(op, {"Gelu", "FastGelu", "BiasGelu", "QuickGelu"}) && index == 0) {
-    std::vector<Dims> operands;
-    for (const ir::Value* in : n.inputs()) {
-      if (!in) continue;
-      auto d = Of(in);
-      if (!d) return std::nullopt;
-      operands.push_back(*d);
-    }
-    return Broadcast(operands, out);
+std::optional<Dims> SymbolicDims::DeriveAxes(const ir::Node& n, const ir::Value& value) {
+  std::optional<Dims> in = Of(n.input(0));
+  const auto axes = Ints(graph_, n, "axes", 1);
+  if (!in || (!axes && n.input(1))) return std::nullopt;  // computed axes
+  const bool unsqueeze = n.Is("Unsqueeze");
+  const bool reduce = In(kReduce, n.op_type());
+  const bool all = !axes || axes->empty();
+  if (all && !reduce) return std::nullopt;  // Squeeze of every 1, or no axes to unsqueeze
+  if (all && n.AttrInt("noop_with_empty_axes").value_or(0) != 0) return in;
+  const size_t rank = in->size() + (unsqueeze ? axes->size() : 0);
+  std::vector<bool> marked(rank, all);
+  for (int64_t a : axes.value_or(std::vector<int64_t>{})) {
+    const int64_t axis = NormalizeAxis(a, rank);
+    if (axis < 0) return std::nullopt;
+    marked[axis] = true;
   }
-  if (OneOfOps(op, {"SkipLayerNormalization", "SkipSimplifiedLayerNormalization"}) &&
-      (index == 0 || index == 3)) {
+  const bool keepdims = n.AttrInt("keepdims").value_or(1) != 0;
+  Dims result;
+  auto next = in->begin();
+  for (size_t d = 0; d < rank; ++d) {
+    if (unsqueeze) {
+      if (!marked[d] && next == in->end()) return std::nullopt;
+      result.push_back(marked[d] ? Dim::Known(1) : *next++);
+    } else if (!marked[d]) {
+      result.push_back((*in)[d]);
+    } else if (reduce && keepdims) {
+      result.push_back(Dim::Known(1));
+    }
+  }
+  return result;
+}
+
+std::optional<Dims> SymbolicDims::DeriveMs(const ir::Node& n, const ir::Value& value) {
+  const std::string& op = n.op_type();
+  const int index = value.producer_output();
+  if (In(" Gelu FastGelu BiasGelu QuickGelu ", op) && index == 0) {
     return Of(n.input(0));
   }
+  if (In(" SkipLayerNormalization SkipSimplifiedLayerNormalization ", op) &&
+      (index == 0 || index == 3)) {
+    return Of(n.input(0));  // output and input_skip_bias_sum
+  }
   if (op == "Attention" && index == 0) {
-    auto in = Of(n.input(0));
-    if (!in || in->size() != 3) return std::nullopt;
-    Dim hidden = Unknown(out, 2);
+    const auto x = Of(n.input(0));
+    const auto w = Of(n.input(1));
+    if (!x || x->size() != 3) return std::nullopt;
+    Dim hidden = Own(value, 2);
     if (auto sizes = n.AttrInts("qkv_hidden_sizes"); sizes && sizes->size() == 3) {
       hidden = Dim::Known((*sizes)[2]);
-    } else if (auto w = graph_.Shape(n.input(1));
-               w && w->size() == 2 && (*w)[1] > 0 && (*w)[1] % 3 == 0) {
-      hidden = Dim::Known((*w)[1] / 3);
+    } else if (w && w->size() == 2 && (*w)[1].known() && (*w)[1].size % 3 == 0) {
+      hidden = Dim::Known((*w)[1].size / 3);
     }
-    return Dims{(*in)[0], (*in)[1], hidden};
+    return Dims{(*x)[0], (*x)[1], hidden};
   }
   if (op == "EmbedLayerNormalization") {
-    auto ids = Of(n.input(0));
+    const auto ids = Of(n.input(0));
+    const auto gamma = Of(n.input(5));
     if (!ids || ids->size() != 2) return std::nullopt;
-    if (index == 1) return Dims{(*ids)[0]};
-    auto gamma = graph_.Shape(n.input(5));
-    const Dim hidden =
-        gamma && gamma->size() == 1 && (*gamma)[0] >= 0 ? Dim::Known((*gamma)[0]) : Unknown(out, 2);
-    return Dims{(*ids)[0], (*ids)[1], hidden};
+    if (index == 1) return Dims{(*ids)[0]};  // mask_index
+    const bool known = gamma && gamma->size() == 1 && gamma->front().known();
+    return Dims{(*ids)[0], (*ids)[1], known ? gamma->front() : Own(value, 2)};
   }
   return std::nullopt;
 }
 
-std::optional<Dims> SymbolicDims::Derive(const ir::Value& out) {
-  const ir::Node& n = *out.producer();
-  if (n.domain() == ir::kMsDomain) return DeriveMs(n, out);
-  if (!n.domain().empty() && n.domain() != "ai.onnx") return std::nullopt;
+std::optional<Dims> SymbolicDims::Derive(const ir::Value& value) {
+  const ir::Node& n = *value.producer();
+  if (n.domain() == ir::kMsDomain) return DeriveMs(n, value);
+  if ((!n.domain().empty() && n.domain() != "ai.onnx") || value.producer_output() != 0) {
+    return std::nullopt;
+  }
   const std::string& op = n.op_type();
-  const int index = out.producer_output();
-
-  if (KeepsShape(n)) return index == 0 ? Of(n.input(0)) : std::nullopt;
-  if (Broadcasts(n)) {
-    std::vector<Dims> operands;
+  auto operands = [&](std::vector<Dims>& out) {
     for (const ir::Value* in : n.inputs()) {
       auto d = Of(in);
-      if (!d) return std::nullopt;
-      operands.push_back(*d);
+      if (!d) return false;
+      out.push_back(*d);
     }
-    return Broadcast(operands, out);
+    return true;
+  };
+
+  if (In(kKeepShape, op)) return Of(n.input(0));
+  if (In(kBroadcast, op)) {
+    std::vector<Dims> all;
+    return operands(all) ? std::optional(Broadcast(all, value)) : std::nullopt;
   }
+  if (op == "Reshape") return DeriveReshape(n, value);
+  if (op == "Slice") return DeriveSlice(n, value);
+  if (op == "Unsqueeze" || op == "Squeeze" || In(kReduce, op)) return DeriveAxes(n, value);
   if (op == "MatMul") {
-    auto a = Of(n.input(0));
-    auto b = Of(n.input(1));
+    const auto a = Of(n.input(0));
+    const auto b = Of(n.input(1));
     if (!a || !b || a->empty() || b->empty()) return std::nullopt;
     if (a->size() == 1 && b->size() == 1) return Dims{};
     if (a->size() == 1) {
@@ -499,16 +436,16 @@ std::optional<Dims> SymbolicDims::Derive(const ir::Value& out) {
       return r;
     }
     if (b->size() == 1) return Dims(a->begin(), a->end() - 1);
-    auto batch = Broadcast({Dims(a->begin(), a->end() - 2), Dims(b->begin(), b->end() - 2)}, out);
-    batch->push_back((*a)[a->size() - 2]);
-    batch->push_back(b->back());
-    return batch;
+    Dims r = Broadcast({Dims(a->begin(), a->end() - 2), Dims(b->begin(), b->end() - 2)}, value);
+    r.push_back((*a)[a->size() - 2]);
+    r.push_back(b->back());
+    return r;
   }
   if (op == "Transpose") {
-    auto in = Of(n.input(0));
+    const auto in = Of(n.input(0));
     if (!in) return std::nullopt;
-    std::vector<int64_t> perm(in->size());
-    for (size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<int64_t>(perm.size() - 1 - i);
+    std::vector<int64_t> perm;
+    for (size_t i = in->size(); i-- > 0;) perm.push_back(static_cast<int64_t>(i));
     if (auto p = n.AttrInts("perm")) perm = *p;
     if (perm.size() != in->size()) return std::nullopt;
     Dims r;
@@ -518,10 +455,9 @@ std::optional<Dims> SymbolicDims::Derive(const ir::Value& out) {
     }
     return r;
   }
-  if (op == "Reshape") return DeriveReshape(n, out);
   if (op == "Gather") {
-    auto data = Of(n.input(0));
-    auto indices = Of(n.input(1));
+    const auto data = Of(n.input(0));
+    const auto indices = Of(n.input(1));
     if (!data || !indices) return std::nullopt;
     const int64_t axis = NormalizeAxis(n.AttrInt("axis").value_or(0), data->size());
     if (axis < 0) return std::nullopt;
@@ -530,94 +466,113 @@ std::optional<Dims> SymbolicDims::Derive(const ir::Value& out) {
     r.insert(r.end(), data->begin() + axis + 1, data->end());
     return r;
   }
-  if (op == "Expand") {
-    auto in = Of(n.input(0));
-    auto elements = ShapeElements(n.input(1));
-    if (!in || !elements) return std::nullopt;
+  if (op == "Concat") {
+    std::vector<Dims> all;
+    if (!operands(all) || all.empty()) return std::nullopt;
+    const int64_t axis = NormalizeAxis(n.AttrInt("axis").value_or(0), all[0].size());
+    if (axis < 0) return std::nullopt;
+    Dims r = all[0];  // every input has the same dims off the axis
+    int64_t total = 0;
+    for (const Dims& d : all) {
+      const bool known = d.size() == r.size() && d[axis].known();
+      total = known && total >= 0 ? total + d[axis].size : -1;
+    }
+    r[axis] = total >= 0 ? Dim::Known(total) : Own(value, axis);
+    return r;
+  }
+  if (op == "Expand" || op == "ConstantOfShape") {
+    const bool expand = op == "Expand";
+    const auto elements = ElementsOf(n.input(expand ? 1 : 0));
+    const auto in = expand ? Of(n.input(0)) : std::optional<Dims>(Dims{});
+    if (!elements || !in) return std::nullopt;
+    // An unknown element gets its output axis' own symbol: broadcast against in's 1 the result is
+    // the element, against a known k it is k (the element being 1 or k).
+    const size_t offset = std::max(in->size(), elements->size()) - elements->size();
     Dims target;
     for (size_t i = 0; i < elements->size(); ++i) {
-      // An element not known as a dim is still one fixed number: name it after the shape tensor.
       const std::optional<Dim>& e = (*elements)[i];
-      target.push_back(e && e->symbol != kInferMarker
-                           ? *e
-                           : Dim::Named(fmt::format("#{}[{}]", n.input(1)->name(), i)));
+      target.push_back(e && e->symbol != kInfer ? *e : Own(value, offset + i));
     }
-    return Broadcast({*in, target}, out);
-  }
-  if (op == "Unsqueeze" || op == "Squeeze") {
-    auto in = Of(n.input(0));
-    auto axes = AxesOf(graph_, n);
-    if (!in || !axes) return std::nullopt;
-    const auto out_rank = static_cast<int64_t>(in->size()) +
-                          (op == "Unsqueeze" ? static_cast<int64_t>(axes->size()) : 0);
-    std::set<int64_t> normalized;
-    for (int64_t a : *axes) {
-      const int64_t rank = op == "Unsqueeze" ? out_rank : static_cast<int64_t>(in->size());
-      const int64_t axis = NormalizeAxis(a, rank);
-      if (axis < 0) return std::nullopt;
-      normalized.insert(axis);
-    }
-    Dims r;
-    if (op == "Unsqueeze") {
-      size_t next = 0;
-      for (int64_t i = 0; i < out_rank; ++i) {
-        if (normalized.count(i)) {
-          r.push_back(Dim::Known(1));
-        } else if (next < in->size()) {
-          r.push_back((*in)[next++]);
-        }
-      }
-    } else {
-      for (size_t i = 0; i < in->size(); ++i) {
-        if (!normalized.count(static_cast<int64_t>(i))) r.push_back((*in)[i]);
-      }
-    }
-    return r;
-  }
-  if (OneOfOps(op, {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd"})) {
-    auto in = Of(n.input(0));
-    auto axes = AxesOf(graph_, n);
-    if (!in || !axes || axes->empty()) return std::nullopt;
-    std::set<int64_t> reduced;
-    for (int64_t a : *axes) reduced.insert(NormalizeAxis(a, in->size()));
-    if (reduced.count(-1)) return std::nullopt;
-    const bool keep = n.AttrInt("keepdims").value_or(1) != 0;
-    Dims r;
-    for (size_t i = 0; i < in->size(); ++i) {
-      if (!reduced.count(static_cast<int64_t>(i))) {
-        r.push_back((*in)[i]);
-      } else if (keep) {
-        r.push_back(Dim::Known(1));
-      }
-    }
-    return r;
-  }
-  if (op == "Slice") return DeriveSlice(n, out);
-  if (op == "ConstantOfShape") {
-    auto elements = ShapeElements(n.input(0));
-    if (!elements) return std::nullopt;
-    Dims r;
-    for (size_t i = 0; i < elements->size(); ++i) {
-      const std::optional<Dim>& e = (*elements)[i];
-      r.push_back(e && e->symbol != kInferMarker ? *e : Unknown(out, i));
-    }
-    return r;
+    return expand ? Broadcast({*in, target}, value) : target;
   }
   if (op == "Range") {
     // Range(0, n, 1) has n elements: position ids 0..S-1 with n = Gather(Shape(ids), 1).
-    auto start = graph_.ScalarValue(n.input(0));
-    auto delta = graph_.ScalarValue(n.input(2));
-    if (start != 0.0 || delta != 1.0) return std::nullopt;
-    auto limit = ScalarElement(n.input(1));
-    if (!limit || limit->symbol == kInferMarker) return std::nullopt;
-    return Dims{*limit};
+    const auto limit = ElementsOf(n.input(1));
+    if (graph_.ScalarValue(n.input(0)) != 0.0 || graph_.ScalarValue(n.input(2)) != 1.0 || !limit ||
+        limit->size() != 1 || !limit->front() || limit->front()->symbol == kInfer) {
+      return std::nullopt;
+    }
+    return Dims{*limit->front()};
   }
   if (op == "Shape") {
-    auto elements = ShapeElements(&out);
-    if (!elements) return std::nullopt;
-    return Dims{Dim::Known(static_cast<int64_t>(elements->size()))};
+    const auto in = Of(n.input(0));
+    if (!in) return std::nullopt;
+    auto [start, end] = ShapeRange(n, in->size());
+    return Dims{Dim::Known(end - start)};
   }
   return std::nullopt;
+}
+
+DimRead ReadDimPiece(const ir::Graph& graph, const ir::Value* piece, SymbolicDims& dims) {
+  DimRead read;
+  const ir::Node* gather = piece->producer();
+  bool scalar_index = false;
+  if (gather && gather->Is("Unsqueeze")) {
+    std::optional<std::vector<int64_t>> axes = Ints(graph, *gather, "axes", 1);
+    // On a scalar, axis 0 and axis -1 are the same single axis.
+    if (!axes || axes->size() != 1 || ((*axes)[0] != 0 && (*axes)[0] != -1)) {
+      read.reason = fmt::format("{} does not unsqueeze axis 0 only", gather->DisplayName());
+      return read;
+    }
+    gather = gather->input(0) ? gather->input(0)->producer() : nullptr;
+    scalar_index = true;
+  }
+  if (!gather || !gather->Is("Gather")) {
+    read.reason = fmt::format("'{}' is neither a constant nor a dimension read Gather(Shape(t), i)",
+                              piece->name());
+    return read;
+  }
+  if (gather->AttrInt("axis").value_or(0) != 0) {
+    read.reason = fmt::format("{} does not gather along axis 0", gather->DisplayName());
+    return read;
+  }
+  const ir::Node* shape = gather->input(0) ? gather->input(0)->producer() : nullptr;
+  if (!shape || !shape->Is("Shape")) {
+    read.reason = fmt::format("{} does not read a Shape", gather->DisplayName());
+    return read;
+  }
+  if (shape->Attr("start") || shape->Attr("end")) {
+    read.reason = fmt::format("{} has start/end attributes", shape->DisplayName());
+    return read;
+  }
+  const onnx::TensorProto* index = graph.ConstantTensor(gather->input(1));
+  auto values = graph.ConstantAsInts(gather->input(1));
+  if (!index || !values || values->size() != 1) {
+    read.reason = fmt::format("{} index is not a one-element constant", gather->DisplayName());
+    return read;
+  }
+  // A rank-0 index gives a scalar, which needs the Unsqueeze; a [1] index gives a [1] piece.
+  const bool index_is_scalar = index->dims_size() == 0;
+  if (index_is_scalar != scalar_index) {
+    read.reason = fmt::format("{} index has rank {}, which does not give a one-element 1-D piece{}",
+                              gather->DisplayName(), index->dims_size(),
+                              scalar_index ? " after the Unsqueeze" : "");
+    return read;
+  }
+  const ir::Value* source = shape->input(0);
+  int64_t dim = (*values)[0];
+  if (dim < 0) {
+    const std::optional<Dims> source_dims = dims.Of(source);
+    if (!source_dims) {
+      read.reason = fmt::format("{} index {} counts from the end of '{}', whose rank is unknown",
+                                gather->DisplayName(), dim, source->name());
+      return read;
+    }
+    dim += static_cast<int64_t>(source_dims->size());
+  }
+  read.source = source;
+  read.dim = static_cast<int>(dim);
+  return read;
 }
 
 }  // namespace bertopt::passes

@@ -1,20 +1,41 @@
 #pragma once
-// Which dimensions of two values are provably equal, for fusions whose fused op is stricter about
-// shapes than the ops it replaces (SkipLayerNormalization must not take over an Add's broadcast).
+// Which dimensions of two values are provably the same size in every run, without knowing the
+// sizes: for fusions whose fused op is stricter about shapes than the ops it replaces
+// (SkipLayerNormalization must not take over an Add's broadcast), and for rewriting a Reshape
+// target computed from Shape(t)[i] into 0 ("copy dimension i of the data").
 //
-// ONNX shape inference, run before the passes, loses every dimension of a dynamic torch export
-// after the first Reshape whose target shape is computed (Concat of Shape/Gather pieces), so the
-// residual Adds of a BERT encoder have no declared shape at all. SymbolicDims derives dims from
-// the producers instead, using only facts that hold in every run of a valid model:
-// - declared shapes (value_info, graph inputs/outputs, constants); equal dim_param names are equal;
-// - per-op rules: elementwise ops keep or broadcast shapes, MatMul with a 2-D weight keeps the
-//   leading dims, Transpose permutes, Reshape copies dims named by `0` or by a
-//   Gather(Shape(y), i) piece, Gather/Expand/Unsqueeze, and the fused com.microsoft ops;
-// - a dim that cannot be derived stands for itself ("dim 1 of 'x'"), so two paths that both reach
-//   'x' still agree on it.
-// When a derived dim and a declared one describe the same axis, the two are recorded as equal
-// (except for graph outputs, whose declared shapes nothing checks; conflicting facts give up).
-// Nothing is guessed: a dim is only ever equal to another when a rule proves it.
+// ONNX shape inference, run once before the passes, loses even the rank of everything after the
+// first Reshape whose target is computed, so SymbolicDims derives the dims of a value from its
+// producer. A dim is a known size or a symbol standing for one runtime size; two dims are provably
+// equal when they are the same size or the same symbol. Nothing is guessed.
+//
+// Policy, where sizes and symbols come from:
+// - constants: their sizes;
+// - graph inputs: declared sizes, and dim_param names as symbols, since ONNX gives one name one
+//   size throughout a model (ORT's fusions rely on the same). Names that shape inference invents
+//   ("unk__N") are not the model's, and are not trusted;
+// - value_info of intermediate values: sizes only (its names may be invented); a declared size that
+//   contradicts a derived one leaves that dim unknown, a declared rank that does, the whole value;
+// - graph outputs: nothing when a rule applies, else only the rank (nothing checks their declared
+//   dims, and old exports leave stale ones);
+// - a dim that nothing above or below explains is its own symbol "dim i of 'v'", so two paths that
+//   reach v still agree on it.
+//
+// Rules, each true in every run of a valid model:
+// - elementwise ops keep input 0's dims. Broadcasting (also MatMul's batch dims and Expand) gives
+//   per axis the one size other than 1 (a symbol broadcast against k is 1 or k, so the result is
+//   k), else the symbol all operands share, else 1;
+// - MatMul [.., m, k]·[.., k, n] is [.., m, n] (1-D operands as numpy); Transpose permutes;
+//   Gather, Unsqueeze, Squeeze and Reduce* move or drop dims; Concat sums its axis' known sizes;
+//   Slice keeps the axes it does not slice, and a sliced axis keeps its dim for [0, INT64_MAX) or
+//   [0, its own size), or gets a size from constant bounds on a known size;
+// - Reshape: an entry k > 0 is k, 0 copies the input's dim, -1 is what the element count leaves
+//   once known sizes and shared symbols cancel, and an entry computed from a shape
+//   (Gather(Shape(y), i) pieces, through Unsqueeze/Concat/Cast) is dim i of y where a runtime 0
+//   would copy that same dim, or with allowzero=1. Expand and ConstantOfShape read their shape the
+//   same way; Range(0, n, 1) has n elements; Shape(y) has rank(y) elements (fewer with start/end);
+// - com.microsoft: the Gelu ops and SkipLayerNormalization keep input 0's dims; Attention gives
+//   [B, S, hidden], EmbedLayerNormalization [B, S, hidden] and its mask index [B].
 
 #include <cstdint>
 #include <optional>
@@ -26,58 +47,62 @@
 
 namespace bertopt::passes {
 
+/// One dimension: a known size, or a symbol standing for one runtime size.
+struct Dim {
+  int64_t size = -1;   ///< >= 0 when known
+  std::string symbol;  ///< when size < 0: a graph input's dim_param, or "dim i of 'v'"
+
+  static Dim Known(int64_t size) { return Dim{size, {}}; }
+  static Dim Named(std::string symbol) { return Dim{-1, std::move(symbol)}; }
+  bool known() const { return size >= 0; }
+  /// True when both are provably the same size in every run.
+  bool operator==(const Dim&) const = default;
+};
+using Dims = std::vector<Dim>;
+
+/// For messages: "[batch_size, 16, dim 2 of 'x']".
+std::string ToString(const Dims& dims);
+
 class SymbolicDims {
  public:
-  /// One dimension: a known size, or a symbol standing for one runtime size.
-  struct Dim {
-    int64_t size = -1;   ///< >= 0 when known
-    std::string symbol;  ///< when size < 0: "$name" for a dim_param, "@value[axis]" otherwise
-
-    static Dim Known(int64_t size) { return Dim{size, {}}; }
-    static Dim Named(std::string symbol) { return Dim{-1, std::move(symbol)}; }
-  };
-  using Dims = std::vector<Dim>;
-
   /// Reads `graph` as it is now; build a new one after the graph changed.
   explicit SymbolicDims(const ir::Graph& graph);
 
   /// The dims of `value`, or nullopt when not even its rank is known.
   std::optional<Dims> Of(const ir::Value* value);
-  /// True when `a` and `b` are provably the same size in every run.
-  bool Same(const Dim& a, const Dim& b);
-  bool Same(const Dims& a, const Dims& b);
-  /// The known size of `d`, or -1 (a symbol may have been proven equal to a size).
-  int64_t SizeOf(const Dim& d);
-  /// For messages: "64", "batch_size", "dim 1 of 'x'"; a whole shape as "[batch_size, 16, 64]".
-  std::string ToString(const Dim& d);
-  std::string ToString(const Dims& dims);
+  /// Dim `axis` of `value` (negative counts from the end); nullopt when out of range. When the
+  /// rank is unknown, a dim `axis` >= 0 still exists wherever it is read: it is its own symbol.
+  std::optional<Dim> At(const ir::Value* value, int64_t axis);
+  /// True when dim `da` of `a` is provably dim `db` of `b` in every run.
+  bool SameDim(const ir::Value* a, int64_t da, const ir::Value* b, int64_t db);
 
  private:
-  std::optional<Dims> Declared(const ir::Value& value);
+  /// The elements of a rank-0 or 1-D integer tensor (a shape or a piece of one), nullopt where one
+  /// is not known; nullopt when even the count is unknown.
+  using Elements = std::vector<std::optional<Dim>>;
+  std::optional<Elements> ElementsOf(const ir::Value* value);
+  std::optional<Dims> Declared(const ir::Value& value) const;
   std::optional<Dims> Derive(const ir::Value& value);
-  std::optional<Dims> Broadcast(const std::vector<Dims>& operands, const ir::Value& out);
-  std::optional<Dims> DeriveReshape(const ir::Node& node, const ir::Value& out);
-  std::optional<Dims> DeriveSlice(const ir::Node& node, const ir::Value& out);
-  /// The size a Reshape's -1 stands for, given the input dims and the other target dims.
-  Dim InferredDim(const Dims& in, const Dims& out_dims, size_t infer_axis, const ir::Value& out);
-  std::optional<Dims> DeriveMs(const ir::Node& node, const ir::Value& out);
-  /// The dims a 1-D shape tensor holds, element by element (nullopt where an element is unknown;
-  /// a literal -1 is the symbol "-1", which no dim has).
-  std::optional<std::vector<std::optional<Dim>>> ShapeElements(const ir::Value* shape);
-  /// The dim a scalar holds: a constant, or Gather(Shape(y), i) through Casts.
-  std::optional<Dim> ScalarElement(const ir::Value* scalar);
-  static std::optional<Dim> Literal(int64_t value);
-  Dim Unknown(const ir::Value& value, size_t axis) const;
-  /// Records that `a` and `b` are the same size (both facts about one axis).
-  void Unite(const Dim& a, const Dim& b);
-  std::string Find(const std::string& symbol);
+  std::optional<Dims> DeriveMs(const ir::Node& node, const ir::Value& value);
+  std::optional<Dims> DeriveReshape(const ir::Node& node, const ir::Value& value);
+  std::optional<Dims> DeriveSlice(const ir::Node& node, const ir::Value& value);
+  std::optional<Dims> DeriveAxes(const ir::Node& node, const ir::Value& value);
 
   const ir::Graph& graph_;
   std::unordered_map<std::string, const onnx::ValueInfoProto*> declared_;
   std::unordered_map<const ir::Value*, std::optional<Dims>> memo_;
-  std::unordered_map<std::string, std::string> parent_;  // union-find over symbols
-  std::unordered_map<std::string, int64_t> size_of_;     // class root -> proven size
   int depth_ = 0;
 };
+
+/// A one-element shape piece that reads one dimension of a tensor: `Unsqueeze(Gather(Shape(t),
+/// C i), axes=[0])` (axes as attribute or, from opset 13, as a constant input) or
+/// `Gather(Shape(t), C[1] {i})`. `reason` says why `piece` is not such a read (then `source` is
+/// null). A negative index is resolved when the rank of t is known.
+struct DimRead {
+  const ir::Value* source = nullptr;
+  int dim = 0;
+  std::string reason;
+};
+DimRead ReadDimPiece(const ir::Graph& graph, const ir::Value* piece, SymbolicDims& dims);
 
 }  // namespace bertopt::passes
