@@ -154,6 +154,45 @@ std::optional<std::vector<float>> DecodeFloats(const TensorProto& t) {
   return out;
 }
 
+std::optional<std::string> PayloadBytes(const TensorProto& t) {
+  const int size = ElementSize(t.data_type());
+  if (IsExternal(t) || size == 0) return std::nullopt;
+  const int64_t n = NumElements(t);
+  std::string bytes;
+  if (t.has_raw_data()) {
+    bytes = t.raw_data();
+  } else {
+    switch (t.data_type()) {
+      case TensorProto::FLOAT:
+        bytes = ToRaw(std::vector<float>(t.float_data().begin(), t.float_data().end()));
+        break;
+      case TensorProto::DOUBLE:
+        bytes = ToRaw(std::vector<double>(t.double_data().begin(), t.double_data().end()));
+        break;
+      case TensorProto::INT64:
+        bytes = ToRaw(std::vector<int64_t>(t.int64_data().begin(), t.int64_data().end()));
+        break;
+      case TensorProto::INT32:
+        bytes = ToRaw(std::vector<int32_t>(t.int32_data().begin(), t.int32_data().end()));
+        break;
+      case TensorProto::FLOAT16: case TensorProto::BFLOAT16: case TensorProto::INT16:
+      case TensorProto::UINT16: {
+        std::vector<uint16_t> v;
+        for (int32_t x : t.int32_data()) v.push_back(static_cast<uint16_t>(x));
+        bytes = ToRaw(v);
+        break;
+      }
+      default: {
+        auto ints = DecodeAsInts(t);
+        if (!ints || size != 1) return std::nullopt;
+        for (int64_t x : *ints) bytes.push_back(static_cast<char>(x));
+      }
+    }
+  }
+  if (static_cast<int64_t>(bytes.size()) != n * size) return std::nullopt;
+  return bytes;
+}
+
 uint16_t FloatToHalf(float value) {
   const uint32_t f = std::bit_cast<uint32_t>(value);
   const uint32_t sign = (f >> 16) & 0x8000u;

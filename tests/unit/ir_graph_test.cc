@@ -221,5 +221,26 @@ TEST(TensorTest, HalfConversionRoundsToNearestEven) {
   }
 }
 
+TEST(TensorTest, PayloadBytesAreTheSameForRawAndTypedStorage) {
+  onnx::TensorProto raw = MakeFloatTensor("w", {2}, {1.5f, -2.0f});
+  onnx::TensorProto typed;
+  typed.set_data_type(onnx::TensorProto::FLOAT);
+  typed.add_dims(2);
+  typed.add_float_data(1.5f);
+  typed.add_float_data(-2.0f);
+  ASSERT_TRUE(PayloadBytes(raw));
+  EXPECT_EQ(PayloadBytes(raw), PayloadBytes(typed));
+
+  onnx::TensorProto half;  // float16 in int32_data, one value per element
+  half.set_data_type(onnx::TensorProto::FLOAT16);
+  half.add_dims(2);
+  half.add_int32_data(0x3c00);
+  half.add_int32_data(0xc000);
+  EXPECT_EQ(PayloadBytes(half), std::string("\x00\x3c\x00\xc0", 4));
+
+  typed.add_float_data(3.0f);  // three values for two elements
+  EXPECT_FALSE(PayloadBytes(typed));
+}
+
 }  // namespace
 }  // namespace bertopt::ir

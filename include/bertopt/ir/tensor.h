@@ -24,6 +24,11 @@ std::optional<std::vector<int64_t>> DecodeAsInts(const onnx::TensorProto& tensor
 /// All elements of a float32 tensor (raw or float_data); nullopt for other types.
 std::optional<std::vector<float>> DecodeFloats(const onnx::TensorProto& tensor);
 
+/// The payload as little-endian bytes, element by element, for fixed-width numeric types whether
+/// stored in raw_data or in a typed field (float16 in int32_data included); bit-exact, no
+/// conversion through another type. nullopt for strings, external data or a size mismatch.
+std::optional<std::string> PayloadBytes(const onnx::TensorProto& tensor);
+
 /// IEEE binary16 conversions (round to nearest even; overflow saturates to infinity).
 uint16_t FloatToHalf(float value);
 float HalfToFloat(uint16_t bits);

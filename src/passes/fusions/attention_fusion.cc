@@ -324,40 +324,30 @@ std::optional<double> ScalarOf(const ir::Graph& graph, const Match& m, std::stri
   return m.has(name) ? graph.ScalarValue(m[name]) : std::nullopt;
 }
 
-// concat(parts, axis = last) of tensors of shape `part_dims` (1-D or 2-D) as a new initializer of
-// element type `type` (float or float16).
-ir::Value* ConcatLastAxis(ir::Graph& graph, const std::vector<std::vector<double>>& parts,
+// concat(parts, axis = last) of tensors of shape `part_dims` (1-D or 2-D), all of element type
+// `type`, as a new initializer. Copies bytes row by row: bit-exact for float and float16 alike.
+ir::Value* ConcatLastAxis(ir::Graph& graph, const std::vector<std::string>& parts,
                           const std::vector<int64_t>& part_dims, int32_t type,
                           const std::string& name) {
-  const int64_t cols = part_dims.back();
   const int64_t rows = part_dims.size() == 2 ? part_dims[0] : 1;
-  std::vector<double> packed;
+  const size_t row_bytes = parts[0].size() / static_cast<size_t>(rows);
+  std::string packed;
+  packed.reserve(row_bytes * parts.size() * static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
-    for (const auto& part : parts) {
-      packed.insert(packed.end(), part.begin() + r * cols, part.begin() + (r + 1) * cols);
-    }
+    for (const std::string& part : parts) packed.append(part, r * row_bytes, row_bytes);
   }
-  const int64_t width = cols * static_cast<int64_t>(parts.size());
-  const std::vector<int64_t> dims =
-      part_dims.size() == 2 ? std::vector<int64_t>{rows, width} : std::vector<int64_t>{width};
-  std::vector<float> floats(packed.begin(), packed.end());
-  onnx::TensorProto tensor = ir::MakeFloatTensor(graph.UniqueName(name), dims, floats);
-  if (type == onnx::TensorProto::FLOAT16) {
-    std::string raw;
-    for (float f : floats) {
-      const uint16_t h = ir::FloatToHalf(f);
-      raw.push_back(static_cast<char>(h & 0xff));
-      raw.push_back(static_cast<char>(h >> 8));
-    }
-    tensor.set_data_type(onnx::TensorProto::FLOAT16);
-    tensor.set_raw_data(raw);
-  }
+  onnx::TensorProto tensor;
+  tensor.set_name(graph.UniqueName(name));
+  tensor.set_data_type(type);
+  if (part_dims.size() == 2) tensor.add_dims(rows);
+  tensor.add_dims(part_dims.back() * static_cast<int64_t>(parts.size()));
+  tensor.set_raw_data(std::move(packed));
   return graph.AddInitializer(std::move(tensor));
 }
 
 struct Projections {
-  std::vector<std::vector<double>> weights;  // Wq, Wk, Wv, each [H, H]
-  std::vector<std::vector<double>> biases;   // bq, bk, bv, each [H] (zeros where absent)
+  std::vector<std::string> weights;  // Wq, Wk, Wv, each [H, H], as payload bytes
+  std::vector<std::string> biases;   // bq, bk, bv, each [H] (zeros where absent)
   int64_t hidden = 0;
   int32_t type = 0;    // float or float16, the same for all
   std::string reason;  // why they cannot be packed
@@ -383,7 +373,9 @@ Projections ReadProjections(const ir::Graph& graph, const Match& m) {
     if (graph.ElementType(w) != p.type) {
       return {.reason = fmt::format("the {} weight has another element type than Q's", name)};
     }
-    p.weights.push_back(*graph.ConstantAsDoubles(w));
+    auto w_bytes = ir::PayloadBytes(*graph.ConstantTensor(w));
+    if (!w_bytes) return {.reason = fmt::format("the {} weight '{}' cannot be read", name, w->name())};
+    p.weights.push_back(*std::move(w_bytes));
     if (const ir::Value* b = m[name + "_bias"]) {
       auto b_shape = graph.Shape(b);
       if (!b_shape || *b_shape != std::vector<int64_t>{p.hidden} ||
@@ -391,9 +383,11 @@ Projections ReadProjections(const ir::Graph& graph, const Match& m) {
         return {.reason = fmt::format("the {} bias '{}' is not a [{}] tensor of the weights' type",
                                       name, b->name(), p.hidden)};
       }
-      p.biases.push_back(*graph.ConstantAsDoubles(b));
+      auto b_bytes = ir::PayloadBytes(*graph.ConstantTensor(b));
+      if (!b_bytes) return {.reason = fmt::format("the {} bias '{}' cannot be read", name, b->name())};
+      p.biases.push_back(*std::move(b_bytes));
     } else {
-      p.biases.emplace_back(p.hidden, 0.0);
+      p.biases.emplace_back(static_cast<size_t>(p.hidden) * ir::ElementSize(p.type), '\0');
     }
   }
   return p;
@@ -543,6 +537,14 @@ class AttentionFusion : public Fusion {
     ir::Value* qkv_weight =
         ConcatLastAxis(graph, qkv.weights, {hidden, hidden}, qkv.type, scope + "qkv_weight");
     ir::Value* qkv_bias = ConcatLastAxis(graph, qkv.biases, {hidden}, qkv.type, scope + "qkv_bias");
+    // The packed copies replace the originals: free those now rather than at the end, so peak
+    // memory stays near the model's size.
+    for (const char* name : {"q_weight", "k_weight", "v_weight", "q_bias", "k_bias", "v_bias"}) {
+      ir::Value* v = m[name];
+      if (v && v->initializer() && v->uses().empty() && !v->is_graph_output()) {
+        graph.RemoveInitializer(v);
+      }
+    }
     std::vector<std::string> inputs = {x->name(), qkv_weight->name(), qkv_bias->name()};
     if (mask) {
       inputs.push_back(
