@@ -1,8 +1,14 @@
 #include "bertopt/passes/pass.h"
-
 #include "fmt/format.h"
 
 namespace bertopt::passes {
+
+std::string FusedNodeName(const ir::Node& anchor, std::string_view op_type) {
+  const std::string& name = anchor.name();
+  const size_t slash = name.rfind('/');
+  if (slash == std::string::npos) return std::string(op_type);
+  return name.substr(0, slash + 1) + std::string(op_type);
+}
 
 Status Fusion::Run(const PassOptions& options, ir::Graph& graph, PassStats& stats) const {
   for (ir::Node* anchor : Anchors(graph)) {

@@ -76,6 +76,11 @@ class Fusion : public Pass {
                             ir::Node* anchor) const = 0;
 };
 
+/// A fused node's name in the anchor's scope, so it reads like the exporter's:
+/// "/bert/encoder/layer.0/attention/self/Softmax" + "Attention" ->
+/// "/bert/encoder/layer.0/attention/self/Attention"; just `op_type` when the anchor has no scope.
+std::string FusedNodeName(const ir::Node& anchor, std::string_view op_type);
+
 /// One entry of a pipeline: the pass and whether the user disabled it.
 using Pipeline = std::vector<std::unique_ptr<Pass>>;
 

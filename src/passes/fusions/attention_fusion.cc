@@ -374,7 +374,8 @@ Projections ReadProjections(const ir::Graph& graph, const Match& m) {
       return {.reason = fmt::format("the {} weight has another element type than Q's", name)};
     }
     auto w_bytes = ir::PayloadBytes(*graph.ConstantTensor(w));
-    if (!w_bytes) return {.reason = fmt::format("the {} weight '{}' cannot be read", name, w->name())};
+    if (!w_bytes)
+      return {.reason = fmt::format("the {} weight '{}' cannot be read", name, w->name())};
     p.weights.push_back(*std::move(w_bytes));
     if (const ir::Value* b = m[name + "_bias"]) {
       auto b_shape = graph.Shape(b);
@@ -384,7 +385,8 @@ Projections ReadProjections(const ir::Graph& graph, const Match& m) {
                                       name, b->name(), p.hidden)};
       }
       auto b_bytes = ir::PayloadBytes(*graph.ConstantTensor(b));
-      if (!b_bytes) return {.reason = fmt::format("the {} bias '{}' cannot be read", name, b->name())};
+      if (!b_bytes)
+        return {.reason = fmt::format("the {} bias '{}' cannot be read", name, b->name())};
       p.biases.push_back(*std::move(b_bytes));
     } else {
       p.biases.emplace_back(static_cast<size_t>(p.hidden) * ir::ElementSize(p.type), '\0');
@@ -411,8 +413,8 @@ MaskFilter ReadMaskFilter(const ir::Graph& graph, const Match& m, const ir::Valu
     auto multiplier = ScalarOf(graph, m, "mask_filter");
     if (!multiplier || !std::isfinite(*multiplier) || *multiplier >= 0) {
       return {.reason = multiplier ? fmt::format("the mask multiplier '{}' is {}, not a finite "
-                                                 "negative scalar", m["mask_filter"]->name(),
-                                                 *multiplier)
+                                                 "negative scalar",
+                                                 m["mask_filter"]->name(), *multiplier)
                                    : std::string("the mask multiplier is not a scalar constant")};
     }
     return {.value = *multiplier};
@@ -532,11 +534,11 @@ class AttentionFusion : public Fusion {
     // the merge Reshape's output name.
     ir::Value* mask = m["mask"];
     const std::string output = merge->output(0)->name();
-    const std::string scope = ScopeOf(*softmax);
     for (ir::Node* node : m.owned_nodes()) graph.EraseNode(node);
-    ir::Value* qkv_weight =
-        ConcatLastAxis(graph, qkv.weights, {hidden, hidden}, qkv.type, scope + "qkv_weight");
-    ir::Value* qkv_bias = ConcatLastAxis(graph, qkv.biases, {hidden}, qkv.type, scope + "qkv_bias");
+    ir::Value* qkv_weight = ConcatLastAxis(graph, qkv.weights, {hidden, hidden}, qkv.type,
+                                           FusedNodeName(*softmax, "qkv_weight"));
+    ir::Value* qkv_bias =
+        ConcatLastAxis(graph, qkv.biases, {hidden}, qkv.type, FusedNodeName(*softmax, "qkv_bias"));
     // The packed copies replace the originals: free those now rather than at the end, so peak
     // memory stays near the model's size.
     for (const char* name : {"q_weight", "k_weight", "v_weight", "q_bias", "k_bias", "v_bias"}) {
@@ -550,8 +552,8 @@ class AttentionFusion : public Fusion {
       inputs.push_back(
           GetOrCreateAttentionMask(graph, mask, options.use_raw_attention_mask)->name());
     }
-    ir::Node* attention =
-        graph.AddNode("Attention", inputs, {output}, ir::kMsDomain, scope + "Attention");
+    ir::Node* attention = graph.AddNode("Attention", inputs, {output}, ir::kMsDomain,
+                                        FusedNodeName(*softmax, "Attention"));
     attention->SetAttr("num_heads", heads);
     const double default_scale = 1.0 / std::sqrt(static_cast<double>(head_size));
     if (std::abs(scale - default_scale) > 1e-6 * default_scale) {
@@ -578,13 +580,6 @@ class AttentionFusion : public Fusion {
       if (use.node->Is("Reshape") && use.index == 0) return use.node;
     }
     return nullptr;
-  }
-
-  // "/bert/encoder/layer.0/attention/self/Softmax" -> "/bert/encoder/layer.0/attention/self/".
-  static std::string ScopeOf(const ir::Node& node) {
-    const std::string& name = node.name();
-    const size_t slash = name.rfind('/');
-    return slash == std::string::npos ? std::string() : name.substr(0, slash + 1);
   }
 };
 

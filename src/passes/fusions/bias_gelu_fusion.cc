@@ -45,7 +45,7 @@ class BiasGeluFusion : public Fusion {
     const std::string input = bias.input->name();
     const std::string bias_name = bias.bias->name();
     const std::string y = gelu->output(0)->name();
-    const std::string node_name = gelu::FusedNodeName(*gelu, "BiasGelu");
+    const std::string node_name = FusedNodeName(*gelu, "BiasGelu");
     for (ir::Node* node : m.owned_nodes()) graph.EraseNode(node);
     graph.AddNode("BiasGelu", {input, bias_name}, {y}, ir::kMsDomain, node_name);
     return FuseResult::Fused();

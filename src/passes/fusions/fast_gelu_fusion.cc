@@ -111,7 +111,7 @@ class FastGeluFusion : public Fusion {
     }
 
     const std::string y_name = y->name();
-    const std::string node_name = gelu::FusedNodeName(*tanh, "FastGelu");
+    const std::string node_name = FusedNodeName(*tanh, "FastGelu");
     for (ir::Node* node : replaced) graph.EraseNode(node);
     graph.AddNode("FastGelu", inputs, {y_name}, ir::kMsDomain, node_name);
     return FuseResult::Fused();

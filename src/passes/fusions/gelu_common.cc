@@ -160,11 +160,4 @@ BiasAdd SplitBiasAdd(const ir::Graph& graph, const ir::Node& add) {
   return {.reason = std::move(first_reason)};
 }
 
-std::string FusedNodeName(const ir::Node& anchor, std::string_view op_type) {
-  const std::string& name = anchor.name();
-  const size_t slash = name.rfind('/');
-  if (slash == std::string::npos) return std::string(op_type);
-  return name.substr(0, slash + 1) + std::string(op_type);
-}
-
 }  // namespace bertopt::passes::gelu

@@ -48,8 +48,4 @@ struct BiasAdd {
 /// The bias is a constant, or a graph input declared with a fixed shape [F]; either operand order.
 BiasAdd SplitBiasAdd(const ir::Graph& graph, const ir::Node& add);
 
-/// A name for the fused node in the anchor's scope: "/bert/…/intermediate_act_fn/Erf" gives
-/// "/bert/…/intermediate_act_fn/Gelu"; an anchor without a scope gives `op_type`.
-std::string FusedNodeName(const ir::Node& anchor, std::string_view op_type);
-
 }  // namespace bertopt::passes::gelu

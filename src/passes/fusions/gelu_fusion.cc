@@ -62,7 +62,7 @@ class GeluFusion : public Fusion {
 
     const std::string x_name = m["x"]->name();
     const std::string y_name = m.root()->output(0)->name();
-    const std::string node_name = gelu::FusedNodeName(*erf, "Gelu");
+    const std::string node_name = FusedNodeName(*erf, "Gelu");
     for (ir::Node* node : m.owned_nodes()) graph.EraseNode(node);
     graph.AddNode("Gelu", {x_name}, {y_name}, ir::kMsDomain, node_name);
     return FuseResult::Fused();

@@ -120,15 +120,6 @@ std::string LastAxisOnlyReason(const ir::Graph& graph, const ir::Node& reduce, i
                      fmt::join(*axes, ", "));
 }
 
-// A name for the fused node in the anchor's scope ("/bert/…/LayerNorm/Sqrt" gives
-// "/bert/…/LayerNorm/LayerNormalization").
-std::string FusedNodeName(const ir::Node& anchor, std::string_view op_type) {
-  const std::string& name = anchor.name();
-  const size_t slash = name.rfind('/');
-  if (slash == std::string::npos) return std::string(op_type);
-  return name.substr(0, slash + 1) + std::string(op_type);
-}
-
 class LayerNormFusion : public Fusion {
  public:
   std::string_view name() const override { return "layer_norm"; }

@@ -38,13 +38,6 @@ using pattern::P;
 
 constexpr float kOnnxDefaultEpsilon = 1e-5f;
 
-std::string FusedNodeName(const ir::Node& anchor, std::string_view op_type) {
-  const std::string& name = anchor.name();
-  const size_t slash = name.rfind('/');
-  if (slash == std::string::npos) return std::string(op_type);
-  return name.substr(0, slash + 1) + std::string(op_type);
-}
-
 // The residual operands in the slots SkipLayerNormalization gives them.
 struct Slots {
   ir::Value* input = nullptr;
