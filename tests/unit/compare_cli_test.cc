@@ -1,9 +1,9 @@
-// CompareMain lives in the bertopt executable's sources, which unit_tests does not link; compiling
-// that one file in here tests the real flag parsing and exit codes without spawning a process.
+// The compare command in-process (unit_tests links the CLI library): real flag parsing and exit
+// codes without spawning a process.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "../../tools/bertopt/compare_cmd.cc"
+#include "commands.h"
 #include "unit/tiny_models.h"
 
 namespace bertopt::cli {
