@@ -64,6 +64,20 @@ TEST_F(CliTest, BadInputFilesGetOneLineErrorsAndExitCode2) {
   ExpectBadInput(dir_ / "truncated.onnx", "truncated.onnx");
   WriteBytes(dir_ / "text.onnx", "this is not an onnx model\n");
   ExpectBadInput(dir_ / "text.onnx", "text.onnx");
+
+  // A model whose weights live in an external file: that file missing, then too short.
+  const fs::path external = dir_ / "external" / "ext.onnx";
+  fs::create_directory(external.parent_path());
+  ASSERT_EQ(RunBertopt("optimize --input " + Q(model_) + " --output " + Q(external) +
+                       " --external_data --disable_attention")
+                .exit_code,
+            0);
+  const fs::path data = dir_ / "external" / "ext.onnx.data";
+  const std::string weights = ReadBytes(data);
+  fs::remove(data);
+  ExpectBadInput(external, "ext.onnx.data");
+  WriteBytes(data, weights.substr(0, weights.size() / 2));
+  ExpectBadInput(external, "ext.onnx.data");
 }
 
 TEST_F(CliTest, OptimizeWritesModelAndReportAndLeavesInputUntouched) {
