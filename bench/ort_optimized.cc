@@ -1,6 +1,6 @@
 // ort_optimized: let ONNX Runtime optimize a model at a graph optimization level and save what it
-// produced (SessionOptions::SetOptimizedModelFilePath). bench/inference.sh compares this file, ORT's
-// own offline result, with the original and with `bertopt optimize`'s output.
+// produced (SessionOptions::SetOptimizedModelFilePath). bench/inference.sh compares this file,
+// ORT's own offline result, with the original and with `bertopt optimize`'s output.
 //   ort_optimized <input.onnx> <output.onnx> [disabled|basic|extended|all]   (default: all)
 #include <cstdio>
 #include <string>

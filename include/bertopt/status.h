@@ -44,7 +44,9 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
 inline Status InvalidModel(std::string m) { return {StatusCode::kInvalidModel, std::move(m)}; }
@@ -81,10 +83,10 @@ class [[nodiscard]] StatusOr {
 #define BERTOPT_CONCAT_(a, b) BERTOPT_CONCAT_INNER_(a, b)
 
 /// Returns the Status from the enclosing function if `expr` is not ok.
-#define RETURN_IF_ERROR(expr)                       \
-  do {                                              \
-    ::bertopt::Status status_macro_ = (expr);       \
-    if (!status_macro_.ok()) return status_macro_;  \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::bertopt::Status status_macro_ = (expr);      \
+    if (!status_macro_.ok()) return status_macro_; \
   } while (false)
 
 /// `ASSIGN_OR_RETURN(auto x, F())`: binds the value or returns the error.

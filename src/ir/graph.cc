@@ -453,7 +453,8 @@ Value* Graph::AddInitializer(onnx::TensorProto tensor) {
   const Value* existing = FindValue(tensor.name());
   const bool reuse = existing && !tensor.name().empty() && !existing->producer_ &&
                      !existing->initializer_ && !existing->is_graph_input_;
-  std::string name = reuse ? tensor.name() : UniqueName(tensor.name().empty() ? "const" : tensor.name());
+  std::string name =
+      reuse ? tensor.name() : UniqueName(tensor.name().empty() ? "const" : tensor.name());
   tensor.set_name(name);
   auto* init = model_->mutable_graph()->add_initializer();
   init->Swap(&tensor);
@@ -564,8 +565,8 @@ Status Graph::TopologicalSort() {
   if (order.size() != live.size()) {
     for (size_t i = 0; i < live.size(); ++i) {
       if (in_degree[i] > 0) {
-        return InvalidModel(fmt::format("the graph has a cycle through node '{}'",
-                                        live[i]->DisplayName()));
+        return InvalidModel(
+            fmt::format("the graph has a cycle through node '{}'", live[i]->DisplayName()));
       }
     }
   }

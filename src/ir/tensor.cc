@@ -21,9 +21,7 @@ std::string ToRaw(const std::vector<T>& values) {
   return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
 }
 
-bool IsExternal(const TensorProto& t) {
-  return t.data_location() == TensorProto::EXTERNAL;
-}
+bool IsExternal(const TensorProto& t) { return t.data_location() == TensorProto::EXTERNAL; }
 
 }  // namespace
 
@@ -35,12 +33,25 @@ int64_t NumElements(const TensorProto& tensor) {
 
 int ElementSize(int32_t data_type) {
   switch (data_type) {
-    case TensorProto::FLOAT: case TensorProto::INT32: case TensorProto::UINT32: return 4;
-    case TensorProto::DOUBLE: case TensorProto::INT64: case TensorProto::UINT64: return 8;
-    case TensorProto::FLOAT16: case TensorProto::BFLOAT16: case TensorProto::INT16:
-    case TensorProto::UINT16: return 2;
-    case TensorProto::INT8: case TensorProto::UINT8: case TensorProto::BOOL: return 1;
-    default: return 0;
+    case TensorProto::FLOAT:
+    case TensorProto::INT32:
+    case TensorProto::UINT32:
+      return 4;
+    case TensorProto::DOUBLE:
+    case TensorProto::INT64:
+    case TensorProto::UINT64:
+      return 8;
+    case TensorProto::FLOAT16:
+    case TensorProto::BFLOAT16:
+    case TensorProto::INT16:
+    case TensorProto::UINT16:
+      return 2;
+    case TensorProto::INT8:
+    case TensorProto::UINT8:
+    case TensorProto::BOOL:
+      return 1;
+    default:
+      return 0;
   }
 }
 
@@ -114,19 +125,41 @@ std::optional<std::vector<int64_t>> DecodeAsInts(const TensorProto& t) {
         for (uint64_t v : t.uint64_data()) out.push_back(static_cast<int64_t>(v));
       }
       break;
-    case TensorProto::INT8: case TensorProto::UINT8: case TensorProto::BOOL:
-    case TensorProto::INT16: case TensorProto::UINT16: case TensorProto::UINT32:
+    case TensorProto::INT8:
+    case TensorProto::UINT8:
+    case TensorProto::BOOL:
+    case TensorProto::INT16:
+    case TensorProto::UINT16:
+    case TensorProto::UINT32:
       if (raw) {
         const std::string& r = t.raw_data();
         const int size = ElementSize(t.data_type());
         for (int64_t i = 0; i < n; ++i) {
           const char* p = r.data() + i * size;
           switch (t.data_type()) {
-            case TensorProto::INT8: out.push_back(static_cast<int8_t>(*p)); break;
-            case TensorProto::INT16: { int16_t v; std::memcpy(&v, p, 2); out.push_back(v); break; }
-            case TensorProto::UINT16: { uint16_t v; std::memcpy(&v, p, 2); out.push_back(v); break; }
-            case TensorProto::UINT32: { uint32_t v; std::memcpy(&v, p, 4); out.push_back(v); break; }
-            default: out.push_back(static_cast<uint8_t>(*p));
+            case TensorProto::INT8:
+              out.push_back(static_cast<int8_t>(*p));
+              break;
+            case TensorProto::INT16: {
+              int16_t v;
+              std::memcpy(&v, p, 2);
+              out.push_back(v);
+              break;
+            }
+            case TensorProto::UINT16: {
+              uint16_t v;
+              std::memcpy(&v, p, 2);
+              out.push_back(v);
+              break;
+            }
+            case TensorProto::UINT32: {
+              uint32_t v;
+              std::memcpy(&v, p, 4);
+              out.push_back(v);
+              break;
+            }
+            default:
+              out.push_back(static_cast<uint8_t>(*p));
           }
         }
       } else if (t.data_type() == TensorProto::UINT32) {
@@ -175,7 +208,9 @@ std::optional<std::string> PayloadBytes(const TensorProto& t) {
       case TensorProto::INT32:
         bytes = ToRaw(std::vector<int32_t>(t.int32_data().begin(), t.int32_data().end()));
         break;
-      case TensorProto::FLOAT16: case TensorProto::BFLOAT16: case TensorProto::INT16:
+      case TensorProto::FLOAT16:
+      case TensorProto::BFLOAT16:
+      case TensorProto::INT16:
       case TensorProto::UINT16: {
         std::vector<uint16_t> v;
         for (int32_t x : t.int32_data()) v.push_back(static_cast<uint16_t>(x));

@@ -73,8 +73,8 @@ struct BertSample {
 ///     one-row token-type table (`segment_vocab` < 2) the tail is 0 too, the draw still made.
 class BertInputGenerator {
  public:
-  BertInputGenerator(int64_t batch_size, int64_t sequence_length, int64_t vocab_size,
-                     uint64_t seed, int64_t segment_vocab = 2);
+  BertInputGenerator(int64_t batch_size, int64_t sequence_length, int64_t vocab_size, uint64_t seed,
+                     int64_t segment_vocab = 2);
   BertSample Next();
 
  private:

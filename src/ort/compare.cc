@@ -176,7 +176,8 @@ StatusOr<CompareReport> CompareModels(const CompareOptions& options, std::ostrea
   // Segment ids of 1 only where both token-type tables have a second row.
   int64_t segment_vocab = 2;
   for (const Side* side : {&baseline, &optimized}) {
-    if (side->segment_vocab_size) segment_vocab = std::min(segment_vocab, *side->segment_vocab_size);
+    if (side->segment_vocab_size)
+      segment_vocab = std::min(segment_vocab, *side->segment_vocab_size);
   }
   if (options.verbose) {
     fmt::print(log, "vocabulary size: {}, token types: {}\n", vocab_size, segment_vocab);

@@ -150,7 +150,8 @@ StatusOr<PerfReport> MeasurePerf(const PerfOptions& o, const std::tm& started, s
       for (int64_t sequence : o.sequence_lengths) {
         ++group;
         const std::string label = SettingLabel(batch, sequence, threads);
-        const std::vector<BertSample> samples = MakeSamples(o, batch, sequence, vocab_size, segment_vocab);
+        const std::vector<BertSample> samples =
+            MakeSamples(o, batch, sequence, vocab_size, segment_vocab);
         std::vector<std::unique_ptr<SettingRunner>> runners;
         std::vector<TimedRun> runs;
         runners.reserve(models.size());

@@ -32,8 +32,7 @@ StatusOr<PerfModelInfo> InspectPerfModel(const std::string& path, const BertInpu
   info.path = path;
   info.roles = *roles;
   info.vocab_size = FindVocabSize(model.graph(), info.roles.input_ids).value_or(kDefaultVocabSize);
-  info.segment_vocab_size =
-      FindSegmentVocabSize(model.graph(), info.roles.segment_ids).value_or(2);
+  info.segment_vocab_size = FindSegmentVocabSize(model.graph(), info.roles.segment_ids).value_or(2);
   return info;
 }
 

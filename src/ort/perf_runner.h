@@ -19,8 +19,8 @@ namespace bertopt::ort {
 /// What perf needs to know about a model file before creating sessions.
 struct PerfModelInfo {
   std::string path;
-  BertInputs roles;        ///< which graph input is ids / segment ids / mask
-  int64_t vocab_size = 0;  ///< rows of the word embedding (kDefaultVocabSize when unknown)
+  BertInputs roles;                ///< which graph input is ids / segment ids / mask
+  int64_t vocab_size = 0;          ///< rows of the word embedding (kDefaultVocabSize when unknown)
   int64_t segment_vocab_size = 2;  ///< rows of the token-type table (2 when unknown)
 };
 

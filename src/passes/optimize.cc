@@ -53,24 +53,27 @@ Verdict Judge(const onnx::GraphProto& g, int layers, const std::map<std::string,
     return v;
   }
   if (count("EmbedLayerNormalization") != 1) {
-    v.missing.push_back(fmt::format("EmbedLayerNormalization: {} of 1", count("EmbedLayerNormalization")));
+    v.missing.push_back(
+        fmt::format("EmbedLayerNormalization: {} of 1", count("EmbedLayerNormalization")));
   }
   if (count("Attention") != layers) {
     v.missing.push_back(fmt::format("Attention: {} of {}", count("Attention"), layers));
   }
   const int gelus = count("Gelu") + count("FastGelu") + count("BiasGelu");
-  if (gelus != layers) v.missing.push_back(fmt::format("Gelu/FastGelu/BiasGelu: {} of {}", gelus, layers));
+  if (gelus != layers)
+    v.missing.push_back(fmt::format("Gelu/FastGelu/BiasGelu: {} of {}", gelus, layers));
   // Two norms per layer; without EmbedLayerNormalization the embedding's LayerNorm stays too (as
   // LayerNormalization or SkipLayerNormalization), which the missing EmbedLayerNormalization
   // already reports.
   const int norms = count("SkipLayerNormalization") + count("LayerNormalization");
   const int expected_norms = 2 * layers + (count("EmbedLayerNormalization") == 0 ? 1 : 0);
   if (norms != expected_norms) {
-    v.missing.push_back(fmt::format("SkipLayerNormalization/LayerNormalization: {} of {}", norms,
-                                    expected_norms));
+    v.missing.push_back(
+        fmt::format("SkipLayerNormalization/LayerNormalization: {} of {}", norms, expected_norms));
   }
   for (const char* op : {"Softmax", "Erf", "ReduceMean", "Pow"}) {
-    if (int n = CountOps(g, op); n > 0) v.missing.push_back(fmt::format("{} {} left unfused", n, op));
+    if (int n = CountOps(g, op); n > 0)
+      v.missing.push_back(fmt::format("{} {} left unfused", n, op));
   }
   v.fully_optimized = v.missing.empty();
   return v;
@@ -110,9 +113,13 @@ StatusOr<std::vector<PassStats>> RunPipeline(onnx::ModelProto& model, const Pipe
 }  // namespace passes
 
 const std::vector<std::string>& ReportedOpTypes() {
-  static const std::vector<std::string> kTypes = {
-      "EmbedLayerNormalization", "Attention", "SkipLayerNormalization", "LayerNormalization",
-      "Gelu", "FastGelu", "BiasGelu"};
+  static const std::vector<std::string> kTypes = {"EmbedLayerNormalization",
+                                                  "Attention",
+                                                  "SkipLayerNormalization",
+                                                  "LayerNormalization",
+                                                  "Gelu",
+                                                  "FastGelu",
+                                                  "BiasGelu"};
   return kTypes;
 }
 

@@ -10,8 +10,10 @@ namespace bertopt::passes {
 StatusOr<Pipeline> MakePipeline(const OptimizeOptions& options) {
   const std::string& type = options.pass.model_type;
   if (type == "bert_tf" || type == "bert_keras") {
-    return Unimplemented(fmt::format("--model_type {}: not available yet (only 'bert', PyTorch "
-                                     "exports, is implemented)", type));
+    return Unimplemented(
+        fmt::format("--model_type {}: not available yet (only 'bert', PyTorch "
+                    "exports, is implemented)",
+                    type));
   }
   if (type != "bert") {
     return InvalidArgument(

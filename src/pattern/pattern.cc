@@ -38,10 +38,14 @@ P Modified(const P& p, const std::function<void(PatternNode&)>& edit) {
 
 std::string Describe(const PatternNode& p) {
   switch (p.kind) {
-    case Kind::kAny: return "any value";
-    case Kind::kConst: return "a constant";
-    case Kind::kScalar: return fmt::format("the constant {}", p.scalar);
-    case Kind::kOp: return p.domain.empty() ? p.op_type : p.domain + "." + p.op_type;
+    case Kind::kAny:
+      return "any value";
+    case Kind::kConst:
+      return "a constant";
+    case Kind::kScalar:
+      return fmt::format("the constant {}", p.scalar);
+    case Kind::kOp:
+      return p.domain.empty() ? p.op_type : p.domain + "." + p.op_type;
     case Kind::kOneOf: {
       std::string s;
       for (const P& alt : p.inputs) s += (s.empty() ? "" : " or ") + Describe(*alt.get());
@@ -55,18 +59,24 @@ std::string ValueName(const ir::Value* v) { return v ? "'" + v->name() + "'" : "
 
 }  // namespace
 
-P P::Commutative() const { return Modified(*this, [](PatternNode& n) { n.commutative = true; }); }
+P P::Commutative() const {
+  return Modified(*this, [](PatternNode& n) { n.commutative = true; });
+}
 P P::Domain(std::string_view d) const {
   return Modified(*this, [d](PatternNode& n) { n.domain = std::string(d); });
 }
-P P::Output(int index) const { return Modified(*this, [index](PatternNode& n) { n.output = index; }); }
+P P::Output(int index) const {
+  return Modified(*this, [index](PatternNode& n) { n.output = index; });
+}
 P P::Where(NodeCheck check) const {
   return Modified(*this, [&check](PatternNode& n) { n.node_check = std::move(check); });
 }
 P P::WhereValue(ValueCheck check) const {
   return Modified(*this, [&check](PatternNode& n) { n.value_check = std::move(check); });
 }
-P P::Shared() const { return Modified(*this, [](PatternNode& n) { n.shared = true; }); }
+P P::Shared() const {
+  return Modified(*this, [](PatternNode& n) { n.shared = true; });
+}
 P P::Bind(std::string_view name) const {
   return Modified(*this, [name](PatternNode& n) { n.bind = std::string(name); });
 }
@@ -74,11 +84,13 @@ P P::Bind(std::string_view name) const {
 P Any(std::string_view bind) { return Make({.kind = Kind::kAny, .bind = std::string(bind)}); }
 P Const(std::string_view bind) { return Make({.kind = Kind::kConst, .bind = std::string(bind)}); }
 P Scalar(double value, double tolerance, std::string_view bind) {
-  return Make({.kind = Kind::kScalar, .bind = std::string(bind), .scalar = value,
-               .tolerance = tolerance});
+  return Make(
+      {.kind = Kind::kScalar, .bind = std::string(bind), .scalar = value, .tolerance = tolerance});
 }
 P Op(std::string_view op_type, std::vector<P> inputs, std::string_view bind) {
-  return Make({.kind = Kind::kOp, .op_type = std::string(op_type), .inputs = std::move(inputs),
+  return Make({.kind = Kind::kOp,
+               .op_type = std::string(op_type),
+               .inputs = std::move(inputs),
                .bind = std::string(bind)});
 }
 P OneOf(std::vector<P> alternatives) {
@@ -119,7 +131,8 @@ class Matcher {
  private:
   // `past_structure` ranks a failure on a value that did have the expected kind (a constant with
   // the wrong value) above a structural one at the same depth, so that a commutative pattern
-  // reports "'half' is 0.6, expected 0.5" rather than its swapped attempt's "'x' is not a constant".
+  // reports "'half' is 0.6, expected 0.5" rather than its swapped attempt's "'x' is not a
+  // constant".
   bool Fail(std::string reason, bool past_structure = false) {
     const size_t depth = 2 * (match_.owned_.size() + shared_count_) + (past_structure ? 1 : 0);
     if (best_reason_.empty() || depth >= best_depth_) {
@@ -149,7 +162,8 @@ class Matcher {
         }
         return BindValue(p.bind, v);
       case Kind::kConst:
-      case Kind::kScalar: return MatchConstant(p, v);
+      case Kind::kScalar:
+        return MatchConstant(p, v);
       case Kind::kOneOf: {
         for (const P& alt : p.inputs) {
           Match saved = match_;
@@ -160,7 +174,8 @@ class Matcher {
         }
         return false;
       }
-      case Kind::kOp: return MatchOp(p, v, shared || p.shared);
+      case Kind::kOp:
+        return MatchOp(p, v, shared || p.shared);
     }
     return false;
   }
@@ -176,7 +191,8 @@ class Matcher {
         return Fail(fmt::format("{}{} is not a scalar constant", ValueName(v), where), true);
       }
       if (std::abs(*s - p.scalar) > p.tolerance * std::max(1.0, std::abs(p.scalar))) {
-        return Fail(fmt::format("{}{} is {}, expected {}", ValueName(v), where, *s, p.scalar), true);
+        return Fail(fmt::format("{}{} is {}, expected {}", ValueName(v), where, *s, p.scalar),
+                    true);
       }
     }
     if (p.value_check) {
@@ -197,7 +213,8 @@ class Matcher {
                               n->op_type(), n->DisplayName()));
     }
     if (n->output(p.output) != v) {
-      return Fail(fmt::format("{} is not output {} of {}", ValueName(v), p.output, n->DisplayName()));
+      return Fail(
+          fmt::format("{} is not output {} of {}", ValueName(v), p.output, n->DisplayName()));
     }
     if (n->num_inputs() < static_cast<int>(p.inputs.size())) {
       return Fail(fmt::format("{} has {} inputs, expected {}", n->DisplayName(), n->num_inputs(),

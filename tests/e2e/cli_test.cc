@@ -1,14 +1,13 @@
 // The command line as a user meets it: exit codes, one-line errors naming the file or flag, no
 // partial output, the input left untouched, and the seed-named entry points.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstring>
 #include <fstream>
-
-#include "onnx/onnx_pb.h"
+#include <nlohmann/json.hpp>
 
 #include "e2e_util.h"
+#include "onnx/onnx_pb.h"
 
 namespace bertopt::e2e {
 namespace {
@@ -111,8 +110,8 @@ TEST_F(CliTest, RefusesToOverwriteTheInput) {
 }
 
 TEST_F(CliTest, NumHeadsMismatchNamesBothValues) {
-  CommandResult r = RunBertopt("optimize --input " + Q(model_) + " --output " +
-                               Q(dir_ / "o.onnx") + " --num_heads 8");
+  CommandResult r = RunBertopt("optimize --input " + Q(model_) + " --output " + Q(dir_ / "o.onnx") +
+                               " --num_heads 8");
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("8"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("4"), std::string::npos) << r.err;
@@ -198,7 +197,8 @@ TEST_F(CliTest, DisabledFusionsAreNamedInTheVerdictAndVerboseSaysWhy) {
   CommandResult v = RunBertopt("optimize --input " + Q(odd) + " --output " + Q(out) + " --verbose");
   ASSERT_EQ(v.exit_code, 0) << v.err;
   EXPECT_NE(v.out.find("attention at /bert/encoder/layer.0/attention/self/Softmax"),
-            std::string::npos) << v.out;
+            std::string::npos)
+      << v.out;
   EXPECT_NE(v.out.find("10000"), std::string::npos) << v.out;
   EXPECT_NE(v.out.find("not fully optimized: Attention: 0 of 2"), std::string::npos) << v.out;
 }

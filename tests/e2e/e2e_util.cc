@@ -116,7 +116,8 @@ CommandResult RunBertopt(const std::string& args, const std::string& program) {
 
 fs::path TempDir(const std::string& prefix) {
   static std::mt19937_64 rng(std::random_device{}());
-  fs::path dir = fs::temp_directory_path() / ("bertopt_e2e_" + prefix + "_" + std::to_string(rng()));
+  fs::path dir =
+      fs::temp_directory_path() / ("bertopt_e2e_" + prefix + "_" + std::to_string(rng()));
   fs::create_directories(dir);
   return dir;
 }

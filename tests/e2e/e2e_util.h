@@ -10,8 +10,8 @@
 namespace bertopt::e2e {
 
 struct GeneratedModel {
-  std::string args;             ///< the generator arguments, e.g. "--kind bert_seq --opset 11"
-  std::string kind;             ///< bert_seq, bert_qa, distilbert, roberta, ...
+  std::string args;  ///< the generator arguments, e.g. "--kind bert_seq --opset 11"
+  std::string kind;  ///< bert_seq, bert_qa, distilbert, roberta, ...
   int opset = 0;
   bool is_static = false;
   /// A short test-name-safe label, e.g. "bert_seq_op11_static".

@@ -35,7 +35,7 @@ ort::CompareReport CompareOrDie(const fs::path& baseline, const fs::path& optimi
   ort::CompareOptions c;
   c.baseline_model = baseline;
   c.optimized_model = optimized;
-  c.batch_size = 2;        // the static exports are fixed at (2, 16)
+  c.batch_size = 2;  // the static exports are fixed at (2, 16)
   c.sequence_length = 16;
   c.samples = 10;
   c.write_test_data = false;

@@ -513,7 +513,8 @@ TEST(AttentionFusionTest, SubConstantOtherThanOneMisses) {
 }
 
 TEST(AttentionFusionTest, PositiveMaskMultiplierMisses) {
-  ExpectMiss({.mask_value = 10000}, "the mask multiplier 'mask_value' is 10000, not a finite negative scalar");
+  ExpectMiss({.mask_value = 10000},
+             "the mask multiplier 'mask_value' is 10000, not a finite negative scalar");
 }
 
 TEST(AttentionFusionTest, MildWhereFillMisses) {

@@ -109,8 +109,8 @@ bool ExpectSameOutputs(const onnx::ModelProto& before, const onnx::ModelProto& a
       if (info_b.name != info.name) continue;
       std::vector<double> values;
       for (float v : t.ToFloat()) values.push_back(v);
-      auto converted = ort::Tensor::FromValues(static_cast<ort::DataType>(info_b.type), t.shape(),
-                                               values);
+      auto converted =
+          ort::Tensor::FromValues(static_cast<ort::DataType>(info_b.type), t.shape(), values);
       EXPECT_TRUE(converted.ok());
       if (converted.ok()) inputs_b.emplace_back(info.name, std::move(converted).value());
     }
@@ -132,14 +132,15 @@ bool ExpectSameOutputs(const onnx::ModelProto& before, const onnx::ModelProto& a
     double worst = 0;
     size_t worst_at = 0;
     for (size_t k = 0; k < fx.size(); ++k) {
-      const double excess = std::abs(fx[k] - fy[k]) - (options.atol + options.rtol * std::abs(fx[k]));
+      const double excess =
+          std::abs(fx[k] - fy[k]) - (options.atol + options.rtol * std::abs(fx[k]));
       if (excess > worst || std::isnan(fy[k]) != std::isnan(fx[k])) {
         worst = std::isnan(excess) ? 1e30 : excess;
         worst_at = k;
       }
     }
-    EXPECT_EQ(worst, 0) << "output " << (*a)->outputs()[i].name << " element " << worst_at
-                        << ": " << fx[worst_at] << " vs " << fy[worst_at];
+    EXPECT_EQ(worst, 0) << "output " << (*a)->outputs()[i].name << " element " << worst_at << ": "
+                        << fx[worst_at] << " vs " << fy[worst_at];
     same &= worst == 0;
   }
   return same;

@@ -24,7 +24,8 @@ struct FusionRun {
 FusionRun RunFusion(const onnx::ModelProto& model, std::unique_ptr<passes::Pass> pass,
                     const passes::PassOptions& options = {});
 /// The same with several passes in order.
-FusionRun RunPasses(const onnx::ModelProto& model, std::vector<std::unique_ptr<passes::Pass>> passes,
+FusionRun RunPasses(const onnx::ModelProto& model,
+                    std::vector<std::unique_ptr<passes::Pass>> passes,
                     const passes::PassOptions& options = {});
 
 struct ParityOptions {

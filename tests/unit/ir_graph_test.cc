@@ -1,8 +1,7 @@
-#include "bertopt/ir/graph.h"
-
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include "bertopt/ir/graph.h"
 #include "bertopt/ir/tensor.h"
 #include "test_models.h"
 
@@ -124,7 +123,7 @@ TEST(GraphTest, EraseAndAddNodeReproducingAValue) {
 TEST(GraphTest, DeadCodeRemovalFollowsChainsAndKeepsOutputs) {
   auto model = ParseModel(kChain);
   auto g = BuildOrDie(&model);
-  EXPECT_EQ(g->RemoveDeadNodes(), 1);  // Neg
+  EXPECT_EQ(g->RemoveDeadNodes(), 1);           // Neg
   EXPECT_EQ(g->RemoveUnusedInitializers(), 1);  // unused
   g->Commit();
   EXPECT_EQ(CountOps(model, "Neg"), 0);

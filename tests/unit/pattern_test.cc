@@ -55,8 +55,8 @@ TEST(PatternTest, WithoutCommutativeTheOrderMatters) {
 
 TEST(PatternTest, WrongScalarSaysWhichValueAndWhy) {
   Fixture f(kModel);
-  MatchResult r = MatchPattern(*f.graph, f.Producer("y"),
-                               Op("Mul", {Centered(), Scalar(0.5)}).Commutative());
+  MatchResult r =
+      MatchPattern(*f.graph, f.Producer("y"), Op("Mul", {Centered(), Scalar(0.5)}).Commutative());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.reason().find("'two'"), std::string::npos) << r.reason();
   EXPECT_NE(r.reason().find("expected 0.5"), std::string::npos) << r.reason();
@@ -69,11 +69,11 @@ TEST(PatternTest, WrongScalarNextToAnyIsReportedInEitherOperandOrder) {
     std::string text = kModel;
     text.replace(text.find("y = Mul(two, d)"), 15, mul);
     Fixture f(text.c_str());
-    MatchResult r = MatchPattern(*f.graph, f.Producer("y"),
-                                 Op("Mul", {Any("x"), Scalar(0.5)}).Commutative());
+    MatchResult r =
+        MatchPattern(*f.graph, f.Producer("y"), Op("Mul", {Any("x"), Scalar(0.5)}).Commutative());
     ASSERT_FALSE(r.ok());
-    EXPECT_NE(r.reason().find("is 2, expected 0.5"), std::string::npos) << mul << ": "
-                                                                              << r.reason();
+    EXPECT_NE(r.reason().find("is 2, expected 0.5"), std::string::npos)
+        << mul << ": " << r.reason();
   }
 }
 
@@ -136,12 +136,13 @@ g (float[N, 4] x) => (float[N, 4] y)
 }
 )");
   P x = Any("x");
-  EXPECT_TRUE(MatchPattern(*f.graph, f.Producer("y"), Op("Relu", {Optional(Op("Cast", {x}), x)})).ok());
+  EXPECT_TRUE(
+      MatchPattern(*f.graph, f.Producer("y"), Op("Relu", {Optional(Op("Cast", {x}), x)})).ok());
   MatchResult checked = MatchPattern(
       *f.graph, f.Producer("y"),
       Op("Relu", {Op("Cast", {x}).Where([](const ir::Graph&, const ir::Node& n, const Match&) {
-        return n.AttrInt("to") == 6 ? std::string() : std::string("Cast is not to int32");
-      })}));
+           return n.AttrInt("to") == 6 ? std::string() : std::string("Cast is not to int32");
+         })}));
   ASSERT_FALSE(checked.ok());
   EXPECT_NE(checked.reason().find("Cast is not to int32"), std::string::npos) << checked.reason();
   MatchResult alt = MatchPattern(*f.graph, f.Producer("y"),

@@ -1,5 +1,5 @@
-// bertopt: one binary, three subcommands. The seed-named entry points (symlinks installed beside it)
-// dispatch on argv[0]: bert_model_optimization -> optimize, compare_bert_results -> compare,
+// bertopt: one binary, three subcommands. The seed-named entry points (symlinks installed beside
+// it) dispatch on argv[0]: bert_model_optimization -> optimize, compare_bert_results -> compare,
 // bert_perf_test -> perf.
 #include <cstdio>
 #include <cstring>

@@ -43,8 +43,12 @@ nlohmann::json ReportJson(const Flags& f, const OptimizeReport& r) {
   j["seconds"] = r.seconds;
   nlohmann::json passes = nlohmann::json::array();
   for (const auto& p : r.passes) {
-    passes.push_back({{"name", p.name}, {"candidates", p.candidates}, {"fused", p.fused},
-                      {"counters", p.counters}, {"misses", p.misses}, {"seconds", p.seconds}});
+    passes.push_back({{"name", p.name},
+                      {"candidates", p.candidates},
+                      {"fused", p.fused},
+                      {"counters", p.counters},
+                      {"misses", p.misses},
+                      {"seconds", p.seconds}});
   }
   j["passes"] = passes;
   return j;
@@ -96,7 +100,8 @@ Status SaveVerified(const Flags& f, const onnx::ModelProto& model, io::SaveOptio
   const fs::path staging = target.parent_path() / (".bertopt-verify-" + target.filename().string());
   fs::remove_all(staging, ec);
   if (!fs::create_directory(staging, ec)) {
-    return IoError(fmt::format("{}: cannot create {}: {}", f.output, staging.string(), ec.message()));
+    return IoError(
+        fmt::format("{}: cannot create {}: {}", f.output, staging.string(), ec.message()));
   }
   const fs::path candidate = staging / target.filename();
   Status s = io::SaveModel(model, candidate, save);
@@ -150,9 +155,11 @@ int OptimizeMain(int argc, char** argv) {
   app.add_option("--output", f.output, "output ONNX model")->required();
   app.add_option("--model_type", f.options.pass.model_type, "bert, bert_tf or bert_keras")
       ->check(CLI::IsMember({"bert", "bert_tf", "bert_keras"}));
-  app.add_option("--num_heads", f.options.pass.num_heads, "attention heads (checked against the graph)")
+  app.add_option("--num_heads", f.options.pass.num_heads,
+                 "attention heads (checked against the graph)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--hidden_size", f.options.pass.hidden_size, "hidden size (checked against the graph)")
+  app.add_option("--hidden_size", f.options.pass.hidden_size,
+                 "hidden size (checked against the graph)")
       ->check(CLI::PositiveNumber);
   app.add_option("--sequence_length", f.sequence_length, "sequence length used by --verify")
       ->check(CLI::PositiveNumber);

@@ -27,8 +27,8 @@ inline constexpr std::string_view kMsDomain = "com.microsoft";
 class Graph;
 class Node;
 
-/// A consumer of a value: `node` reads it as input `index`. `index == kImplicitUse` means the value is
-/// read from inside one of the node's subgraphs (If / Loop / Scan bodies).
+/// A consumer of a value: `node` reads it as input `index`. `index == kImplicitUse` means the value
+/// is read from inside one of the node's subgraphs (If / Loop / Scan bodies).
 struct Use {
   static constexpr int kImplicitUse = -1;
   Node* node;
@@ -128,7 +128,8 @@ class Graph {
   /// The live nodes in list order (a snapshot: safe to mutate the graph while iterating; skip
   /// nodes whose erased() became true).
   std::vector<Node*> Nodes() const;
-  std::vector<Node*> NodesOfType(std::string_view op_type, std::string_view domain = kOnnxDomain) const;
+  std::vector<Node*> NodesOfType(std::string_view op_type,
+                                 std::string_view domain = kOnnxDomain) const;
   int NumNodes() const { return num_live_nodes_; }
   Value* FindValue(std::string_view name) const;
   std::vector<Value*> Inputs() const;   ///< graph inputs that are not initializers, in order
@@ -174,8 +175,9 @@ class Graph {
   /// Makes every consumer of `from` read `to`. Graph outputs keep their names: if `from` is a graph
   /// output this returns an error, since renaming a model output would change its interface.
   Status ReplaceAllUses(Value* from, Value* to);
-  /// Adds an initializer. It keeps `tensor.name()` when that names a value nothing produces (e.g. the
-  /// output of a just-erased Constant), else gets `UniqueName(tensor.name())`. Returns its value.
+  /// Adds an initializer. It keeps `tensor.name()` when that names a value nothing produces (e.g.
+  /// the output of a just-erased Constant), else gets `UniqueName(tensor.name())`. Returns its
+  /// value.
   Value* AddInitializer(onnx::TensorProto tensor);
   /// Marks an initializer for removal (at Commit); the value must have no uses.
   void RemoveInitializer(Value* value);
@@ -207,7 +209,8 @@ class Graph {
   int num_live_nodes_ = 0;
   std::unordered_map<std::string, std::unique_ptr<Value>> values_;
   std::unordered_set<std::string> node_names_;
-  std::unordered_map<std::string, onnx::ValueInfoProto*> value_infos_;  // inputs, outputs, value_info
+  std::unordered_map<std::string, onnx::ValueInfoProto*>
+      value_infos_;  // inputs, outputs, value_info
   std::unordered_set<std::string> removed_initializers_;
   uint64_t name_counter_ = 0;
   bool modified_ = false;

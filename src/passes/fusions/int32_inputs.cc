@@ -12,7 +12,8 @@ std::string MaskIndexName(const ir::Value* mask) { return mask->name() + "_mask_
 ir::Value* GetOrCreateInt32(ir::Graph& graph, ir::Value* value) {
   if (graph.ElementType(value) == onnx::TensorProto::INT32) return value;
   const std::string name = value->name() + "_int32";
-  if (ir::Value* existing = graph.FindValue(name); existing && existing->producer()) return existing;
+  if (ir::Value* existing = graph.FindValue(name); existing && existing->producer())
+    return existing;
   ir::Node* cast = graph.AddNode("Cast", {value->name()}, {graph.UniqueName(name)});
   cast->SetAttr("to", static_cast<int64_t>(onnx::TensorProto::INT32));
   return cast->output(0);
