@@ -3,6 +3,10 @@
 // the command's display name ("bertopt optimize" or "bert_model_optimization"), and returns the
 // process exit code: 0 success, 1 a check failed (compare mismatch, --verify failure), 2 bad input.
 
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
 namespace bertopt::cli {
 
 int OptimizeMain(int argc, char** argv);
@@ -13,5 +17,9 @@ int PerfMain(int argc, char** argv);
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitCheckFailed = 1;
 inline constexpr int kExitBadInput = 2;
+
+/// Parses the flags. Returns nullopt to go on, or the exit code to return: 0 after --help, 2 after
+/// a one-line error naming the flag ("<name>: ... (see --help)").
+std::optional<int> ParseFlags(CLI::App& app, const std::string& name, int argc, char** argv);
 
 }  // namespace bertopt::cli

@@ -40,16 +40,7 @@ int CompareMain(int argc, char** argv) {
   app.add_option("--input_mask_name", o.input_mask_name, "graph input holding the attention mask");
   app.add_flag("--verbose", o.verbose, "also print how inputs were found and failing samples");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
-      app.exit(e);  // --help
-      return kExitOk;
-    }
-    std::cerr << name << ": " << e.what() << " (see --help)\n";
-    return kExitBadInput;
-  }
+  if (auto exit_code = ParseFlags(app, name, argc, argv)) return *exit_code;
   o.baseline_model = baseline;
   o.optimized_model = optimized;
   o.output_dir = output_dir;

@@ -179,11 +179,8 @@ int OptimizeMain(int argc, char** argv) {
   app.add_flag("--external_data", f.external_data, "store weights in <output>.data");
   app.add_flag("--json", f.json, "print the report as one JSON object");
   app.add_flag("--verbose", f.verbose, "per-pass statistics and why each candidate did not fuse");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? kExitOk : kExitBadInput;
-  }
+  const std::string name = fs::path(argv[0]).filename().string();
+  if (auto exit_code = ParseFlags(app, name, argc, argv)) return *exit_code;
   if (f.gpu_only) return Fail(Unimplemented("--gpu_only: not available yet"));
 
   auto model = io::LoadModel(f.input);
