@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bertopt/exit_codes.h"
 #include "bertopt/io/model_io.h"
 #include "ort/perf_progress.h"
 #include "ort/perf_runner.h"
@@ -20,11 +21,6 @@
 
 namespace bertopt::ort {
 namespace {
-
-// The values of tools/bertopt/commands.h, which the library cannot include.
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;
-constexpr int kExitBadInput = 2;
 
 std::tm LocalTime(std::chrono::system_clock::time_point when) {
   const std::time_t t = std::chrono::system_clock::to_time_t(when);

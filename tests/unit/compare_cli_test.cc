@@ -51,7 +51,7 @@ TEST_F(CompareCliTest, ExitZeroWhenAllPassOneWhenNot) {
   EXPECT_THAT(::testing::internal::GetCapturedStdout(),
               HasSubstr("3 of 3 samples passed (rtol=0.001, atol=0.0001)"));
   ::testing::internal::CaptureStdout();
-  EXPECT_EQ(RunCompare(Flags(bad_)), kExitCheckFailed);
+  EXPECT_EQ(RunCompare(Flags(bad_)), kExitFailed);
   ::testing::internal::GetCapturedStdout();
   EXPECT_TRUE(
       std::filesystem::exists(dir_ / "out" / "batch_1_seq_8" / "test_data_set_0" / "output_0.pb"));

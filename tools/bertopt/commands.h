@@ -7,16 +7,17 @@
 #include <optional>
 #include <string>
 
+#include "bertopt/exit_codes.h"
+
 namespace bertopt::cli {
 
 int OptimizeMain(int argc, char** argv);
 int CompareMain(int argc, char** argv);
 int PerfMain(int argc, char** argv);
 
-/// Exit codes shared by all subcommands.
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitCheckFailed = 1;
-inline constexpr int kExitBadInput = 2;
+using ::bertopt::kExitBadInput;
+using ::bertopt::kExitFailed;
+using ::bertopt::kExitOk;
 
 /// Parses the flags. Returns nullopt to go on, or the exit code to return: 0 after --help, 2 after
 /// a one-line error naming the flag ("<name>: ... (see --help)").

@@ -50,7 +50,7 @@ int CompareMain(int argc, char** argv) {
     std::cerr << name << ": " << report.status().ToString() << "\n";
     return kExitBadInput;
   }
-  return report->AllPassed() ? kExitOk : kExitCheckFailed;
+  return report->AllPassed() ? kExitOk : kExitFailed;
 }
 
 }  // namespace bertopt::cli

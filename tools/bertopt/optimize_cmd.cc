@@ -143,7 +143,7 @@ Status SaveVerified(const Flags& f, const onnx::ModelProto& model, io::SaveOptio
 
 int Fail(const Status& s) {
   std::fprintf(stderr, "bertopt optimize: %s\n", s.message().c_str());
-  return s.code() == StatusCode::kInternal ? kExitCheckFailed : kExitBadInput;
+  return s.code() == StatusCode::kInternal ? kExitFailed : kExitBadInput;
 }
 
 }  // namespace
@@ -197,7 +197,7 @@ int OptimizeMain(int argc, char** argv) {
     if (!s.ok()) {
       if (s.code() != StatusCode::kFailedPrecondition) return Fail(s);
       std::fprintf(stderr, "bertopt optimize: %s\n", s.message().c_str());
-      return kExitCheckFailed;
+      return kExitFailed;
     }
   } else {
     Status s = io::SaveModel(*model, f.output, save);
