@@ -299,9 +299,23 @@ TEST(LayerNormFusionTest, GammaIsAGraphInput) {
   EXPECT_THAT(ExpectNotFused(text), HasSubstr("'gamma' is not a constant"));
 }
 
+// tf2onnx with Keras 3 stores gamma and beta as [1, 1, H]: over a 3-D x that is [H].
+TEST(LayerNormFusionTest, GammaWithLeadingOnesIsAVector) {
+  const std::string text = Replaced(kTorchLayerNorm, "float[4] gamma = {1.5, 0.5, -1.0, 2.0}",
+                                    "float[1, 1, 4] gamma = {1.5, 0.5, -1.0, 2.0}");
+  ExpectFused(text);
+}
+
 TEST(LayerNormFusionTest, GammaNot1D) {
   const std::string text = Replaced(kTorchLayerNorm, "float[4] gamma = {1.5, 0.5, -1.0, 2.0}",
-                                    "float[1, 4] gamma = {1.5, 0.5, -1.0, 2.0}");
+                                    "float[2, 4] gamma = {1.5, 0.5, -1.0, 2.0, 1, 1, 1, 1}");
+  EXPECT_THAT(ExpectNotFused(text), HasSubstr("gamma 'gamma' is not 1-D"));
+}
+
+// A [1, 1, 1, H] gamma over a 3-D x makes the result 4-D: not a LayerNormalization.
+TEST(LayerNormFusionTest, GammaOfHigherRankThanX) {
+  const std::string text = Replaced(kTorchLayerNorm, "float[4] gamma = {1.5, 0.5, -1.0, 2.0}",
+                                    "float[1, 1, 1, 4] gamma = {1.5, 0.5, -1.0, 2.0}");
   EXPECT_THAT(ExpectNotFused(text), HasSubstr("gamma 'gamma' is not 1-D"));
 }
 

@@ -33,7 +33,9 @@ nlohmann::json ReportJson(const Flags& f, const OptimizeReport& r) {
   nlohmann::json j;
   j["input"] = f.input;
   j["output"] = f.output;
-  j["model_type"] = f.options.pass.model_type;
+  j["model_type"] = r.model_type.model_type;
+  j["model_type_evidence"] = r.model_type.evidence;
+  j["warnings"] = r.warnings;
   j["fused_ops"] = r.fused_ops;
   j["layers"] = r.verdict.layers;
   j["fully_optimized"] = r.verdict.fully_optimized;
@@ -55,8 +57,13 @@ nlohmann::json ReportJson(const Flags& f, const OptimizeReport& r) {
 }
 
 void PrintReport(const Flags& f, const OptimizeReport& r) {
-  std::printf("%s -> %s (model_type %s)\n", f.input.c_str(), f.output.c_str(),
-              f.options.pass.model_type.c_str());
+  if (r.model_type.evidence.empty()) {
+    std::printf("%s -> %s (model_type %s)\n", f.input.c_str(), f.output.c_str(),
+                r.model_type.model_type.c_str());
+  } else {
+    std::printf("%s -> %s (model_type %s, detected from %s)\n", f.input.c_str(), f.output.c_str(),
+                r.model_type.model_type.c_str(), r.model_type.evidence.c_str());
+  }
   if (f.verbose) {
     std::printf("\n  %-26s %10s %6s %9s\n", "pass", "candidates", "fused", "time (ms)");
     for (const auto& p : r.passes) {
@@ -153,8 +160,10 @@ int OptimizeMain(int argc, char** argv) {
   CLI::App app{"Fuse a BERT ONNX model into ONNX Runtime's fused operators", argv[0]};
   app.add_option("--input", f.input, "input ONNX model")->required();
   app.add_option("--output", f.output, "output ONNX model")->required();
-  app.add_option("--model_type", f.options.pass.model_type, "bert, bert_tf or bert_keras")
-      ->check(CLI::IsMember({"bert", "bert_tf", "bert_keras"}));
+  app.add_option("--model_type", f.options.pass.model_type,
+                 "auto (default: from the producer and layout), bert (PyTorch), bert_tf "
+                 "(tf2onnx) or bert_keras (keras2onnx)")
+      ->check(CLI::IsMember({"auto", "bert", "bert_tf", "bert_keras"}));
   app.add_option("--num_heads", f.options.pass.num_heads,
                  "attention heads (checked against the graph)")
       ->check(CLI::PositiveNumber);
@@ -187,6 +196,9 @@ int OptimizeMain(int argc, char** argv) {
   if (!model.ok()) return Fail(model.status());
   auto report = Optimize(*model, f.options);
   if (!report.ok()) return Fail(std::move(report).status().WithContext(f.input));
+  for (const std::string& warning : report->warnings) {
+    std::fprintf(stderr, "bertopt optimize: warning: %s: %s\n", f.input.c_str(), warning.c_str());
+  }
 
   io::SaveOptions save;
   save.protect = f.input;
