@@ -20,7 +20,7 @@
 // table and gets the zeros as int32 segment ids, since it still adds segment[0] everywhere.
 //
 // A constant [1,S,H] position term (keras2onnx 1.6.1, static tf2onnx) is first rewritten as the
-// Gather it stands for (MaterializeConstantPositions).
+// Gather it stands for (MaterializedPositions).
 //
 // Not handled: TF's
 // flattened 2-D Gathers, float16 tables (the CPU kernel is float only), the ORT-test Expand
@@ -546,8 +546,32 @@ bool LooksLikeEmbeddingSum(const ir::Graph& graph, const ir::Value* value, int d
 // P of [1, S, H] or [S, H]. P equals Gather(P as an [S, H] table, [[0..S-1]]), which is how every
 // other exporter writes the lookup, with the default position ids. So rewrite the term that way,
 // when the sum also has a Gather of ids of static sequence length S (else P may not be a position
-// table, and nothing is rewritten).
-void MaterializeConstantPositions(ir::Graph& graph, const ir::Value* sum) {
+// table, and nothing is rewritten). The rewrite is undone unless the fusion then succeeds.
+class MaterializedPositions {
+ public:
+  MaterializedPositions(ir::Graph& graph, const ir::Value* sum);
+  ~MaterializedPositions() {
+    if (!gather_ || kept_) return;
+    graph_.SetInput(add_, index_, term_);
+    std::vector<ir::Value*> made = {gather_->input(0), gather_->input(1)};
+    graph_.EraseNode(gather_);
+    for (ir::Value* v : made) graph_.RemoveInitializer(v);
+  }
+  MaterializedPositions(const MaterializedPositions&) = delete;
+  MaterializedPositions& operator=(const MaterializedPositions&) = delete;
+  void Keep() { kept_ = true; }
+
+ private:
+  ir::Graph& graph_;
+  ir::Node* add_ = nullptr;
+  int index_ = 0;
+  ir::Value* term_ = nullptr;
+  ir::Node* gather_ = nullptr;
+  bool kept_ = false;
+};
+
+MaterializedPositions::MaterializedPositions(ir::Graph& graph, const ir::Value* sum)
+    : graph_(graph) {
   std::vector<std::pair<ir::Node*, int>> constants;  // (Add, input index) reading a constant
   int64_t seq = -1;
   std::vector<const ir::Value*> stack{sum};
@@ -570,7 +594,7 @@ void MaterializeConstantPositions(ir::Graph& graph, const ir::Value* sum) {
   }
   if (constants.size() != 1 || seq <= 0) return;
   auto [add, index] = constants.front();
-  const ir::Value* term = add->input(index);
+  ir::Value* term = add->input(index);
   const onnx::TensorProto* t = graph.ConstantTensor(term);
   const bool shaped = (t->dims_size() == 3 && t->dims(0) == 1 && t->dims(1) == seq) ||
                       (t->dims_size() == 2 && t->dims(0) == seq);
@@ -587,9 +611,12 @@ void MaterializeConstantPositions(ir::Graph& graph, const ir::Value* sum) {
   ir::Value* ids = graph.AddInitializer(
       ir::MakeInt64Tensor(graph.UniqueName(term->name() + "_position_ids"), ids_dims, rows));
   ir::Value* table_value = graph.AddInitializer(std::move(table));
-  ir::Node* gather = graph.AddNode("Gather", {table_value->name(), ids->name()},
-                                   {graph.UniqueName(term->name() + "_lookup")});
-  graph.SetInput(add, index, gather->output(0));
+  gather_ = graph.AddNode("Gather", {table_value->name(), ids->name()},
+                          {graph.UniqueName(term->name() + "_lookup")});
+  graph.SetInput(add, index, gather_->output(0));
+  add_ = add;
+  index_ = index;
+  term_ = term;
 }
 
 class EmbedLayerNormFusion : public Fusion {
@@ -621,7 +648,7 @@ class EmbedLayerNormFusion : public Fusion {
       }
     }
 
-    MaterializeConstantPositions(graph, sum);
+    MaterializedPositions positions(graph, sum);
     SumTree tree;
     if (std::string why = Flatten(sum, tree); !why.empty()) return FuseResult::Miss(why);
     if (tree.gathers.size() < 2) return FuseResult::Miss("the LayerNorm input is not a sum");
@@ -715,6 +742,7 @@ class EmbedLayerNormFusion : public Fusion {
         output,
         graph.UniqueName(mask ? mask->reduce_sum->output(0)->name() : output + "_mask_index")};
     if (sum_read_elsewhere) outputs.push_back(sum_name);
+    positions.Keep();
     ir::Node* fused = graph.AddNode("EmbedLayerNormalization", inputs, outputs, ir::kMsDomain,
                                     "EmbedLayerNormalization");
     fused->SetAttr("epsilon", epsilon);
