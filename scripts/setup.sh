@@ -2,13 +2,26 @@
 # One-time, idempotent set-up for a fresh Debian 12 machine:
 #  1. the Debian packages the build, tests and model generator need;
 #  2. the ONNX Runtime 1.29 C/C++ SDK, from the npm package below, hash-checked, into third_party/ort
-#     (ignored by git; never committed).
+#     (ignored by git; never committed);
+#  3. with --ort130 also ONNX Runtime 1.30's libonnxruntime.so.1 (from npm onnxruntime-node, 113 MB,
+#     hash-checked) beside the 1.29 headers in third_party/ort-1.30: its C API is the same, so
+#     `cmake -DONNXRUNTIME_ROOT=third_party/ort-1.30` builds against it (make test-ort130, bench).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 ort_dir="$root/third_party/ort"
 ort_pkg="com.github.asus4.onnxruntime@0.4.9"
 ort_sha256="e59788788818fdde1b2e522e766a21ba0f7d8391de55737abf81e32cc801785d"
+ort130_dir="$root/third_party/ort-1.30"
+ort130_pkg="onnxruntime-node@1.30.0"
+ort130_sha256="6e3390d6b783e7be946fad629292799da28d0b42f84856e50d2c1b0383291e75"
+want_ort130=false
+for arg in "$@"; do
+  case "$arg" in
+    --ort130) want_ort130=true ;;
+    *) echo "setup: unknown argument '$arg' (only --ort130)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   build-essential cmake pkg-config
@@ -51,4 +64,18 @@ if [ ! -f "$ort_dir/lib/libonnxruntime.so.1" ] || [ ! -f "$ort_dir/include/onnxr
   ln -sf libonnxruntime.so.1 "$ort_dir.partial/lib/libonnxruntime.so"
   rm -rf "$ort_dir" && mv "$ort_dir.partial" "$ort_dir"
 fi
-echo "setup: ok (ONNX Runtime SDK in ${ort_dir#$root/})"
+if $want_ort130 && [ ! -f "$ort130_dir/lib/libonnxruntime.so.1" ]; then
+  echo "setup: fetching ONNX Runtime 1.30 ($ort130_pkg, 113 MB)"
+  tmp130=$(mktemp -d)
+  (cd "$tmp130" && npm pack --silent "$ort130_pkg" >/dev/null)
+  tarball=$(ls "$tmp130"/*.tgz)
+  echo "$ort130_sha256  $tarball" | sha256sum -c --quiet - || {
+    echo "setup: $tarball: sha256 mismatch, refusing to use it" >&2; rm -rf "$tmp130"; exit 1; }
+  tar -xzf "$tarball" -C "$tmp130" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+  rm -rf "$ort130_dir.partial" && mkdir -p "$ort130_dir.partial/lib"
+  cp -r "$ort_dir/include" "$ort130_dir.partial/include"
+  cp "$tmp130/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$ort130_dir.partial/lib/"
+  ln -sf libonnxruntime.so.1 "$ort130_dir.partial/lib/libonnxruntime.so"
+  rm -rf "$ort130_dir" "$tmp130" && mv "$ort130_dir.partial" "$ort130_dir"
+fi
+echo "setup: ok (ONNX Runtime SDK in ${ort_dir#$root/}$($want_ort130 && echo ", 1.30 in ${ort130_dir#$root/}"))"

@@ -14,6 +14,9 @@ namespace bertopt {
 
 struct OptimizeOptions {
   passes::PassOptions pass;  ///< model_type (auto by default), num_heads, hidden_size, raw mask
+  /// The ONNX Runtime version the model will run on ("1.30"): fusions that are slower there than
+  /// what they replace are left out (src/passes/targets.h). "" emits every fusion.
+  std::string target_ort_version;
   bool disable_attention = false;
   bool disable_skip_layer_norm = false;
   bool disable_embed_layer_norm = false;
@@ -48,6 +51,8 @@ struct OptimizeReport {
   /// Things the user should know that did not stop the run (e.g. a model type that disagrees with
   /// the model's producer).
   std::vector<std::string> warnings;
+  /// What the target ORT version left out and why ("" without a target).
+  std::string target;
   std::vector<passes::PassStats> passes;
   /// Count of each fused / target op type in the output model.
   std::map<std::string, int> fused_ops;

@@ -8,6 +8,7 @@
 #include "fmt/format.h"
 #include "onnx/shape_inference/implementation.h"
 #include "passes/registry.h"
+#include "passes/targets.h"
 
 namespace bertopt {
 namespace {
@@ -171,6 +172,17 @@ StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions
           "recognise every layout, so the result is the same either way)",
           options.pass.model_type, detected.evidence, detected.model_type,
           options.pass.model_type));
+    }
+  }
+  if (!options.target_ort_version.empty()) {
+    std::string note;
+    ASSIGN_OR_RETURN(passes::TargetForms forms,
+                     passes::TargetFor(options.target_ort_version, &note));
+    if (!note.empty()) report.warnings.push_back(note);
+    report.target = fmt::format("ORT {}", options.target_ort_version);
+    if (!forms.skip_layer_norm) {
+      resolved.disable_skip_layer_norm = true;
+      report.target += fmt::format(": residual Add + LayerNormalization kept ({})", forms.evidence);
     }
   }
   ASSIGN_OR_RETURN(passes::Pipeline pipeline, passes::MakePipeline(resolved));
