@@ -67,6 +67,11 @@ struct Layout {
   // tf2onnx (4.3): no mask input. The graph takes int64 input_ids instead, and these nodes compute
   // from them the (B, S) value `computed_mask` that the mask chain starts from.
   std::string mask_nodes;
+  // transformers 4.3x+: inverted.masked_fill(inverted.to(bool), value), i.e.
+  // Where(Cast(inverted, bool), value, inverted); with expand_mask the float mask is first
+  // expanded along the query axis to (B, 1, S, S).
+  bool masked_fill = false;
+  bool expand_mask = false;
 };
 
 std::string Name(const std::string& base, int layer) {
@@ -183,6 +188,7 @@ std::string ModelText(const Layout& l) {
   add("int64[1] hidden = {8}, int64[1] axis1 = {1}, int64[1] axis2 = {2}, int64[2] axes12 = {1, "
       "2}");
   if (!l.mask_slice.empty()) add(l.mask_slice);
+  if (l.expand_mask) add("int64[1] exp_one = {1}, int64[1] exp_two = {2}");
 
   std::string nodes = l.mask_nodes;
   const std::string source = l.mask_nodes.empty() ? "attention_mask" : "computed_mask";
@@ -204,10 +210,25 @@ std::string ModelText(const Layout& l) {
       nodes +=
           "  mask_sliced = Slice(mask_4d, slice_starts, slice_ends, slice_axes, slice_steps)\n";
     }
-    nodes += fmt::format("  mask_float = Cast<to = 1>({})\n  inverted = Sub(sub_one, mask_float)\n",
+    nodes += fmt::format("  mask_float = Cast<to = 1>({})\n",
                          l.mask_slice.empty() ? "mask_4d" : "mask_sliced");
-    nodes += l.multiplier_first ? "  mask_term = Mul(mask_value, inverted)\n"
-                                : "  mask_term = Mul(inverted, mask_value)\n";
+    if (l.expand_mask) {
+      nodes += fmt::format(
+          "  mask_shape = Shape({})\n  seq_1d = Slice(mask_shape, exp_one, exp_two)\n"
+          "  query_axis = Concat<axis = 0>(exp_one, exp_one, seq_1d, exp_one)\n"
+          "  mask_expanded = Expand(mask_float, query_axis)\n"
+          "  inverted = Sub(sub_one, mask_expanded)\n",
+          source);
+    } else {
+      nodes += "  inverted = Sub(sub_one, mask_float)\n";
+    }
+    if (l.masked_fill) {
+      nodes +=
+          "  filled = Cast<to = 9>(inverted)\n  mask_term = Where(filled, mask_value, inverted)\n";
+    } else {
+      nodes += l.multiplier_first ? "  mask_term = Mul(mask_value, inverted)\n"
+                                  : "  mask_term = Mul(inverted, mask_value)\n";
+    }
   } else if (l.mask == "where") {
     nodes += fmt::format("  is_padding = Equal({}, zero)\n", mask);
     if (l.shared_padding) {
@@ -731,6 +752,27 @@ TEST(AttentionFusionTest, IntermediateReadOutsideMisses) {
 
 TEST(AttentionFusionTest, IntermediateThatIsAGraphOutputMisses) {
   ExpectMiss({.extra_outputs = ", float[B, 2, S, S] scores"}, "is a graph output");
+}
+
+// transformers 4.3x+ (torch 2.x exports): Where(Cast(1 - mask, bool), float32 min, 1 - mask), the
+// float mask first expanded along the query axis.
+TEST(AttentionFusionTest, MaskedFillOfTheInvertedMaskExpandedAlongTheQueries) {
+  for (bool expand : {false, true}) {
+    onnx::ModelProto fused = ExpectFused(
+        {.mask_value = -3.4028234663852886e+38, .masked_fill = true, .expand_mask = expand});
+    EXPECT_EQ(CountOps(fused, "Where"), 0) << "expand " << expand;
+  }
+}
+
+// A masked_fill whose value is taken where the mask is 1 (the condition not inverted) is another
+// mask: not fused.
+TEST(AttentionFusionTest, MaskedFillOfTheMaskItselfMisses) {
+  onnx::ModelProto model = BuildModel({.masked_fill = true});
+  for (auto& node : *model.mutable_graph()->mutable_node()) {
+    if (node.op_type() == "Cast" && node.output(0) == "filled") node.set_input(0, "mask_float");
+  }
+  testing::FusionRun run = RunFusion(model, passes::MakeAttentionFusion());
+  EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), 0) << run.Misses();
 }
 
 TEST(AttentionFusionTest, MaskThatIsNotAGraphInputMisses) {

@@ -112,10 +112,16 @@ P MaskInput() { return Optional(Op("Cast", {Any("mask")}), Any("mask")); }
 // How the float (B, 1, 1, S) term is made from the (B, S) mask differs by exporter (torch: two
 // Unsqueezes then a Cast; keras2onnx: Unsqueeze [1,2], a whole-axis Slice, a Cast; tf2onnx: a Cast,
 // a Reshape to [B, 1, S], an Unsqueeze): TraceMask reads it after the match.
+// transformers 4.3x+ writes the term as inverted.masked_fill(inverted.to(bool), min): a Where that
+// picks the filter where 1 - mask is non-zero, and 1 - mask (0) elsewhere.
 P AdditiveMask() {
-  return Op("Mul", {Op("Sub", {Scalar(1.0), Any("mask_float")}), Const("mask_filter")}, "mask_term")
-      .Commutative()
-      .Shared();
+  P inverted = Op("Sub", {Scalar(1.0), Any("mask_float")}, "inverted");
+  return OneOf({
+      Op("Mul", {inverted, Const("mask_filter")}, "mask_term").Commutative().Shared(),
+      Op("Where", {CastTo(inverted, {onnx::TensorProto::BOOL}), Const("mask_filter"), inverted},
+         "mask_term")
+          .Shared(),
+  });
 }
 
 // DistilBERT (2.10): Cast(Expand(Reshape(Equal(mask, 0), {B,1,1,S}), Shape(scores)), to=bool).
@@ -422,8 +428,11 @@ bool IsZeroOne(const ir::Graph& graph, const ir::Value* v) {
 // that chain that is an integer graph input (0/1 by the convention Attention shares) or provably
 // 0/1 (IsZeroOne). Then the operand must provably be that mask shaped [b, 1, 1, s]:
 // mask[:, None, None, :], as Attention reads its mask, with nothing sliced away.
+// An Expand on the way (transformers 4.3x+: mask[:, None, None, :].expand(B, 1, S, S)) only repeats
+// the term along the query axis, which the Add broadcasts anyway: the unexpanded value is checked.
 MaskFilter TraceMask(const ir::Graph& graph, ir::Value* mask_float, SymbolicDims& dims) {
   ir::Value* source = nullptr;
+  ir::Value* unexpanded = mask_float;
   ir::Value* v = mask_float;
   for (int step = 0; v && step < 16; ++step) {
     const std::optional<Dims> d = dims.Of(v);
@@ -431,8 +440,18 @@ MaskFilter TraceMask(const ir::Graph& graph, ir::Value* mask_float, SymbolicDims
     if (d && d->size() == 2 && (input || IsZeroOne(graph, v))) source = v;
     const ir::Node* n = v->producer();
     if (!n || !(n->Is("Unsqueeze") || n->Is("Reshape") || n->Is("Squeeze") || n->Is("Slice") ||
-                n->Is("Cast"))) {
+                n->Is("Cast") || n->Is("Expand"))) {
       break;
+    }
+    if (n->Is("Expand")) {
+      const std::optional<Dims> out = dims.Of(v);
+      const std::optional<Dims> in = dims.Of(n->input(0));
+      // Only the query axis (2) may grow, from 1.
+      const bool query_only = out && in && out->size() == 4 && in->size() == 4 &&
+                              (*in)[0] == (*out)[0] && (*in)[1] == (*out)[1] &&
+                              (*in)[3] == (*out)[3] && (*in)[2] == Dim::Known(1);
+      if (!query_only || unexpanded != mask_float) break;
+      unexpanded = n->input(0);
     }
     v = n->input(0);
   }
@@ -443,11 +462,11 @@ MaskFilter TraceMask(const ir::Graph& graph, ir::Value* mask_float, SymbolicDims
                 mask_float->name())};
   }
   const Dims s = *dims.Of(source);
-  const std::optional<Dims> f = dims.Of(mask_float);
+  const std::optional<Dims> f = dims.Of(unexpanded);
   const Dims expected = {s[0], Dim::Known(1), Dim::Known(1), s[1]};
   if (!f || *f != expected) {
     return {.reason = fmt::format("the mask term '{}' is {}, not provably the mask '{}' {} as {}",
-                                  mask_float->name(), f ? ToString(*f) : "of unknown shape",
+                                  unexpanded->name(), f ? ToString(*f) : "of unknown shape",
                                   source->name(), ToString(s), ToString(expected))};
   }
   return {.source = source};
