@@ -35,6 +35,7 @@
 #include "fmt/format.h"
 #include "passes/fusions/fusions.h"
 #include "passes/fusions/int32_inputs.h"
+#include "passes/fusions/symbolic_dims.h"
 
 namespace bertopt::passes {
 namespace {
@@ -265,12 +266,31 @@ class IdsShapes {
   P SeqLen1D() const {
     std::vector<int64_t> s;
     if (seq_ > 0) s = {seq_};
-    return OneOf({Unsqueeze0(SeqLen()), ConstEqualTo(s, "the ids' static sequence length")});
+    return OneOf({Unsqueeze0(SeqLen()), ConstEqualTo(s, "the ids' static sequence length"),
+                  SeqLenByDims(1)});
+  }
+
+  // Any other computation of S (scalar: rank 0; or [S]: rank 1) that SymbolicDims proves is the
+  // ids' sequence length: torch 2.x reads it off the word lookup's Shape, tf2onnx slices it out
+  // of a Cast Shape.
+  P SeqLenByDims(int rank) const {
+    return Any().WhereValue(
+        [ids = ids_, rank](const ir::Graph& g, const ir::Value& v, const Match&) {
+          SymbolicDims dims(g);
+          const auto shape = dims.Of(&v);
+          const auto elements = dims.ElementsOf(&v);
+          const auto seq = dims.At(ids, 1);
+          if (shape && static_cast<int>(shape->size()) == rank && elements &&
+              elements->size() == 1 && elements->front() && seq && *elements->front() == *seq) {
+            return std::string();
+          }
+          return fmt::format("'{}' is not provably the ids' sequence length", v.name());
+        });
   }
 
   // 0..S-1 as a 1-D tensor [S]: Range, opset 10's indices of S ones, or a constant.
   P Arange(bool shared) const {
-    P range = Op("Range", {Scalar(0), SeqLen(), Scalar(1)});
+    P range = Op("Range", {Scalar(0), OneOf({SeqLen(), SeqLenByDims(0)}), Scalar(1)});
     P ones =
         Op("ConstantOfShape", {SeqLen1D()})
             .Where([](const ir::Graph&, const ir::Node& n, const Match&) {
@@ -533,6 +553,23 @@ std::optional<MaskIndex> FindMaskIndex(const ir::Graph& graph, const Roles& r) {
   return found.front();
 }
 
+// Whether everything `node` computes is read only by `node`'s chain and, at its ends, by nodes of
+// `sinks`: then `node` and `chain` (filled with it and what follows) die with `sinks`.
+bool DiesWith(ir::Node* node, const std::vector<ir::Node*>& sinks, std::vector<ir::Node*>& chain) {
+  if (std::find(sinks.begin(), sinks.end(), node) != sinks.end()) return true;
+  if (chain.size() > 64) return false;
+  if (std::find(chain.begin(), chain.end(), node) != chain.end()) return true;
+  chain.push_back(node);
+  for (const ir::Value* out : node->outputs()) {
+    if (!out) continue;
+    if (out->is_graph_output()) return false;
+    for (const ir::Use& use : out->uses()) {
+      if (use.index == ir::Use::kImplicitUse || !DiesWith(use.node, sinks, chain)) return false;
+    }
+  }
+  return true;
+}
+
 bool LooksLikeEmbeddingSum(const ir::Graph& graph, const ir::Value* value, int depth) {
   const ir::Node* n = value ? value->producer() : nullptr;
   if (!n || depth > 2) return false;
@@ -707,6 +744,20 @@ class EmbedLayerNormFusion : public Fusion {
     std::vector<ir::Node*> replaced{ln};
     replaced.insert(replaced.end(), tree.adds.begin(), tree.adds.end());
     replaced.insert(replaced.end(), tree.gathers.begin(), tree.gathers.end());
+    // torch 2.x reads S for the position ids off Shape(word lookup): such a Shape, and the chain
+    // it feeds, go with the match when all of it ends in the replaced lookups.
+    for (ir::Node* gather : tree.gathers) {
+      for (const ir::Use& use : gather->output(0)->uses()) {
+        std::vector<ir::Node*> chain;
+        if (use.node->Is("Shape") && DiesWith(use.node, replaced, chain)) {
+          for (ir::Node* n : chain) {
+            if (std::find(replaced.begin(), replaced.end(), n) == replaced.end()) {
+              replaced.push_back(n);
+            }
+          }
+        }
+      }
+    }
     std::vector<const ir::Value*> allowed(ln->outputs().begin(), ln->outputs().end());
     allowed.push_back(sum);
     if (std::string why = pattern::CheckContained(replaced, allowed); !why.empty()) {
