@@ -535,6 +535,18 @@ int Graph::RemoveUnusedInitializers() {
   return removed;
 }
 
+Status Graph::CheckInputsDefined() const {
+  for (const Node* node : Nodes()) {
+    for (const Value* v : node->inputs()) {
+      if (!v || v->producer_ || v->initializer_ || v->is_graph_input_) continue;
+      return InvalidModel(fmt::format(
+          "{} reads '{}', which is not a graph input, an initializer, or the output of a node",
+          node->DisplayName(), v->name()));
+    }
+  }
+  return Status::Ok();
+}
+
 Status Graph::TopologicalSort() {
   std::vector<Node*> live = Nodes();
   std::unordered_map<const Node*, size_t> position;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <unordered_set>
 
+#include "bertopt/ir/validate.h"
 #include "fmt/format.h"
 #include "onnx/shape_inference/implementation.h"
 #include "passes/registry.h"
@@ -101,6 +102,15 @@ StatusOr<std::vector<PassStats>> RunPipeline(onnx::ModelProto& model, const Pipe
     status = pass->Run(options, *graph, stats);
     stats.seconds = SecondsSince(pass_start);
     if (!status.ok()) break;
+    // A pass that left a node reading nothing is a bug of ours: stop, name it, write nothing.
+    if (Status s = graph->CheckInputsDefined(); !s.ok()) {
+      status =
+          InternalError(fmt::format("pass '{}' produced an invalid graph ({}); nothing is "
+                                    "written: please report it, and rerun with that pass "
+                                    "disabled",
+                                    pass->name(), s.message()));
+      break;
+    }
     all.push_back(std::move(stats));
   }
   for (ir::Node* node : graph->Nodes()) {
@@ -158,6 +168,9 @@ const std::vector<std::string>& ReportedOpTypes() {
 StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions& options) {
   if (options.float16) return Unimplemented("--float16: not available yet");
   if (options.input_int32) return Unimplemented("--input_int32: not available yet");
+  if (Status s = ir::ValidateGraph(model.graph()); !s.ok()) {
+    return InvalidModel(fmt::format("the input is not a valid model: {}", s.message()));
+  }
   OptimizeReport report;
   const ModelTypeChoice detected = DetectModelType(model);
   OptimizeOptions resolved = options;
@@ -198,6 +211,12 @@ StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions
   for (const std::string& op : ReportedOpTypes()) {
     const char* domain = op == "LayerNormalization" ? "" : "com.microsoft";
     if (int n = CountOps(g, op, domain); n > 0) report.fused_ops[op] = n;
+  }
+  if (Status s = ir::ValidateGraph(g); !s.ok()) {
+    return InternalError(
+        fmt::format("the optimized graph is invalid ({}); nothing is written: "
+                    "please report it",
+                    s.message()));
   }
   report.verdict = Judge(g, layers, report.fused_ops);
   report.nodes_after = g.node_size();

@@ -128,6 +128,23 @@ TEST_F(CliTest, FlagsOfLaterIssuesSayTheyAreNotAvailable) {
   }
 }
 
+// A byte flip that leaves a parseable but invalid graph (a node reading a value nothing defines,
+// which ORT refuses) is refused too: exit 2, the node and the value named, nothing written.
+TEST_F(CliTest, AnInvalidGraphIsRefusedNamingTheNodeAndTheValue) {
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(ReadBytes(model_)));
+  onnx::NodeProto* node = m.mutable_graph()->mutable_node(m.graph().node_size() / 2);
+  ASSERT_GT(node->input_size(), 0);
+  node->set_input(0, "ghost_value");
+  const fs::path bad = dir_ / "dangling.onnx";
+  WriteBytes(bad, m.SerializeAsString());
+  CommandResult r = RunBertopt("optimize --input " + Q(bad) + " --output " + Q(dir_ / "o.onnx"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("not a valid model"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("reads 'ghost_value'"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "o.onnx"));
+}
+
 TEST_F(CliTest, ModelTypeIsDetectedAndADisagreeingOneIsAWarning) {
   CommandResult r =
       RunBertopt("optimize --input " + Q(model_) + " --output " + Q(dir_ / "auto.onnx"));

@@ -194,6 +194,9 @@ class Graph {
   /// Orders the node list so each node follows the producers of its inputs (stable for nodes
   /// already in order). Fails on a cycle, naming one node on it.
   Status TopologicalSort();
+  /// kInvalidModel naming the first live node that reads a value nothing gives it (no live
+  /// producer, not a graph input, not an initializer, not read from an enclosing graph).
+  Status CheckInputsDefined() const;
 
  private:
   explicit Graph(onnx::ModelProto* model) : model_(model) {}

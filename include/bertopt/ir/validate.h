@@ -1,0 +1,20 @@
+#pragma once
+// Is a graph well formed, in the ways a byte flip or a wrong rewrite breaks it and ONNX Runtime
+// refuses it: every node input is a graph input, an initializer or the output of a node (in any
+// order: ONNX Runtime sorts the graph itself), no value has two producers, and the inputs
+// of ops whose inputs must share one element type (Concat, Add, Where's branches, ...) do where
+// their types are declared. Subgraph bodies (If / Loop) are checked for their own producers with
+// the outer scope's values visible.
+//
+// Used twice by Optimize: on the input (an invalid model is refused, naming the node), and after
+// every pass (a pass that broke the graph is named, and nothing is written).
+
+#include "bertopt/status.h"
+#include "onnx/onnx_pb.h"
+
+namespace bertopt::ir {
+
+/// Ok, or kInvalidModel naming the node, the value and what is wrong with it.
+Status ValidateGraph(const onnx::GraphProto& graph);
+
+}  // namespace bertopt::ir
