@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "bertopt/ir/validate.h"
@@ -29,10 +30,13 @@ int CountOps(const onnx::GraphProto& g, std::string_view op, std::string_view do
 }
 
 // Annotates every intermediate value with its inferred type and shape so fusions can check ranks.
-// Returns the names that were annotated before, so the annotations we add can be dropped again.
-std::unordered_set<std::string> InferShapesKeepingOriginalNames(onnx::ModelProto& model) {
-  std::unordered_set<std::string> original;
-  for (const auto& vi : model.graph().value_info()) original.insert(vi.name());
+// Returns the value_info entries the model had before, so that the annotations can be undone:
+// inference also fills in entries that were there (a dim the exporter left out), which would make
+// a second optimize of the output differ from the first.
+std::unordered_map<std::string, onnx::ValueInfoProto> InferShapesKeepingOriginals(
+    onnx::ModelProto& model) {
+  std::unordered_map<std::string, onnx::ValueInfoProto> original;
+  for (const auto& vi : model.graph().value_info()) original.emplace(vi.name(), vi);
   try {
     onnx::shape_inference::InferShapes(model);
   } catch (const std::exception&) {
@@ -41,11 +45,15 @@ std::unordered_set<std::string> InferShapesKeepingOriginalNames(onnx::ModelProto
   return original;
 }
 
-void DropAddedValueInfo(onnx::ModelProto& model, const std::unordered_set<std::string>& keep) {
+// Drops the entries inference added and restores the ones it changed.
+void RestoreValueInfo(onnx::ModelProto& model,
+                      const std::unordered_map<std::string, onnx::ValueInfoProto>& original) {
   auto* vis = model.mutable_graph()->mutable_value_info();
-  vis->erase(std::remove_if(vis->begin(), vis->end(),
-                            [&](const onnx::ValueInfoProto& vi) { return !keep.count(vi.name()); }),
-             vis->end());
+  vis->erase(
+      std::remove_if(vis->begin(), vis->end(),
+                     [&](const onnx::ValueInfoProto& vi) { return !original.count(vi.name()); }),
+      vis->end());
+  for (auto& vi : *vis) vi = original.at(vi.name());
 }
 
 Verdict Judge(const onnx::GraphProto& g, int layers, const std::map<std::string, int>& ops) {
@@ -91,7 +99,7 @@ namespace passes {
 
 StatusOr<std::vector<PassStats>> RunPipeline(onnx::ModelProto& model, const Pipeline& pipeline,
                                              const PassOptions& options) {
-  const auto original_value_info = InferShapesKeepingOriginalNames(model);
+  const auto original_value_info = InferShapesKeepingOriginals(model);
   ASSIGN_OR_RETURN(auto graph, ir::Graph::Build(&model));
   std::vector<PassStats> all;
   Status status;
@@ -120,7 +128,7 @@ StatusOr<std::vector<PassStats>> RunPipeline(onnx::ModelProto& model, const Pipe
     }
   }
   graph->Commit();
-  DropAddedValueInfo(model, original_value_info);
+  RestoreValueInfo(model, original_value_info);
   if (!status.ok()) return status;
   return all;
 }

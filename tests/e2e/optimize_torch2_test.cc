@@ -1,0 +1,101 @@
+// End to end on real torch 2.x exports of Hugging Face transformers classes (tests/models/torch2/,
+// TorchScript and dynamo exporters, opsets 14-20, eager and sdpa attention): every model keeps its
+// outputs (compare through ORT, optimizations off, padded masks), loads in ORT at every level, is
+// stable under a second optimize, and fuses its embedding, LayerNorms and GELUs.
+//
+// Attention does not fuse yet on these exports: transformers 4.5x+ builds the (B, 1, S, S) mask
+// from index arithmetic (Range / Gather or GatherND over the flattened mask), which the attention
+// fusion does not prove equal to mask[:, None, None, :] (README, Supported models). The test pins
+// that: the verdict misses exactly Attention (and its Softmax), so a change in either direction
+// shows here.
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "bertopt/io/model_io.h"
+#include "bertopt/optimize.h"
+#include "e2e_util.h"
+#include "ort/compare.h"
+#include "ort/session.h"
+
+namespace bertopt::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr int kLayers = 2;
+
+std::vector<std::string> Files() {
+  std::vector<std::string> out;
+  for (const auto& entry : fs::directory_iterator(ModelsDir() / "torch2")) {
+    if (entry.path().extension() == ".onnx") out.push_back(entry.path().stem().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+int Count(const OptimizeReport& r, const std::string& op) {
+  return r.fused_ops.count(op) ? r.fused_ops.at(op) : 0;
+}
+
+std::string Explain(const OptimizeReport& r) {
+  std::ostringstream s;
+  for (const auto& m : r.verdict.missing) s << "missing: " << m << "\n";
+  for (const auto& p : r.passes) {
+    for (const auto& m : p.misses) s << m << "\n";
+  }
+  return s.str();
+}
+
+class OptimizeTorch2 : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(OptimizeTorch2, KeepsOutputsFusesAllButAttentionAndIsStable) {
+  const std::string name = GetParam();
+  const fs::path input = ModelsDir() / "torch2" / (name + ".onnx");
+  auto model = io::LoadModel(input);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  auto report = Optimize(*model, {});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+
+  EXPECT_EQ(report->model_type.model_type, "bert");
+  EXPECT_EQ(report->verdict.layers, kLayers);
+  EXPECT_EQ(Count(*report, "EmbedLayerNormalization"), 1) << Explain(*report);
+  EXPECT_EQ(Count(*report, "SkipLayerNormalization"), 2 * kLayers) << Explain(*report);
+  EXPECT_GE(Count(*report, "BiasGelu") + Count(*report, "FastGelu") + Count(*report, "Gelu"),
+            kLayers)
+      << Explain(*report);
+  EXPECT_EQ(report->verdict.missing,
+            (std::vector<std::string>{"Attention: 0 of 2", "2 Softmax left unfused"}))
+      << Explain(*report);
+
+  const fs::path dir = TempDir(name);
+  const fs::path out = dir / "optimized.onnx";
+  ASSERT_TRUE(io::SaveModel(*model, out).ok());
+  ort::CompareOptions c;
+  c.baseline_model = input;
+  c.optimized_model = out;
+  c.batch_size = 2;  // the static exports are fixed at (2, 16)
+  c.sequence_length = 16;
+  c.samples = 5;
+  c.write_test_data = false;
+  std::ostringstream log;
+  auto compared = ort::CompareModels(c, log);
+  ASSERT_TRUE(compared.ok()) << compared.status().ToString();
+  EXPECT_TRUE(compared->AllPassed()) << log.str();
+  for (auto level : {ort::OptLevel::kDisabled, ort::OptLevel::kAll}) {
+    auto session = ort::Session::Create(out, {.level = level, .intra_op_threads = 1});
+    EXPECT_TRUE(session.ok()) << ort::OptLevelName(level) << ": " << session.status().ToString();
+  }
+  onnx::ModelProto again = *model;
+  auto second = Optimize(again, {});
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(again, *model))
+      << "a second optimize changed the model";
+  fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Exports, OptimizeTorch2, ::testing::ValuesIn(Files()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace bertopt::e2e
