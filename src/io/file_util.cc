@@ -9,6 +9,8 @@
 #include <system_error>
 #include <vector>
 
+#include "io/cleanup_on_signal.h"
+
 namespace bertopt::io {
 namespace fs = std::filesystem;
 
@@ -72,9 +74,18 @@ StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const fs::path& target)
 
   for (int attempt = 0; attempt < 100; ++attempt) {
     fs::path temp = folder / TempName(target);
+    // Registered before it exists, so a signal between the two cannot leave it behind.
+    const int slot = RememberForCleanup(temp);
     // 0666 so the final file gets the usual umask-derived permissions, like any new file.
     int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0) return std::unique_ptr<AtomicFile>(new AtomicFile(target, std::move(temp), fd));
+    if (fd >= 0) {
+      auto file = std::unique_ptr<AtomicFile>(new AtomicFile(target, std::move(temp), fd));
+      file->cleanup_slot_ = slot;
+      return file;
+    }
+    const int err = errno;
+    ForgetCleanup(slot);
+    errno = err;
     if (errno != EEXIST) {
       return IoError(label + ": cannot create a temporary file in '" + folder.string() + "' (" +
                      ErrnoText(errno) + ")");
@@ -86,6 +97,7 @@ StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const fs::path& target)
 AtomicFile::~AtomicFile() {
   if (fd_ >= 0) ::close(fd_);
   if (!published_) ::unlink(temp_.c_str());
+  ForgetCleanup(cleanup_slot_);
 }
 
 Status AtomicFile::WriteFailed(int errno_value) const {
@@ -139,6 +151,8 @@ Status AtomicFile::Publish() {
                    ErrnoText(errno) + ")");
   }
   published_ = true;
+  ForgetCleanup(cleanup_slot_);
+  cleanup_slot_ = -1;
   // Make the rename itself durable. Best effort: the file is already in place and complete, so
   // failing here would report an error while leaving the output behind.
   fs::path folder = target_.parent_path();
@@ -154,6 +168,7 @@ Status AtomicFile::Publish() {
 Status WriteAtomically(const fs::path& target, const std::function<Status(AtomicFile*)>& write) {
   ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> file, AtomicFile::Create(target));
   RETURN_IF_ERROR(write(file.get()));
+  TestSignalPoint("write");
   RETURN_IF_ERROR(file->Finish());
   return file->Publish();
 }

@@ -73,6 +73,7 @@ class AtomicFile {
   int fd_ = -1;
   size_t size_ = 0;
   bool published_ = false;
+  int cleanup_slot_ = -1;  // io/cleanup_on_signal.h: the temporary goes if a signal comes
 };
 
 /// Creates `target` through an AtomicFile: `write` fills it, then it is synced and renamed.

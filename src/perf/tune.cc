@@ -5,6 +5,7 @@
 
 #include "bertopt/io/model_io.h"
 #include "fmt/format.h"
+#include "io/cleanup_on_signal.h"
 #include "ort/perf_command.h"
 #include "passes/targets.h"
 
@@ -68,6 +69,14 @@ StatusOr<TuneReport> Tune(const std::filesystem::path& input, const onnx::ModelP
                           const std::filesystem::path& work_dir, std::FILE* err) {
   TuneReport report;
   report.variants = TuneVariants(base);
+  // The variants go if a signal comes (the caller removes the folder otherwise).
+  std::vector<int> slots;
+  struct Forget {
+    std::vector<int>& slots;
+    ~Forget() {
+      for (int s : slots) io::ForgetCleanup(s);
+    }
+  } forget{slots};
   for (size_t i = 0; i < report.variants.size(); ++i) {
     TuneVariant& v = report.variants[i];
     onnx::ModelProto model = original;
@@ -77,6 +86,7 @@ StatusOr<TuneReport> Tune(const std::filesystem::path& input, const onnx::ModelP
     }
     v.fused_ops = optimized->fused_ops;
     v.file = work_dir / fmt::format("variant_{}.onnx", i);
+    slots.push_back(io::RememberForCleanup(v.file));
     RETURN_IF_ERROR(io::SaveModel(model, v.file));
   }
 

@@ -145,6 +145,34 @@ TEST_F(CliTest, AnInvalidGraphIsRefusedNamingTheNodeAndTheValue) {
   EXPECT_FALSE(fs::exists(dir_ / "o.onnx"));
 }
 
+// SIGINT / SIGTERM at each stage (raised by the tool itself at that point, through the test hook
+// BERTOPT_TEST_SIGNAL_AT, so the test needs no timing): exit 130 / 143, nothing left in the output
+// folder (no output, no temporary, no verify staging folder), the input untouched.
+TEST_F(CliTest, SignalsAtEveryStageLeaveNothingBehind) {
+  const std::string before = ReadBytes(model_);
+  for (const char* stage : {"load", "passes", "write", "verify"}) {
+    for (const auto& [signal, code] : {std::pair{"INT", 130}, std::pair{"TERM", 143}}) {
+      const fs::path out_dir = dir_ / (std::string(stage) + "_" + signal);
+      fs::create_directories(out_dir);
+      CommandResult r = RunBertopt("optimize --verify --sequence_length 16 --input " + Q(model_) +
+                                       " --output " + Q(out_dir / "o.onnx"),
+                                   "bertopt");
+      ASSERT_EQ(r.exit_code, 0) << r.err;  // without the hook it succeeds
+      fs::remove_all(out_dir);
+      fs::create_directories(out_dir);
+      r = RunBertopt(std::string("optimize --verify --sequence_length 16 --input ") + Q(model_) +
+                         " --output " + Q(out_dir / "o.onnx"),
+                     "bertopt",
+                     {{"BERTOPT_TEST_SIGNAL_AT", stage}, {"BERTOPT_TEST_SIGNAL", signal}});
+      EXPECT_EQ(r.exit_code, code) << stage << " " << signal << ": " << r.err;
+      std::vector<std::string> left;
+      for (const auto& e : fs::directory_iterator(out_dir)) left.push_back(e.path().filename());
+      EXPECT_TRUE(left.empty()) << stage << " " << signal << " left " << left.front();
+    }
+  }
+  EXPECT_EQ(ReadBytes(model_), before);
+}
+
 TEST_F(CliTest, ModelTypeIsDetectedAndADisagreeingOneIsAWarning) {
   CommandResult r =
       RunBertopt("optimize --input " + Q(model_) + " --output " + Q(dir_ / "auto.onnx"));

@@ -111,9 +111,12 @@ fs::path GenerateModelWith(const std::string& script, const std::string& args) {
   return lines.back();
 }
 
-CommandResult RunBertopt(const std::string& args, const std::string& program) {
+CommandResult RunBertopt(const std::string& args, const std::string& program,
+                         const std::vector<std::pair<std::string, std::string>>& env) {
   const fs::path binary = kBinary.parent_path() / program;
-  return Shell(binary.string() + " " + args);
+  std::string prefix;
+  for (const auto& [name, value] : env) prefix += name + "='" + value + "' ";
+  return Shell(prefix + binary.string() + " " + args);
 }
 
 fs::path TempDir(const std::string& prefix) {

@@ -42,7 +42,8 @@ struct CommandResult {
 
 /// Runs the bertopt binary (or one of its seed-named symlinks) with `args` (shell-quoted by the
 /// caller where needed), capturing stdout and stderr.
-CommandResult RunBertopt(const std::string& args, const std::string& program = "bertopt");
+CommandResult RunBertopt(const std::string& args, const std::string& program = "bertopt",
+                         const std::vector<std::pair<std::string, std::string>>& env = {});
 
 /// A fresh temporary folder.
 std::filesystem::path TempDir(const std::string& prefix);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "io/cleanup_on_signal.h"
 
 namespace {
 
@@ -37,6 +38,8 @@ void PrintUsage(FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // SIGINT / SIGTERM remove the files being written before exiting 130 / 143.
+  bertopt::io::InstallCleanupOnSignal();
   const std::string self = std::filesystem::path(argv[0]).filename().string();
   for (const Command& c : kCommands) {
     if (self == c.alias) return c.main(argc, argv);

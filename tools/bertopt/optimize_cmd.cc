@@ -13,6 +13,7 @@
 #include "bertopt/optimize.h"
 #include "commands.h"
 #include "fmt/format.h"
+#include "io/cleanup_on_signal.h"
 #include "ort/compare.h"
 #include "ort/version.h"
 #include "passes/targets.h"
@@ -123,7 +124,12 @@ Status SaveVerified(const Flags& f, const onnx::ModelProto& model, io::SaveOptio
         fmt::format("{}: cannot create {}: {}", f.output, staging.string(), ec.message()));
   }
   const fs::path candidate = staging / target.filename();
+  // If a signal comes, the candidate (and its external data) and the folder go.
+  const int folder_slot = io::RememberForCleanup(staging, /*is_folder=*/true);
+  const int candidate_slot = io::RememberForCleanup(candidate);
+  const int data_slot = io::RememberForCleanup(fs::path(candidate.string() + ".data"));
   Status s = io::SaveModel(model, candidate, save);
+  io::TestSignalPoint("verify");
   ort::CompareOptions c;
   c.baseline_model = f.input;
   c.optimized_model = candidate;
@@ -157,6 +163,7 @@ Status SaveVerified(const Flags& f, const onnx::ModelProto& model, io::SaveOptio
     if (ec) s = IoError(fmt::format("{}: {}", f.output, ec.message()));
   }
   fs::remove_all(staging, ec);
+  for (int slot : {candidate_slot, data_slot, folder_slot}) io::ForgetCleanup(slot);
   return s;
 }
 
@@ -167,8 +174,12 @@ StatusOr<perf::TuneReport> TuneInto(const Flags& f, const onnx::ModelProto& mode
       fs::temp_directory_path() / fmt::format("bertopt-tune-{}-{}", ::getpid(), std::rand());
   fs::create_directories(work, ec);
   if (ec) return IoError(fmt::format("--tune: cannot create {}: {}", work.string(), ec.message()));
+  const int slot = io::RememberForCleanup(work, /*is_folder=*/true);
+  const int tsv_slot = io::RememberForCleanup(work / "tune.tsv");
   auto report = perf::Tune(f.input, model, f.options, f.tune_options, work, stderr);
   fs::remove_all(work, ec);
+  io::ForgetCleanup(tsv_slot);
+  io::ForgetCleanup(slot);
   return report;
 }
 
@@ -272,6 +283,7 @@ int OptimizeMain(int argc, char** argv) {
 
   auto model = io::LoadModel(f.input);
   if (!model.ok()) return Fail(model.status());
+  io::TestSignalPoint("load");
   std::optional<perf::TuneReport> tuned;
   if (f.tune) {
     f.tune_options.sequence_length = f.sequence_length;
@@ -282,6 +294,7 @@ int OptimizeMain(int argc, char** argv) {
   }
   auto report = Optimize(*model, f.options);
   if (!report.ok()) return Fail(std::move(report).status().WithContext(f.input));
+  io::TestSignalPoint("passes");
   for (const std::string& warning : report->warnings) {
     std::fprintf(stderr, "bertopt optimize: warning: %s: %s\n", f.input.c_str(), warning.c_str());
   }
