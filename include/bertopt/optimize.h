@@ -2,7 +2,9 @@
 // The library entry point of `bertopt optimize`: run the pipeline for a model type over a model
 // and report what was fused, what was not, and why.
 
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,29 @@
 #include "onnx/onnx_pb.h"
 
 namespace bertopt {
+
+/// --float16 settings (src/passes/convert/float16.h).
+struct Float16Options {
+  /// Graph inputs and outputs keep float32, with Casts at the boundary; false makes them float16.
+  bool keep_io_types = true;
+  /// Op types kept in float32 in addition to the default block list.
+  std::vector<std::string> op_block_list;
+  /// Node names kept in float32.
+  std::vector<std::string> node_block_list;
+};
+
+/// What --float16 did.
+struct Float16Report {
+  int tensors_converted = 0;       ///< initializers and Constant tensors now float16
+  int64_t values_converted = 0;    ///< their elements
+  int64_t values_clamped = 0;      ///< finite values beyond ±65504, set to ±65504
+  int64_t values_raised = 0;       ///< non-zero values below float16's smallest, set to ±2^-24
+  double max_relative_change = 0;  ///< over every converted element, rounding included
+  std::string worst_tensor;        ///< where max_relative_change occurred
+  int casts_added = 0;             ///< Casts at block and interface boundaries (after cleanup)
+  int casts_removed = 0;           ///< redundant Casts removed
+  std::vector<std::string> blocked_nodes;  ///< nodes kept in float32, as "name (op)"
+};
 
 struct OptimizeOptions {
   passes::PassOptions pass;  ///< model_type, num_heads, hidden_size, use_raw_attention_mask
@@ -22,6 +47,7 @@ struct OptimizeOptions {
   bool disable_layer_norm = false;
   bool input_int32 = false;
   bool float16 = false;
+  Float16Options float16_options;
 };
 
 /// What "fully optimized" means for an L-layer encoder (contrib-ops.md), and how far we got.
@@ -38,6 +64,14 @@ struct OptimizeReport {
   Verdict verdict;
   int nodes_before = 0;
   int nodes_after = 0;
+  /// Serialized size of the model before and after (weights included).
+  int64_t bytes_before = 0;
+  int64_t bytes_after = 0;
+  /// Set when --float16 ran.
+  std::optional<Float16Report> float16;
+  /// --input_int32: the graph inputs made int32, and the int64 Casts it had to add for them.
+  std::vector<std::string> int32_inputs;
+  int int32_casts_added = 0;
   double seconds = 0;
 };
 
