@@ -65,6 +65,10 @@ Result OptimizeTo(const fs::path& input, const OptimizeOptions& options, const f
 
 int32_t ElemType(const onnx::ValueInfoProto& vi) { return vi.type().tensor_type().elem_type(); }
 
+// A float16 export (gen_bert.py --half): its own outputs are float16, and even plain fusion
+// changes them at float16 precision (see optimize_bert_test.cc).
+bool IsHalfExport(const GeneratedModel& m) { return m.args.find("--half") != std::string::npos; }
+
 class Float16 : public ::testing::TestWithParam<GeneratedModel> {};
 
 TEST_P(Float16, StoresHalfWeightsRunsInOrtAndMatchesTheOriginal) {
@@ -82,10 +86,15 @@ TEST_P(Float16, StoresHalfWeightsRunsInOrtAndMatchesTheOriginal) {
       static_cast<double>(fs::file_size(r.path)) / static_cast<double>(fs::file_size(m.Path()));
   std::cout << "  " << m.Label() << ": " << fs::file_size(m.Path()) << " -> "
             << fs::file_size(r.path) << " bytes (" << ratio << ")\n";
-  EXPECT_LT(ratio, 0.55);
-  EXPECT_GT(ratio, 0.40);
-  for (const auto& out : r.model.graph().output()) {
-    EXPECT_EQ(ElemType(out), TensorProto::FLOAT) << out.name();
+  if (!IsHalfExport(m)) {  // a float16 export is half already
+    EXPECT_LT(ratio, 0.55);
+    EXPECT_GT(ratio, 0.40);
+  }
+  auto original = io::LoadModel(m.Path());
+  ASSERT_TRUE(original.ok());
+  ASSERT_EQ(r.model.graph().output_size(), original->graph().output_size());
+  for (int i = 0; i < r.model.graph().output_size(); ++i) {  // float32 unless float16 already
+    EXPECT_EQ(ElemType(r.model.graph().output(i)), ElemType(original->graph().output(i)));
   }
   for (auto level : {ort::OptLevel::kDisabled, ort::OptLevel::kAll}) {
     auto session = ort::Session::Create(r.path, {.level = level, .intra_op_threads = 1});
@@ -130,7 +139,11 @@ TEST_P(InputInt32, InputsAreInt32ReadWithoutCastsAndOutputsAreUnchanged) {
       }
     }
   }
-  ExpectParity(m.Path(), r.path, 1e-3, 1e-4, "int32");
+  if (IsHalfExport(m)) {
+    ExpectParity(m.Path(), r.path, 1e-2, 1e-2, "int32");
+  } else {
+    ExpectParity(m.Path(), r.path, 1e-3, 1e-4, "int32");
+  }
 
   // All three options together: ORT loads it and it matches at float16 tolerance.
   options.float16 = true;
