@@ -48,6 +48,8 @@ struct OptimizeOptions {
   bool input_int32 = false;
   bool float16 = false;
   Float16Options float16_options;
+  /// Emit the forms ORT's CUDA kernels prefer (FastGelu for erf GELU); see README.
+  bool gpu_only = false;
 };
 
 /// What "fully optimized" means for an L-layer encoder (contrib-ops.md), and how far we got.
@@ -72,6 +74,8 @@ struct OptimizeReport {
   /// --input_int32: the graph inputs made int32, and the int64 Casts it had to add for them.
   std::vector<std::string> int32_inputs;
   int int32_casts_added = 0;
+  /// --gpu_only: BiasGelu / Gelu nodes rewritten as FastGelu.
+  int gpu_fast_gelus = 0;
   double seconds = 0;
 };
 

@@ -6,6 +6,7 @@
 #include "fmt/format.h"
 #include "onnx/shape_inference/implementation.h"
 #include "passes/convert/float16.h"
+#include "passes/convert/gpu_only.h"
 #include "passes/convert/input_int32.h"
 #include "passes/registry.h"
 
@@ -127,13 +128,21 @@ const std::vector<std::string>& ReportedOpTypes() {
 
 namespace {
 
-// The conversions run after the fusions, on the fused graph: --input_int32 first (it removes the
-// int32 Casts the fused ops read), then --float16.
+// The conversions run after the fusions, on the fused graph: --gpu_only's forms first, then
+// --input_int32 (it removes the int32 Casts the fused ops read), then --float16.
 Status Convert(onnx::ModelProto& model, const OptimizeOptions& options, OptimizeReport& report) {
-  if (!options.float16 && !options.input_int32) return Status::Ok();
+  if (!options.float16 && !options.input_int32 && !options.gpu_only) return Status::Ok();
   ASSIGN_OR_RETURN(auto graph, ir::Graph::Build(&model));
   Status status;
-  if (options.input_int32) {
+  if (options.gpu_only) {
+    auto fast = passes::ApplyGpuForms(*graph);
+    if (fast.ok()) {
+      report.gpu_fast_gelus = *fast;
+    } else {
+      status = fast.status();
+    }
+  }
+  if (status.ok() && options.input_int32) {
     auto int32 = passes::ConvertInputsToInt32(*graph);
     if (int32.ok()) {
       report.int32_inputs = int32->inputs;

@@ -1,5 +1,5 @@
-// End to end for --float16 and --input_int32 on every model of the test matrix: what the issue's
-// "done when" asks, checked through ORT on CPU against the float32 original.
+// End to end for --float16, --input_int32 and --gpu_only on every model of the test matrix: what
+// the "done when" asks, checked through ORT on CPU against the float32 original.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -147,8 +147,15 @@ TEST_P(InputInt32, InputsAreInt32ReadWithoutCastsAndOutputsAreUnchanged) {
 
   // All three options together: ORT loads it and it matches at float16 tolerance.
   options.float16 = true;
+  options.gpu_only = true;
   const Result all = OptimizeTo(m.Path(), options, dir / "int32_fp16.onnx");
-  ExpectParity(m.Path(), all.path, 1e-2, 1e-2, "int32+float16");
+  EXPECT_EQ(all.report.fused_ops.count("BiasGelu"), 0u);
+  EXPECT_EQ(all.report.fused_ops.at("FastGelu"), 2);
+  for (auto level : {ort::OptLevel::kDisabled, ort::OptLevel::kAll}) {
+    auto session = ort::Session::Create(all.path, {.level = level, .intra_op_threads = 1});
+    EXPECT_TRUE(session.ok()) << ort::OptLevelName(level) << ": " << session.status().ToString();
+  }
+  ExpectParity(m.Path(), all.path, 1e-2, 1e-2, "int32+float16+gpu_only");
   fs::remove_all(dir);
 }
 
@@ -170,6 +177,12 @@ TEST(ConvertCli, ReportsFloat16AndInt32AndRejectsMisusedFlags) {
             std::string::npos)
       << text.out;
   EXPECT_NE(text.out.find("size 0."), std::string::npos) << text.out;
+
+  CommandResult verified = RunBertopt(
+      "optimize" + io + " --overwrite --float16 --gpu_only --verify --sequence_length 16");
+  EXPECT_EQ(verified.exit_code, 0) << verified.err;
+  EXPECT_NE(verified.out.find("gpu_only: 2 BiasGelu/Gelu emitted as FastGelu"), std::string::npos)
+      << verified.out;
 
   CommandResult json = RunBertopt("optimize" + io + " --float16 --no_keep_io_types --json");
   ASSERT_EQ(json.exit_code, 0) << json.err;
