@@ -26,14 +26,19 @@ struct Float16Options {
 
 /// What --float16 did.
 struct Float16Report {
-  int tensors_converted = 0;       ///< initializers and Constant tensors now float16
-  int64_t values_converted = 0;    ///< their elements
-  int64_t values_clamped = 0;      ///< finite values beyond ±65504, set to ±65504
-  int64_t values_raised = 0;       ///< non-zero values below float16's smallest, set to ±2^-24
-  double max_relative_change = 0;  ///< over every converted element, rounding included
-  std::string worst_tensor;        ///< where max_relative_change occurred
-  int casts_added = 0;             ///< Casts at block and interface boundaries (after cleanup)
-  int casts_removed = 0;           ///< redundant Casts removed
+  int tensors_converted = 0;     ///< initializers and Constant tensors now float16
+  int64_t values_converted = 0;  ///< their elements
+  int64_t values_clamped = 0;    ///< finite values beyond ±65504, set to ±65504
+  int64_t values_raised = 0;     ///< non-zero values below float16's smallest, set to ±2^-24
+  /// The tensor with the most clamped or raised values, and how many.
+  std::string most_changed_tensor;
+  int64_t most_changed_count = 0;
+  /// Rounding: the largest relative change of a value float16 can hold (not clamped or raised;
+  /// subnormals included), and its tensor. A raised 1e-30 would dwarf every other number here.
+  double max_relative_change = 0;
+  std::string worst_tensor;
+  int casts_added = 0;    ///< Casts at block and interface boundaries (after cleanup)
+  int casts_removed = 0;  ///< redundant Casts removed
   std::vector<std::string> blocked_nodes;  ///< nodes kept in float32, as "name (op)"
 };
 

@@ -50,6 +50,8 @@ def build_parser():
     p.add_argument("--no_token_type", action="store_true")
     p.add_argument("--half", action="store_true",
                    help="model.half() before export: float16 weights, constants and math")
+    p.add_argument("--weights", help="a .safetensors state dict with HF BERT names (e.g. MiniLM) "
+                   "instead of random weights; sizes must match the options")
     p.add_argument("--seed", type=int, default=0)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--cache_dir", help=f"default {DEFAULT_CACHE}")
@@ -71,7 +73,8 @@ def resolve(args):
         opset=args.opset, static=args.static, batch=args.batch, seq=args.seq, naming=args.naming,
         position=args.position,
         mask_value=canonical_mask_value(args.mask_value or ("-inf" if distil else "-10000")),
-        token_type=not (args.no_token_type or distil), seed=args.seed, half=args.half)
+        token_type=not (args.no_token_type or distil), seed=args.seed, half=args.half,
+        weights=file_digest(args.weights) if args.weights else None)
     if args.hidden % args.heads:
         raise SystemExit(f"--hidden {args.hidden} is not a multiple of --heads {args.heads}")
     if roberta and args.opset < 11:
@@ -83,6 +86,48 @@ def resolve(args):
     if args.vocab <= 2:
         raise SystemExit("--vocab must be > 2 (dummy ids are drawn from [2, vocab))")
     return spec
+
+
+def file_digest(path):
+    """The SHA-256 of a weights file: the cache key covers its content, not its location."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_safetensors(path):
+    """name -> numpy array. The format is an 8-byte little-endian header size, a JSON header of
+    {name: {dtype, shape, data_offsets}}, then the raw little-endian data: no package needed."""
+    import numpy as np
+    dtypes = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
+    data = Path(path).read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        buf = data[8 + size + begin:8 + size + end]
+        tensors[name] = np.frombuffer(buf, dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+    return tensors
+
+
+def load_weights(model, path):
+    """Copies a safetensors state dict into `model`; every parameter must be there, same shape."""
+    import torch
+    tensors = read_safetensors(path)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name not in tensors:
+                raise SystemExit(f"--weights {path}: no tensor '{name}'")
+            value = torch.from_numpy(tensors[name].copy())
+            if tuple(value.shape) != tuple(param.shape):
+                raise SystemExit(f"--weights {path}: '{name}' has shape {tuple(value.shape)}, "
+                                 f"the model {tuple(param.shape)}")
+            param.copy_(value)
 
 
 def canonical_mask_value(text):
@@ -509,14 +554,17 @@ def stdout_to_stderr():
         os.close(saved)
 
 
-def export(spec, path):
+def export(spec, path, weights=None):
     import torch
     global _MODELS
     if _MODELS is None:
         _MODELS = define_models()
     torch.manual_seed(spec["seed"])
     model = _MODELS[spec["kind"]](spec).eval()
-    randomize(model, spec["seed"])
+    if weights:
+        load_weights(model, weights)
+    else:
+        randomize(model, spec["seed"])
     if spec["half"]:
         model = model.half()
     inputs, outputs = io_names(spec)
@@ -598,7 +646,7 @@ def generate(args):
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a cached model is for everyone
     try:
         start = time.monotonic()
-        export(spec, tmp)
+        export(spec, tmp, args.weights)
         check(spec, tmp, path.name, args.verbose)
         os.replace(tmp, path)
         if args.verbose:

@@ -122,9 +122,28 @@ g (float[6] x) => (float[6] y)
   EXPECT_EQ(bits, (std::vector<uint16_t>{0x7bff, 0xfbff, 0x0001, 0x8001, 0x0000, 0x3c00}));
   EXPECT_EQ(c.report.values_clamped, 2);
   EXPECT_EQ(c.report.values_raised, 2);
-  EXPECT_EQ(c.report.worst_tensor, "big");
-  // 1e-10 became 2^-24 = 5.96e-8.
-  EXPECT_NEAR(c.report.max_relative_change, std::ldexp(1.0, -24) / 1e-10 - 1, 1e-3);
+  EXPECT_EQ(c.report.most_changed_tensor, "big");
+  EXPECT_EQ(c.report.most_changed_count, 4);
+  // Rounding of the values float16 holds: 1, 2, ..., 6 and 0 and 1 are exact.
+  EXPECT_EQ(c.report.max_relative_change, 0);
+  EXPECT_EQ(c.report.worst_tensor, "");
+}
+
+TEST(Float16Test, ReportsTheLargestRoundingChangeAndItsTensor) {
+  const auto model = ParseModel(R"(
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[2] x) => (float[2] y)
+<float[2] a = {1, 0.1}, float[2] b = {1, 1e-7}>
+{
+  s = Mul(x, a)
+  y = Mul(s, b)
+}
+)");
+  const Converted c = Convert(model);
+  // 1e-7 is a float16 subnormal: 2 * 2^-24 = 1.19e-7, 19% off; 0.1 is only 0.02% off.
+  EXPECT_EQ(c.report.worst_tensor, "b");
+  EXPECT_NEAR(c.report.max_relative_change, 2 * std::ldexp(1.0, -24) / 1e-7 - 1, 1e-3);
+  EXPECT_EQ(c.report.values_raised, 0);
 }
 
 constexpr const char* kRangeCumSum = R"(

@@ -48,6 +48,8 @@ nlohmann::json ReportJson(const Flags& f, const OptimizeReport& r) {
                     {"values_converted", h.values_converted},
                     {"values_clamped", h.values_clamped},
                     {"values_raised", h.values_raised},
+                    {"most_changed_tensor", h.most_changed_tensor},
+                    {"most_changed_count", h.most_changed_count},
                     {"max_relative_change", h.max_relative_change},
                     {"worst_tensor", h.worst_tensor},
                     {"casts_added", h.casts_added},
@@ -122,9 +124,14 @@ void PrintReport(const Flags& f, const OptimizeReport& r) {
         h.casts_removed, f.options.float16_options.keep_io_types ? "kept float32" : "float16");
     std::printf(
         "  out of float16 range: %lld clamped to +-65504, %lld tiny values raised to "
-        "+-2^-24; largest relative change %.3g%s%s\n",
-        static_cast<long long>(h.values_clamped), static_cast<long long>(h.values_raised),
-        h.max_relative_change, h.worst_tensor.empty() ? "" : " in ", h.worst_tensor.c_str());
+        "+-2^-24",
+        static_cast<long long>(h.values_clamped), static_cast<long long>(h.values_raised));
+    if (h.most_changed_count > 0) {
+      std::printf(" (%lld of them in %s)", static_cast<long long>(h.most_changed_count),
+                  h.most_changed_tensor.c_str());
+    }
+    std::printf("\n  rounding: largest relative change %.3g%s%s\n", h.max_relative_change,
+                h.worst_tensor.empty() ? "" : " in ", h.worst_tensor.c_str());
     std::string blocked;
     for (const auto& b : h.blocked_nodes) blocked += (blocked.empty() ? "" : ", ") + b;
     std::printf("  kept in float32: %s\n", blocked.empty() ? "nothing" : blocked.c_str());

@@ -320,20 +320,25 @@ class Converter {
       return InvalidModel(fmt::format("--float16: cannot read the float32 values of '{}'", label));
     }
     std::string raw(values->size() * 2, '\0');
+    int64_t changed = 0;
     for (size_t i = 0; i < values->size(); ++i) {
       const float f = (*values)[i];
       uint16_t h;
+      bool held = true;
       if (std::isfinite(f) && std::fabs(f) > kHalfMax) {
         h = ir::FloatToHalf(std::copysign(kHalfMax, f));
         ++report_.values_clamped;
+        held = false;
       } else {
         h = ir::FloatToHalf(f);
         if (f != 0 && (h & 0x7fffu) == 0) {
           h = static_cast<uint16_t>((h & 0x8000u) | kHalfSmallestBits);
           ++report_.values_raised;
+          held = false;
         }
       }
-      if (std::isfinite(f) && f != 0) {
+      changed += held ? 0 : 1;
+      if (held && std::isfinite(f) && f != 0) {
         const double rel = std::fabs(double{ir::HalfToFloat(h)} - f) / std::fabs(double{f});
         if (rel > report_.max_relative_change) {
           report_.max_relative_change = rel;
@@ -341,6 +346,10 @@ class Converter {
         }
       }
       std::memcpy(raw.data() + 2 * i, &h, 2);  // little-endian hosts only, as ONNX raw_data
+    }
+    if (changed > report_.most_changed_count) {
+      report_.most_changed_count = changed;
+      report_.most_changed_tensor = label;
     }
     t.clear_float_data();
     t.set_raw_data(std::move(raw));
