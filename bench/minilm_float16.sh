@@ -22,5 +22,5 @@ progress "converting and comparing 240 sentences"
 "$venv/bin/python" "$bench_root/bench/minilm_float16.py" --bertopt "$bertopt_bin" \
   --model "${paths[0]}" --ids "${paths[1]}" --work "$bench_work" \
   --markdown "$bench_root/bench/float16.md" >/dev/null
-rm -f "$bench_work"/minilm_*_fp16.onnx
+rm -f "$bench_work"/minilm_*.onnx
 progress "wrote $bench_root/bench/float16.md"

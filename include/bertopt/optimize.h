@@ -22,6 +22,10 @@ struct Float16Options {
   std::vector<std::string> op_block_list;
   /// Node names kept in float32.
   std::vector<std::string> node_block_list;
+  /// For ORT's CPU provider (optimize sets it unless --gpu_only): ops with no float16 CPU kernel
+  /// in ORT compute in float32, reading the float16 weights through Casts ORT folds when it loads
+  /// the model. False: every op not blocked computes in float16, as CUDA runs it.
+  bool cpu = false;
 };
 
 /// What --float16 did.
@@ -40,6 +44,7 @@ struct Float16Report {
   int casts_added = 0;    ///< Casts at block and interface boundaries (after cleanup)
   int casts_removed = 0;  ///< redundant Casts removed
   std::vector<std::string> blocked_nodes;  ///< nodes kept in float32, as "name (op)"
+  int cpu_float32_nodes = 0;  ///< Float16Options::cpu: nodes computing in float32 on CPU
 };
 
 struct OptimizeOptions {

@@ -152,7 +152,9 @@ Status Convert(onnx::ModelProto& model, const OptimizeOptions& options, Optimize
     }
   }
   if (status.ok() && options.float16) {
-    auto f16 = passes::ConvertToFloat16(*graph, options.float16_options);
+    Float16Options f16_options = options.float16_options;
+    f16_options.cpu = !options.gpu_only;
+    auto f16 = passes::ConvertToFloat16(*graph, f16_options);
     if (f16.ok()) {
       report.float16 = std::move(f16).value();
     } else {

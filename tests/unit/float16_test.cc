@@ -212,6 +212,80 @@ g (float[N, 4] x) => (float[N, 4] y)
   EXPECT_NE(empty.status().message().find("--op_block_list"), std::string::npos);
 }
 
+TEST(Float16Test, AiOnnxMlOpsStayFloat32) {
+  const auto model = ParseModel(R"(
+<ir_version: 8, opset_import: ["" : 13, "ai.onnx.ml" : 1]>
+g (float[2, 3] x) => (float[2, 3] y)
+{
+  n = ai.onnx.ml.Normalizer <norm = "L2"> (x)
+  y = Relu(n)
+}
+)");
+  const Converted c = Convert(model);
+  ASSERT_EQ(c.report.blocked_nodes.size(), 1u);
+  EXPECT_EQ(Producer(c.model, "n")->input(0), "x");  // reads the float32 input itself
+  ExpectNoCastPairs(c.model);
+  ExpectSameOutputs(model, c.model, {.rtol = 1e-2, .atol = 1e-2});
+}
+
+// Every fused op bertopt emits, converted, loads and runs in ORT on CPU, which has float16
+// kernels only for some of them and runs the others in float32 through Casts it inserts itself.
+// LayerNormalization sits in an opset-13 model, where only ORT (not ONNX) defines it.
+TEST(Float16Test, FusedOpsRunInOrtOnCpuAndMatch) {
+  const auto model = ParseModel(R"(
+<ir_version: 8, opset_import: ["" : 13, "com.microsoft" : 1]>
+g (float[2, 3, 4] x) => (float[2, 3, 4] y)
+<float[4] g = {1.5, 0.5, -1, 2}, float[4] b = {0.1, -0.2, 0.3, 0}, float[4, 12] w = {
+   0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, -0.8, 0.9, 0.1, 0.2, -0.3,
+   0.5, 0.6, -0.7, 0.8, 0.9, -0.1, 0.2, 0.3, -0.4, 0.5, 0.6, 0.7,
+   -0.9, 0.1, 0.2, -0.3, 0.4, 0.5, -0.6, 0.7, 0.8, -0.9, 0.1, 0.2,
+   0.3, -0.4, 0.5, 0.6, -0.7, 0.8, 0.9, -0.1, 0.2, 0.3, -0.4, 0.5},
+ float[12] wb = {0.1, 0, -0.1, 0.2, 0, -0.2, 0.1, 0, -0.1, 0.2, 0, -0.2}>
+{
+  n = LayerNormalization <axis = -1, epsilon = 1e-5> (x, g, b)
+  a = com.microsoft.Attention <num_heads = 2> (n, w, wb)
+  s = com.microsoft.SkipLayerNormalization <epsilon = 1e-12> (a, n, g, b)
+  e = com.microsoft.Gelu(s)
+  f = com.microsoft.FastGelu(e, b)
+  y = com.microsoft.BiasGelu(f, b)
+}
+)");
+  const Converted c = Convert(model);
+  EXPECT_TRUE(c.report.blocked_nodes.empty());
+  EXPECT_EQ(CountOps(c.model, "Cast"), 2);
+  for (const auto& t : c.model.graph().initializer())
+    EXPECT_EQ(t.data_type(), TensorProto::FLOAT16);
+  ExpectSameOutputs(model, c.model, {.rtol = 1e-2, .atol = 1e-2});
+}
+
+// For ORT's CPU provider: MatMul and Add have no float16 CPU kernel, so they compute in float32 on
+// float16 weights (Casts of the weights, which ORT folds at load); the LayerNorm has one and
+// computes in float16, with Casts at its two boundaries.
+TEST(Float16Test, CpuTargetComputesInFloat32WhereOrtHasNoFloat16Kernel) {
+  const auto model = ParseModel(R"(
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[N, 4] x) => (float[N, 4] y)
+<float[4, 4] w = {0.5, -1, 2, 0.25, 1, 1, 1, 1, -2, 0.5, 0.125, 3, 0, 1, 0, -1},
+ float[4] b = {0.1, 0.2, -0.3, 0.4}, float[4] g = {1, 2, 3, 4}>
+{
+  m = MatMul(x, w)
+  a = Add(m, b)
+  y = LayerNormalization(a, g, b)
+}
+)");
+  const Converted c = Convert(model, {.cpu = true});
+  EXPECT_EQ(c.report.cpu_float32_nodes, 2);
+  for (const auto& t : c.model.graph().initializer()) {
+    EXPECT_EQ(t.data_type(), TensorProto::FLOAT16) << t.name();
+  }
+  EXPECT_EQ(Producer(c.model, "m")->input(0), "x");  // MatMul reads the float32 input itself
+  // w and b cast for MatMul and Add (b is read by the LayerNorm as float16 too), a cast to
+  // float16 for the LayerNorm, its result cast back for the float32 output.
+  EXPECT_EQ(CountOps(c.model, "Cast"), 4);
+  ExpectNoCastPairs(c.model);
+  ExpectSameOutputs(model, c.model, {.rtol = 1e-2, .atol = 1e-2});
+}
+
 TEST(Float16Test, CastsFollowTheNewTypesAndNoOpCastsGo) {
   // The BERT mask chain (Cast to float of an int64 mask), plus a Cast to float of a float value
   // (a no-op some exporters leave), plus a ConstantOfShape with its default float32 zero.

@@ -54,7 +54,8 @@ nlohmann::json ReportJson(const Flags& f, const OptimizeReport& r) {
                     {"worst_tensor", h.worst_tensor},
                     {"casts_added", h.casts_added},
                     {"casts_removed", h.casts_removed},
-                    {"blocked_nodes", h.blocked_nodes}};
+                    {"blocked_nodes", h.blocked_nodes},
+                    {"cpu_float32_nodes", h.cpu_float32_nodes}};
   }
   if (f.options.gpu_only) j["gpu_only"] = {{"fast_gelus", r.gpu_fast_gelus}};
   if (f.options.input_int32) {
@@ -135,6 +136,12 @@ void PrintReport(const Flags& f, const OptimizeReport& r) {
     std::string blocked;
     for (const auto& b : h.blocked_nodes) blocked += (blocked.empty() ? "" : ", ") + b;
     std::printf("  kept in float32: %s\n", blocked.empty() ? "nothing" : blocked.c_str());
+    if (!f.options.gpu_only) {
+      std::printf(
+          "  %d nodes compute in float32 on float16 weights: ORT's CPU provider has no float16 "
+          "kernel for them (--gpu_only computes them in float16)\n",
+          h.cpu_float32_nodes);
+    }
   }
   std::printf("size %.2f MB -> %.2f MB\n", static_cast<double>(r.bytes_before) / 1e6,
               static_cast<double>(r.bytes_after) / 1e6);

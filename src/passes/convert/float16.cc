@@ -42,7 +42,36 @@ constexpr float kHalfMax = 65504.0f;
 constexpr uint16_t kHalfSmallestBits = 0x0001;  // 2^-24, the smallest float16 subnormal
 
 // What an input slot of a node accepts once the graph is converted.
-enum class Want { kAny, kFloat, kHalf };
+// kFloatCompute: float32 for a node that computes in float32 only for want of an ORT CPU float16
+// kernel; unlike a blocked node's float32, a weight it reads may still be stored in float16.
+enum class Want { kAny, kFloat, kFloatCompute, kHalf };
+
+// Ops with a float16 kernel in ORT's CPU provider (measured with ORT 1.29 and 1.32: the model
+// loads and ORT inserts no Cast around them); the rest of the ops run in float32 between Casts
+// ORT inserts itself, one pair per node, 2.4-3x slower than float32 for a BERT.
+bool HasCpuFloat16Kernel(const ir::Node& n) {
+  static const std::set<std::string> kOnnx = {"LayerNormalization",
+                                              "Gather",
+                                              "Transpose",
+                                              "Split",
+                                              "ConstantOfShape",
+                                              "Reshape",
+                                              "Unsqueeze",
+                                              "Squeeze",
+                                              "Concat",
+                                              "Slice",
+                                              "Expand",
+                                              "Shape",
+                                              "Identity",
+                                              "Flatten",
+                                              "Max",
+                                              "Min",
+                                              "Clip",
+                                              "Cast",
+                                              "Constant"};
+  if (n.domain() == ir::kMsDomain) return n.op_type() == "SkipLayerNormalization";
+  return (n.domain().empty() || n.domain() == "ai.onnx") && kOnnx.count(n.op_type()) > 0;
+}
 
 // The com.microsoft ops bertopt emits, by what their type parameter T binds: the input slots of
 // type T, and per output either "same as input k" (k >= 0) or a fixed type (-1 - type).
@@ -115,9 +144,13 @@ class Converter {
     nodes_ = graph_.Nodes();
     for (ir::Node* n : nodes_) typing_[n] = TypingOf(*n);
     for (ir::Node* n : nodes_) {
-      if (TouchesFloat(*n) && IsBlocked(*n)) {
+      if (!TouchesFloat(*n)) continue;
+      if (IsBlocked(*n)) {
         blocked_.insert(n);
         report_.blocked_nodes.push_back(fmt::format("{} ({})", n->DisplayName(), n->op_type()));
+      } else if (options_.cpu && !HasCpuFloat16Kernel(*n)) {
+        cpu_float32_.insert(n);
+        ++report_.cpu_float32_nodes;
       }
     }
     ChooseNewTypes();
@@ -130,7 +163,7 @@ class Converter {
         if (!v || OriginalType(v) != kFloat) continue;
         const Want want = SlotWant(*n, i);
         if (want == Want::kAny) continue;
-        const int32_t type = want == Want::kHalf ? kHalf : kFloat;
+        const int32_t type = want == Want::kHalf ? kHalf : kFloat;  // kFloat, kFloatCompute
         if (NewType(v) != type) graph_.SetInput(n, i, GetAs(v, type));
       }
     }
@@ -235,6 +268,7 @@ class Converter {
 
   Want SlotWant(const ir::Node& n, int i) const {
     if (blocked_.count(&n)) return Want::kFloat;
+    if (cpu_float32_.count(&n)) return Want::kFloatCompute;
     if (n.Is("Cast")) return Want::kAny;
     const NodeTyping& t = typing_.at(&n);
     if (t.table) {
@@ -271,8 +305,9 @@ class Converter {
   }
 
   // For values whose type is free (weights, Cast and ConstantOfShape outputs): float16 unless
-  // every reader that cares wants float32.
-  int32_t TypeByReaders(const ir::Value* v) const {
+  // every reader that cares wants float32. A weight stays float16 for readers that compute in
+  // float32 only for want of a CPU kernel: they read a Cast of it, which ORT folds at load.
+  int32_t TypeByReaders(const ir::Value* v, bool weight = false) const {
     bool wants_half = false;
     bool wants_float = false;
     if (v->is_graph_output()) (options_.keep_io_types ? wants_float : wants_half) = true;
@@ -282,8 +317,8 @@ class Converter {
         continue;
       }
       const Want w = SlotWant(*use.node, use.index);
-      wants_half |= w == Want::kHalf;
-      wants_float |= w == Want::kFloat;
+      wants_half |= w == Want::kHalf || (weight && w == Want::kFloatCompute);
+      wants_float |= w == Want::kFloat || (!weight && w == Want::kFloatCompute);
     }
     return wants_float && !wants_half ? kFloat : kHalf;
   }
@@ -295,16 +330,18 @@ class Converter {
     for (const auto& init : graph_.model().graph().initializer()) {
       const ir::Value* v = graph_.FindValue(init.name());
       if (v && v->initializer() && !v->is_graph_input() && init.data_type() == kFloat) {
-        new_types_[v] = TypeByReaders(v);
+        new_types_[v] = TypeByReaders(v, /*weight=*/true);
       }
     }
     for (ir::Node* n : nodes_) {
       for (int k = 0; k < n->num_outputs(); ++k) {
         const ir::Value* out = n->output(k);
         if (!out || OriginalType(out) != kFloat) continue;
-        if (blocked_.count(n)) {
+        if (blocked_.count(n) || cpu_float32_.count(n)) {
           new_types_[out] = kFloat;
-        } else if (n->Is("Cast") || n->Is("Constant") || n->Is("ConstantOfShape")) {
+        } else if (n->Is("Constant")) {
+          new_types_[out] = TypeByReaders(out, /*weight=*/true);
+        } else if (n->Is("Cast") || n->Is("ConstantOfShape")) {
           new_types_[out] = TypeByReaders(out);
         } else {
           new_types_[out] = ConvertedOutputType(*n, k);
@@ -366,6 +403,7 @@ class Converter {
     std::replace(nodes_.begin(), nodes_.end(), node, added);
     typing_[added] = typing_[node];
     if (blocked_.erase(node)) blocked_.insert(added);
+    if (cpu_float32_.erase(node)) cpu_float32_.insert(added);
     return added;
   }
 
@@ -493,6 +531,7 @@ class Converter {
   std::unordered_map<const ir::Value*, int32_t> new_types_;
   std::unordered_map<const ir::Node*, NodeTyping> typing_;
   std::unordered_set<const ir::Node*> blocked_;
+  std::unordered_set<const ir::Node*> cpu_float32_;  // options_.cpu: no float16 CPU kernel
   std::map<std::pair<const ir::Value*, int32_t>, ir::Value*> cache_;
   std::unordered_set<std::string> added_casts_;  // by node name: cleanup may re-add nodes
 };
@@ -529,8 +568,9 @@ std::vector<int32_t> OutputTypes(const ir::Graph& graph, const ir::Node& n,
       auto it = ContribOps().find(n.op_type());
       if (it != ContribOps().end()) table = &it->second;
     } else {
-      schema = onnx::OpSchemaRegistry::Schema(n.op_type(), static_cast<int>(graph.OpsetVersion()),
-                                              n.domain() == "ai.onnx" ? "" : n.domain());
+      const std::string domain = n.domain() == "ai.onnx" ? "" : n.domain();
+      schema = onnx::OpSchemaRegistry::Schema(n.op_type(),
+                                              static_cast<int>(graph.OpsetVersion(domain)), domain);
       if (!schema && n.Is("LayerNormalization")) table = &kLayerNormTyping;
     }
     if (table) {
