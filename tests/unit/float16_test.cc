@@ -149,7 +149,8 @@ g (float[2] x) => (float[2] y)
 constexpr const char* kRangeCumSum = R"(
 <ir_version: 8, opset_import: ["" : 13]>
 g (float[N] x) => (float[N] y, float[5] r)
-<float start = {0}, float limit = {5}, float delta = {1}, int64 axis = {0}, float[5] s = {1, 2, 3, 4, 5}>
+<float start = {0}, float limit = {5}, float delta = {1}, int64 axis = {0},
+ float[5] s = {1, 2, 3, 4, 5}>
 {
   c = CumSum(x, axis)
   y = Mul(c, c)

@@ -29,7 +29,8 @@ TEST(InputInt32Test, FusedOpsReadTheInputsDirectlyAndInt64ReadersShareOneCast) {
   // Add with an int64 constant (needs int64: one Cast). The mask feeds a Cast to float.
   const auto model = ParseModel(R"(
 <ir_version: 8, opset_import: ["" : 13]>
-g (int64[B, S] ids, int64[B, S] mask) => (float[B, S, 2] e, int32[B, S] i, int64[2] s, int64[B, S] p, int64[B, S] q, float[B, S] f)
+g (int64[B, S] ids, int64[B, S] mask)
+  => (float[B, S, 2] e, int32[B, S] i, int64[2] s, int64[B, S] p, int64[B, S] q, float[B, S] f)
 <float[8, 2] table = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, int64 one = {1}>
 {
   i = Cast <to = 6> (ids)

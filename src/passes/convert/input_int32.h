@@ -1,11 +1,13 @@
 #pragma once
 // --input_int32: the model's int64 (B, S) inputs (ids, segment ids, mask) become int32.
 //
-//   input_ids(i64) ─► Cast(to=int32) ─► EmbedLayerNormalization      input_ids(i32) ─►
-//   EmbedLayerNormalization
-//                 └─► Shape                                     =>                  └─► Shape
-//                 └─► Add(·, C:i64)                                                 └─►
-//                 Cast(to=int64) ─► Add
+//   input_ids(i64) ─┬─► Cast(to=int32) ─► EmbedLayerNormalization
+//                   ├─► Shape
+//                   └─► Add(·, C:i64)
+//   =>
+//   input_ids(i32) ─┬─► EmbedLayerNormalization
+//                   ├─► Shape
+//                   └─► Cast(to=int64) ─► Add(·, C:i64)
 //
 // The Casts to int32 that fed the fused ops go; readers that take int32 as well (Gather indices,
 // Shape, Cast) read the input directly, a comparison with an int64 constant compares with an int32
