@@ -192,7 +192,7 @@ class Converter {
       if (it != ContribOps().end()) t.table = &it->second;
       return t;
     }
-    if (n.domain() != "" && n.domain() != "ai.onnx") return t;
+    if (!n.domain().empty() && n.domain() != "ai.onnx") return t;
     t.schema = onnx::OpSchemaRegistry::Schema(n.op_type(), static_cast<int>(opset), "");
     if (!t.schema && n.op_type() == "LayerNormalization") t.table = &kLayerNormTyping;
     return t;
