@@ -5,7 +5,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 SIZE ?= base
 
-.PHONY: all setup build test demo bench clean
+.PHONY: all setup build test test-ort130 demo bench clean
 all: build
 
 setup:
@@ -17,6 +17,14 @@ build: setup
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The whole suite built against ONNX Runtime 1.30 (its library with the 1.29 headers, same C API).
+test-ort130:
+	@bash scripts/setup.sh --ort130
+	@cmake -S . -B $(BUILD)-ort130 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBERTOPT_BUILD_BENCH=OFF \
+	    -DONNXRUNTIME_ROOT=$(CURDIR)/third_party/ort-1.30 >/dev/null
+	@cmake --build $(BUILD)-ort130 -j $(JOBS)
+	@cd $(BUILD)-ort130 && ctest --output-on-failure -j $(JOBS)
 
 demo: build
 	@bash scripts/demo.sh $(SIZE)

@@ -54,6 +54,7 @@ timed() {
 model_args() {
   case "$1" in
     base) echo "--kind bert_seq --layers 12 --hidden 768 --heads 12 --vocab 30522 --max_position 512 --opset 14" ;;
+    base11) echo "--kind bert_seq --layers 12 --hidden 768 --heads 12 --vocab 30522 --max_position 512 --opset 11" ;;
     large) echo "--kind bert_seq --layers 24 --hidden 1024 --heads 16 --vocab 30522 --max_position 512 --opset 14" ;;
     *) die "unknown model size '$1'" ;;
   esac
@@ -63,7 +64,7 @@ model_args() {
 # and the serialized proto at once, several times the file size (about 2.3 GB for base, 440 MB).
 min_free_mib_for_export() {
   case "$1" in
-    base) echo 4000 ;;
+    base|base11) echo 4000 ;;
     large) echo 10000 ;;
   esac
 }

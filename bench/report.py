@@ -10,6 +10,7 @@ it, bench/float16.md (written by bench/minilm_float16.sh, which needs PyPI onnxr
 """
 import json
 import os
+import re
 import platform
 import statistics
 import subprocess
@@ -397,6 +398,53 @@ def section_profile(out):
     return o
 
 
+def section_versions(out, mode):
+    """Fused forms per ONNX Runtime version (bench/versions.sh), beside the reference optimizer."""
+    runs = []
+    for name in sorted(os.listdir(out)):
+        m = re.match(r"versions_([0-9.]+)_b(\d+)\.json$", name)
+        if m:
+            runs.append((m.group(1), int(m.group(2)), load_json(os.path.join(out, name))))
+    if not runs:
+        return []
+    models = load_json(os.path.join(out, "versions_models.json")) or {}
+    ref = models.get("reference", {})
+    o = ["## 3. Fused forms per ONNX Runtime version, and the reference optimizer\n"]
+    o.append("BERT-base as exported by torch 1.13 at opset 11, sequence 128, 2 intra-op threads, "
+             "ORT level `all`; per ORT version and batch size one `bertopt perf` process runs the "
+             "five models interleaved on the same inputs (`bench/versions.sh"
+             + (" --quick" if mode == "quick" else "") + "`), with a bertopt built against that "
+             "version (1.30 and 1.32: their libraries with the 1.29 headers). The table of "
+             "`src/passes/targets.cc` is read off these rows.\n")
+    o.append("- `every_fusion`: `bertopt optimize --target_ort_version none` "
+             f"({fused_summary({'fused_ops': models.get('every_fusion', {})})});")
+    o.append("- `add_layernorm`: `bertopt optimize --target_ort_version 1.30`, the residual "
+             "Add + LayerNormalization kept "
+             f"({fused_summary({'fused_ops': models.get('add_layernorm', {})})});")
+    o.append(f"- `reference`: ONNX Runtime {ref.get('onnxruntime', '?')}'s Python optimizer, "
+             f"`{ref.get('command', '?')}` ({ref.get('wall_s', 0):.1f} s, peak RSS "
+             f"{ref.get('rss_kib', 0) / 1024:.0f} MiB);")
+    o.append("- `original_again`: the A/A pair.\n")
+    o.append("| ORT | batch | model | p50 ms | min ms | p50 / original | min / original |")
+    o.append("|---|---|---|---|---|---|---|")
+    for version, batch, perf in runs:
+        rows = {os.path.basename(r["model"]): r for r in perf.get("results", [])}
+        base = rows.get("original.onnx")
+        for name in ("original.onnx", "every_fusion.onnx", "add_layernorm.onnx",
+                     "reference.onnx", "original_again.onnx"):
+            r = rows.get(name)
+            if not r or not base:
+                continue
+            o.append(f"| {version} | {batch} | {name[:-5]} | {r['p50_ms']:.1f} | "
+                     f"{r['min_ms']:.1f} | {r['p50_ms'] / base['p50_ms']:.3f} | "
+                     f"{r['min_ms'] / base['min_ms']:.3f} |")
+    compare = read(os.path.join(out, "versions_compare.txt"), "") or ""
+    verdicts = [line for line in compare.splitlines() if line.endswith(("passed", "FAILED"))]
+    o.append("\nParity with the original (`bertopt compare`, optimizations off, 3 samples): "
+             + "; ".join(verdicts) + ".\n")
+    return o
+
+
 def main():
     out, results, mode, command = sys.argv[1:5]
     m = machine(out)
@@ -421,6 +469,7 @@ def main():
              "runs made side by side, interleaved, in the same run.\n")
     o += section_optimize(speed, mode)
     o += section_inference(out, mode)
+    o += section_versions(out, mode)
     # Written by bench/minilm_float16.sh (its own run: PyPI onnxruntime in a virtual environment).
     float16 = read(os.path.join(BENCH, "float16.md"))
     if float16:

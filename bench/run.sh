@@ -41,10 +41,23 @@ started=$(date +%s)
 progress "build: bertopt, io_floor, ort_optimized, ort_profile ($bench_build, -j${JOBS:-2})"
 cmake -S "$bench_root" -B "$bench_build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$bench_build" -j "${JOBS:-2}" --target bertopt io_floor ort_optimized ort_profile >/dev/null
+progress "build: bertopt against ONNX Runtime 1.30 and 1.32 (${bench_build}-ort13x) and the reference optimizer's venv"
+bash "$bench_root/scripts/setup.sh" --ort130 --ort132 >/dev/null
+for v in 130 132; do
+  cmake -S "$bench_root" -B "${bench_build}-ort$v" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DBERTOPT_BUILD_TESTS=OFF -DBERTOPT_BUILD_BENCH=OFF \
+    -DONNXRUNTIME_ROOT="$bench_root/third_party/ort-1.${v:1}" >/dev/null
+  cmake --build "${bench_build}-ort$v" -j "${JOBS:-2}" --target bertopt >/dev/null
+done
+# The reference: ONNX Runtime's Python optimizer (PyPI onnxruntime), in a venv of its own.
+if [ ! -x "$bench_root/bench/venv/bin/python" ]; then
+  python3 -m venv "$bench_root/bench/venv"
+  "$bench_root/bench/venv/bin/pip" install -q onnxruntime onnx numpy sympy packaging coloredlogs
+fi
 
 # Measurements of an earlier run must not leak into this one's results.
 rm -f "$bench_out"/optimize_speed.tsv "$bench_out"/optimize_*.json "$bench_out"/inference* \
-  "$bench_out"/compare.*
+  "$bench_out"/compare.* "$bench_out"/versions_*
 rm -f "$bench_out/mode.txt"
 cut -d' ' -f1-3 /proc/loadavg >"$bench_out/load_start.txt"
 date -u '+%Y-%m-%d %H:%M UTC' >"$bench_out/measured_at.txt"
@@ -56,10 +69,12 @@ date -u '+%Y-%m-%d %H:%M UTC' >"$bench_out/measured_at.txt"
   git -C "$bench_root" status --porcelain --untracked-files=no | grep -vc 'bench/RESULTS.md$' || true
 } >"$bench_out/code.txt"
 
-progress "== 1/2 optimize speed and memory beside the I/O floor"
+progress "== 1/3 optimize speed and memory beside the I/O floor"
 bash "$bench_root/bench/optimize_speed.sh" "${quick_flag[@]}"
-progress "== 2/2 inference latency (original, ORT level all saved, bertopt)"
+progress "== 2/3 inference latency (original, ORT level all saved, bertopt)"
 bash "$bench_root/bench/inference.sh" "${quick_flag[@]}"
+progress "== 3/3 fused forms per ONNX Runtime version, beside the reference optimizer"
+bash "$bench_root/bench/versions.sh" "${quick_flag[@]}"
 
 cut -d' ' -f1-3 /proc/loadavg >"$bench_out/load_end.txt"
 echo "$mode" >"$bench_out/mode.txt"

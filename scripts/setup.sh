@@ -2,13 +2,33 @@
 # One-time, idempotent set-up for a fresh Debian 12 machine:
 #  1. the Debian packages the build, tests and model generator need;
 #  2. the ONNX Runtime 1.29 C/C++ SDK, from the npm package below, hash-checked, into third_party/ort
-#     (ignored by git; never committed).
+#     (ignored by git; never committed);
+#  3. with --ort130 also ONNX Runtime 1.30's libonnxruntime.so.1 (from npm onnxruntime-node, 113 MB,
+#     hash-checked) beside the 1.29 headers in third_party/ort-1.30: its C API is the same, so
+#     `cmake -DONNXRUNTIME_ROOT=third_party/ort-1.30` builds against it (make test-ort130, bench);
+#  4. with --ort132 likewise ONNX Runtime 1.32's, from the PyPI `onnxruntime` wheel (28 MB,
+#     hash-checked; the wheel ships the C library beside its Python module), in third_party/ort-1.32.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 ort_dir="$root/third_party/ort"
 ort_pkg="com.github.asus4.onnxruntime@0.4.9"
 ort_sha256="e59788788818fdde1b2e522e766a21ba0f7d8391de55737abf81e32cc801785d"
+ort130_dir="$root/third_party/ort-1.30"
+ort130_pkg="onnxruntime-node@1.30.0"
+ort130_sha256="6e3390d6b783e7be946fad629292799da28d0b42f84856e50d2c1b0383291e75"
+ort132_dir="$root/third_party/ort-1.32"
+ort132_wheel="onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+ort132_sha256="5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d"
+want_ort130=false
+want_ort132=false
+for arg in "$@"; do
+  case "$arg" in
+    --ort130) want_ort130=true ;;
+    --ort132) want_ort132=true ;;
+    *) echo "setup: unknown argument '$arg' (--ort130, --ort132)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   build-essential cmake pkg-config
@@ -52,4 +72,37 @@ if [ ! -f "$ort_dir/lib/libonnxruntime.so.1" ] || [ ! -f "$ort_dir/include/onnxr
   ln -sf libonnxruntime.so.1 "$ort_dir.partial/lib/libonnxruntime.so"
   rm -rf "$ort_dir" && mv "$ort_dir.partial" "$ort_dir"
 fi
-echo "setup: ok (ONNX Runtime SDK in ${ort_dir#$root/})"
+if $want_ort130 && [ ! -f "$ort130_dir/lib/libonnxruntime.so.1" ]; then
+  echo "setup: fetching ONNX Runtime 1.30 ($ort130_pkg, 113 MB)"
+  tmp130=$(mktemp -d)
+  (cd "$tmp130" && npm pack --silent "$ort130_pkg" >/dev/null)
+  tarball=$(ls "$tmp130"/*.tgz)
+  echo "$ort130_sha256  $tarball" | sha256sum -c --quiet - || {
+    echo "setup: $tarball: sha256 mismatch, refusing to use it" >&2; rm -rf "$tmp130"; exit 1; }
+  tar -xzf "$tarball" -C "$tmp130" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+  rm -rf "$ort130_dir.partial" && mkdir -p "$ort130_dir.partial/lib"
+  cp -r "$ort_dir/include" "$ort130_dir.partial/include"
+  cp "$tmp130/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$ort130_dir.partial/lib/"
+  ln -sf libonnxruntime.so.1 "$ort130_dir.partial/lib/libonnxruntime.so"
+  rm -rf "$ort130_dir" "$tmp130" && mv "$ort130_dir.partial" "$ort130_dir"
+fi
+if $want_ort132 && [ ! -f "$ort132_dir/lib/libonnxruntime.so.1" ]; then
+  echo "setup: fetching ONNX Runtime 1.32 (PyPI $ort132_wheel, 28 MB)"
+  tmp132=$(mktemp -d)
+  # pip only downloads (a throwaway venv's pip: nothing is installed anywhere).
+  python3 -m venv "$tmp132/venv"
+  "$tmp132/venv/bin/pip" download -q --no-deps --only-binary=:all: --python-version 3.11 \
+    --implementation cp --platform manylinux_2_28_x86_64 -d "$tmp132" onnxruntime==1.32.0
+  echo "$ort132_sha256  $tmp132/$ort132_wheel" | sha256sum -c --quiet - || {
+    echo "setup: $ort132_wheel: sha256 mismatch, refusing to use it" >&2; rm -rf "$tmp132"; exit 1; }
+  (cd "$tmp132" && python3 -m zipfile -e "$ort132_wheel" wheel >/dev/null)
+  rm -rf "$ort132_dir.partial" && mkdir -p "$ort132_dir.partial/lib"
+  cp -r "$ort_dir/include" "$ort132_dir.partial/include"
+  cp "$tmp132/wheel/onnxruntime/capi/libonnxruntime.so.1.32.0" "$ort132_dir.partial/lib/libonnxruntime.so.1"
+  ln -sf libonnxruntime.so.1 "$ort132_dir.partial/lib/libonnxruntime.so"
+  rm -rf "$ort132_dir" "$tmp132" && mv "$ort132_dir.partial" "$ort132_dir"
+fi
+extra=""
+$want_ort130 && extra+=", 1.30 in ${ort130_dir#$root/}"
+$want_ort132 && extra+=", 1.32 in ${ort132_dir#$root/}"
+echo "setup: ok (ONNX Runtime SDK in ${ort_dir#$root/}$extra)"

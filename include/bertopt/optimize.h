@@ -48,7 +48,10 @@ struct Float16Report {
 };
 
 struct OptimizeOptions {
-  passes::PassOptions pass;  ///< model_type, num_heads, hidden_size, use_raw_attention_mask
+  passes::PassOptions pass;  ///< model_type (auto by default), num_heads, hidden_size, raw mask
+  /// The ONNX Runtime version the model will run on ("1.30"): fusions that are slower there than
+  /// what they replace are left out (src/passes/targets.h). "" emits every fusion.
+  std::string target_ort_version;
   bool disable_attention = false;
   bool disable_skip_layer_norm = false;
   bool disable_embed_layer_norm = false;
@@ -69,7 +72,25 @@ struct Verdict {
   std::vector<std::string> missing;  ///< e.g. "Attention: 1 of 2", "2 Softmax left unfused"
 };
 
+/// Which exporter made a model: the model type `auto` resolves to, and why.
+struct ModelTypeChoice {
+  std::string model_type;  ///< bert, bert_tf or bert_keras
+  std::string evidence;    ///< e.g. "producer_name 'keras2onnx'"
+};
+
+/// Reads the producer name, else the layout: tf2onnx's ':0' tensor names, keras2onnx's int32
+/// attention_mask / input_ids / token_type_ids inputs. PyTorch (bert) when nothing says otherwise.
+ModelTypeChoice DetectModelType(const onnx::ModelProto& model);
+
 struct OptimizeReport {
+  /// The model type the passes ran for (`auto` resolved) and what it was detected from ("" when
+  /// given explicitly and consistent with the model).
+  ModelTypeChoice model_type;
+  /// Things the user should know that did not stop the run (e.g. a model type that disagrees with
+  /// the model's producer).
+  std::vector<std::string> warnings;
+  /// What the target ORT version left out and why ("" without a target).
+  std::string target;
   std::vector<passes::PassStats> passes;
   /// Count of each fused / target op type in the output model.
   std::map<std::string, int> fused_ops;

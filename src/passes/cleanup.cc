@@ -2,6 +2,7 @@
 
 #include "bertopt/ir/tensor.h"
 #include "fmt/format.h"
+#include "passes/fusions/symbolic_dims.h"
 
 namespace bertopt::passes {
 namespace {
@@ -100,6 +101,42 @@ class ConstantToInitializerPass : public Pass {
   }
 };
 
+// GlobalAveragePool averages every axis from 2 on, so on a rank-3 [B, S, H] tensor it is
+// ReduceMean over the last axis, keepdims: the mean of a LayerNorm, as tf2onnx writes it.
+class GlobalPoolToReduceMeanPass : public Pass {
+ public:
+  std::string_view name() const override { return "global_pool_to_reduce_mean"; }
+  Status Run(const PassOptions&, ir::Graph& graph, PassStats& stats) const override {
+    SymbolicDims dims(graph);
+    for (ir::Node* pool : graph.NodesOfType("GlobalAveragePool")) {
+      ++stats.candidates;
+      const std::optional<Dims> in = dims.Of(pool->input(0));
+      if (!in || in->size() != 3) {
+        stats.misses.push_back(
+            fmt::format("{}: the input is not known to be 3-D", pool->DisplayName()));
+        continue;
+      }
+      const std::string input = pool->input(0)->name();
+      const std::string output = pool->output(0)->name();
+      const std::string node_name = pool->name();
+      graph.EraseNode(pool);
+      ir::Node* mean;
+      if (graph.OpsetVersion() >= 18) {
+        ir::Value* axes =
+            graph.AddInitializer(ir::MakeInt64Tensor(graph.UniqueName(output + "_axes"), {1}, {2}));
+        mean = graph.AddNode("ReduceMean", {input, axes->name()}, {output}, ir::kOnnxDomain,
+                             node_name);
+      } else {
+        mean = graph.AddNode("ReduceMean", {input}, {output}, ir::kOnnxDomain, node_name);
+        mean->SetAttr("axes", std::vector<int64_t>{2});
+      }
+      mean->SetAttr("keepdims", int64_t{1});
+      ++stats.fused;
+    }
+    return Status::Ok();
+  }
+};
+
 class TopologicalSortPass : public Pass {
  public:
   std::string_view name() const override { return "topological_sort"; }
@@ -116,5 +153,8 @@ std::unique_ptr<Pass> MakeConstantToInitializerPass() {
   return std::make_unique<ConstantToInitializerPass>();
 }
 std::unique_ptr<Pass> MakeTopologicalSortPass() { return std::make_unique<TopologicalSortPass>(); }
+std::unique_ptr<Pass> MakeGlobalPoolToReduceMeanPass() {
+  return std::make_unique<GlobalPoolToReduceMeanPass>();
+}
 
 }  // namespace bertopt::passes

@@ -15,6 +15,11 @@ std::unique_ptr<Pass> MakeDeadCodePass();
 /// Turns Constant nodes into initializers (exact: the same tensor, moved), so every constant has
 /// one form. Skipped for IR < 4, where initializers must also be graph inputs.
 std::unique_ptr<Pass> MakeConstantToInitializerPass();
+/// Folds small computations on constants (Sqrt, Cast, Unsqueeze, Range, Slice, ...) into
+/// initializers, so fusions see one form of each constant.
+std::unique_ptr<Pass> MakeFoldConstantsPass();
+/// GlobalAveragePool of a rank-3 tensor -> ReduceMean over the last axis (tf2onnx's LayerNorm mean).
+std::unique_ptr<Pass> MakeGlobalPoolToReduceMeanPass();
 /// Sorts the graph topologically (the last pass of every pipeline).
 std::unique_ptr<Pass> MakeTopologicalSortPass();
 

@@ -1,5 +1,7 @@
 #include "bertopt/optimize.h"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <unordered_set>
 
@@ -9,6 +11,7 @@
 #include "passes/convert/gpu_only.h"
 #include "passes/convert/input_int32.h"
 #include "passes/registry.h"
+#include "passes/targets.h"
 
 namespace bertopt {
 namespace {
@@ -115,6 +118,33 @@ StatusOr<std::vector<PassStats>> RunPipeline(onnx::ModelProto& model, const Pipe
 
 }  // namespace passes
 
+ModelTypeChoice DetectModelType(const onnx::ModelProto& model) {
+  std::string producer = model.producer_name();
+  std::transform(producer.begin(), producer.end(), producer.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  const std::string said = fmt::format("producer_name '{}'", model.producer_name());
+  if (producer.find("keras2onnx") != std::string::npos) return {"bert_keras", said};
+  if (producer.find("tf2onnx") != std::string::npos) return {"bert_tf", said};
+  if (producer.find("pytorch") != std::string::npos ||
+      producer.find("torch") != std::string::npos) {
+    return {"bert", said};
+  }
+  // No producer we know: the layout. tf2onnx keeps TensorFlow's "name:0" tensor names; keras2onnx
+  // feeds int32 inputs with Hugging Face's names.
+  for (const auto& input : model.graph().input()) {
+    if (input.name().ends_with(":0")) {
+      return {"bert_tf", fmt::format("input '{}' has a TensorFlow tensor name", input.name())};
+    }
+  }
+  for (const auto& input : model.graph().input()) {
+    const bool int32 = input.type().tensor_type().elem_type() == onnx::TensorProto::INT32;
+    if (int32 && (input.name() == "input_ids" || input.name() == "attention_mask")) {
+      return {"bert_keras", fmt::format("input '{}' is int32", input.name())};
+    }
+  }
+  return {"bert", "no TensorFlow producer or layout found"};
+}
+
 const std::vector<std::string>& ReportedOpTypes() {
   static const std::vector<std::string> kTypes = {"EmbedLayerNormalization",
                                                   "Attention",
@@ -168,15 +198,43 @@ Status Convert(onnx::ModelProto& model, const OptimizeOptions& options, Optimize
 }  // namespace
 
 StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions& options) {
-  ASSIGN_OR_RETURN(passes::Pipeline pipeline, passes::MakePipeline(options));
+  OptimizeReport report;
+  const ModelTypeChoice detected = DetectModelType(model);
+  OptimizeOptions resolved = options;
+  if (options.pass.model_type == "auto") {
+    report.model_type = detected;
+    resolved.pass.model_type = detected.model_type;
+  } else {
+    report.model_type = {options.pass.model_type, ""};
+    // Only a producer name is evidence enough to contradict the user; a layout guess is not.
+    if (detected.model_type != options.pass.model_type &&
+        detected.evidence.starts_with("producer_name")) {
+      report.warnings.push_back(fmt::format(
+          "--model_type {} was given, but the model's {} says {}; running as {} (the passes "
+          "recognise every layout, so the result is the same either way)",
+          options.pass.model_type, detected.evidence, detected.model_type,
+          options.pass.model_type));
+    }
+  }
+  if (!options.target_ort_version.empty()) {
+    std::string note;
+    ASSIGN_OR_RETURN(passes::TargetForms forms,
+                     passes::TargetFor(options.target_ort_version, &note));
+    if (!note.empty()) report.warnings.push_back(note);
+    report.target = fmt::format("ORT {}", options.target_ort_version);
+    if (!forms.skip_layer_norm) {
+      resolved.disable_skip_layer_norm = true;
+      report.target += fmt::format(": residual Add + LayerNormalization kept ({})", forms.evidence);
+    }
+  }
+  ASSIGN_OR_RETURN(passes::Pipeline pipeline, passes::MakePipeline(resolved));
 
   const auto start = Clock::now();
-  OptimizeReport report;
   report.nodes_before = model.graph().node_size();
   report.bytes_before = static_cast<int64_t>(model.ByteSizeLong());
   const int layers = CountOps(model.graph(), "Softmax");
-  ASSIGN_OR_RETURN(report.passes, passes::RunPipeline(model, pipeline, options.pass));
-  RETURN_IF_ERROR(Convert(model, options, report));
+  ASSIGN_OR_RETURN(report.passes, passes::RunPipeline(model, pipeline, resolved.pass));
+  RETURN_IF_ERROR(Convert(model, resolved, report));
 
   const onnx::GraphProto& g = model.graph();
   for (const std::string& op : ReportedOpTypes()) {

@@ -7,17 +7,15 @@
 
 namespace bertopt::passes {
 
+// One pipeline serves every model type: the layouts of PyTorch, tf2onnx and keras2onnx differ in
+// spelling (operand order, constant forms, Reshape chains, mask paths), and each pass proves its
+// own match exactly, so a variant that one exporter never emits costs nothing on the others. The
+// type is checked here and reported; what differs per exporter lives in the patterns.
 StatusOr<Pipeline> MakePipeline(const OptimizeOptions& options) {
   const std::string& type = options.pass.model_type;
-  if (type == "bert_tf" || type == "bert_keras") {
-    return Unimplemented(
-        fmt::format("--model_type {}: not available yet (only 'bert', PyTorch "
-                    "exports, is implemented)",
-                    type));
-  }
-  if (type != "bert") {
+  if (type != "bert" && type != "bert_tf" && type != "bert_keras" && type != "auto") {
     return InvalidArgument(
-        fmt::format("--model_type {}: unknown (choose bert, bert_tf or bert_keras)", type));
+        fmt::format("--model_type {}: unknown (choose auto, bert, bert_tf or bert_keras)", type));
   }
   Pipeline p;
   auto add = [&p](bool enabled, std::unique_ptr<Pass> pass) {
@@ -26,7 +24,10 @@ StatusOr<Pipeline> MakePipeline(const OptimizeOptions& options) {
   // Normalise: one form for constants, no Identity, nothing dead, constant reshape targets.
   add(true, MakeRemoveIdentityPass());
   add(true, MakeConstantToInitializerPass());
+  add(true, MakeFoldConstantsPass());
+  add(true, MakeGlobalPoolToReduceMeanPass());
   add(true, MakeDeadCodePass());
+  add(true, MakeDenseReshapeFusion());
   add(true, MakeReshapeFusion());
   add(true, MakeDeadCodePass());
   // Leaf math first, so the bigger patterns see fused LayerNorm / Gelu nodes.

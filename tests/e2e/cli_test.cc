@@ -118,14 +118,26 @@ TEST_F(CliTest, NumHeadsMismatchNamesBothValues) {
   EXPECT_FALSE(fs::exists(dir_ / "o.onnx"));
 }
 
-TEST_F(CliTest, FlagsOfLaterIssuesSayTheyAreNotAvailable) {
-  for (const char* flag : {"--model_type bert_tf"}) {
-    CommandResult r = RunBertopt("optimize --input " + Q(model_) + " --output " +
-                                 Q(dir_ / "o.onnx") + " " + flag);
-    EXPECT_EQ(r.exit_code, 2) << flag;
-    EXPECT_NE(r.err.find("not available yet"), std::string::npos) << flag << ": " << r.err;
-    EXPECT_FALSE(fs::exists(dir_ / "o.onnx"));
-  }
+TEST_F(CliTest, ModelTypeIsDetectedAndADisagreeingOneIsAWarning) {
+  CommandResult r =
+      RunBertopt("optimize --input " + Q(model_) + " --output " + Q(dir_ / "auto.onnx"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("model_type bert, detected from producer_name 'pytorch'"), std::string::npos)
+      << r.out;
+
+  r = RunBertopt("optimize --input " + Q(model_) + " --output " + Q(dir_ / "tf.onnx") +
+                 " --model_type bert_tf");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--model_type bert_tf"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("says bert"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("verdict: fully optimized"), std::string::npos) << r.out;
+
+  r = RunBertopt("optimize --input " + Q(model_) + " --output " + Q(dir_ / "x.onnx") +
+                 " --model_type gpt2");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--model_type"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "x.onnx"));
 }
 
 TEST_F(CliTest, VerifyWritesOnlyAVerifiedModel) {

@@ -48,17 +48,7 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-std::string Generator() {
-  return "/usr/bin/python3 " + (kSourceDir / "tests/models/gen_bert.py").string();
-}
-
-std::vector<std::string> MatrixArgs() {
-  std::vector<std::string> args;
-  for (const std::string& line : Lines(ReadFile(kSourceDir / "tests/models/test_matrix.txt"))) {
-    if (line[0] != '#') args.push_back(line);
-  }
-  return args;
-}
+std::vector<std::string> MatrixArgs() { return MatrixLines("test_matrix.txt"); }
 
 GeneratedModel Describe(const std::string& args) {
   GeneratedModel m{args};
@@ -99,8 +89,20 @@ const std::vector<GeneratedModel>& MatrixModels() {
 
 fs::path GeneratedModel::Path() const { return GenerateModel(args); }
 
-fs::path GenerateModel(const std::string& args) {
-  CommandResult r = Shell(Generator() + " " + args);
+std::vector<std::string> MatrixLines(const std::string& file) {
+  std::vector<std::string> args;
+  for (const std::string& line : Lines(ReadFile(ModelsDir() / file))) {
+    if (line[0] != '#') args.push_back(line);
+  }
+  return args;
+}
+
+fs::path ModelsDir() { return kSourceDir / "tests/models"; }
+
+fs::path GenerateModel(const std::string& args) { return GenerateModelWith("gen_bert.py", args); }
+
+fs::path GenerateModelWith(const std::string& script, const std::string& args) {
+  CommandResult r = Shell("/usr/bin/python3 " + (ModelsDir() / script).string() + " " + args);
   std::vector<std::string> lines = Lines(r.out);
   if (r.exit_code != 0 || lines.empty()) {
     std::cerr << "generating '" << args << "' failed:\n" << r.err;

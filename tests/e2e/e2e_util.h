@@ -27,6 +27,12 @@ const std::vector<GeneratedModel>& MatrixModels();
 
 /// Generates (or finds in the cache) one model with the given generator arguments.
 std::filesystem::path GenerateModel(const std::string& args);
+/// The same with another generator of tests/models (e.g. "gen_tf_layouts.py").
+std::filesystem::path GenerateModelWith(const std::string& script, const std::string& args);
+/// The non-comment lines of a file of tests/models (a test matrix).
+std::vector<std::string> MatrixLines(const std::string& file);
+/// The folder tests/models of the source tree.
+std::filesystem::path ModelsDir();
 
 struct CommandResult {
   int exit_code = -1;

@@ -61,6 +61,17 @@ struct Layout {
   bool shared_padding = false;  // "where": one Reshape(Equal(mask, 0)) read by every layer
   std::string extra_nodes;      // appended to the graph
   std::string extra_outputs;    // appended to the graph outputs
+  // keras2onnx / tf2onnx (3.6): Slice(mask_4d, slice_starts, slice_ends, slice_axes, slice_steps)
+  // between the mask's Unsqueeze and its Cast; this text declares those four initializers.
+  std::string mask_slice;
+  // tf2onnx (4.3): no mask input. The graph takes int64 input_ids instead, and these nodes compute
+  // from them the (B, S) value `computed_mask` that the mask chain starts from.
+  std::string mask_nodes;
+  // transformers 4.3x+: inverted.masked_fill(inverted.to(bool), value), i.e.
+  // Where(Cast(inverted, bool), value, inverted); with expand_mask the float mask is first
+  // expanded along the query axis to (B, 1, S, S).
+  bool masked_fill = false;
+  bool expand_mask = false;
 };
 
 std::string Name(const std::string& base, int layer) {
@@ -146,7 +157,8 @@ std::string LayerNodes(const Layout& l, int layer, const std::string& in, const 
 
 std::string ModelText(const Layout& l) {
   const std::string dims = l.static_shapes ? "2, 5" : "B, S";
-  std::string inputs = fmt::format("float[{0}, 8] x, int64[{0}] attention_mask", dims);
+  std::string inputs = fmt::format("float[{0}, 8] x, int64[{0}] {1}", dims,
+                                   l.mask_nodes.empty() ? "attention_mask" : "input_ids");
   if (l.key_input != "x") inputs += fmt::format(", float[{0}, 8] {1}", dims, l.key_input);
   if (l.weight_is_input) inputs += ", float[8, 8] wq";
 
@@ -175,10 +187,13 @@ std::string ModelText(const Layout& l) {
   add("int64 zero = {0}, int64 one = {1}, int64[1] one_1d = {1}, int64[1] minus_one = {-1}");
   add("int64[1] hidden = {8}, int64[1] axis1 = {1}, int64[1] axis2 = {2}, int64[2] axes12 = {1, "
       "2}");
+  if (!l.mask_slice.empty()) add(l.mask_slice);
+  if (l.expand_mask) add("int64[1] exp_one = {1}, int64[1] exp_two = {2}");
 
-  std::string nodes;
-  const std::string mask = l.cast_mask_input ? "mask_int32" : "attention_mask";
-  if (l.cast_mask_input) nodes += "  mask_int32 = Cast<to = 6>(attention_mask)\n";
+  std::string nodes = l.mask_nodes;
+  const std::string source = l.mask_nodes.empty() ? "attention_mask" : "computed_mask";
+  const std::string mask = l.cast_mask_input ? "mask_int32" : source;
+  if (l.cast_mask_input) nodes += fmt::format("  mask_int32 = Cast<to = 6>({})\n", source);
   if (l.mask == "add") {
     if (l.one_unsqueeze) {
       nodes += l.opset >= 13 ? fmt::format("  mask_4d = Unsqueeze({}, axes12)\n", mask)
@@ -191,9 +206,29 @@ std::string ModelText(const Layout& l) {
           "  mask_3d = Unsqueeze<axes = [1]>({})\n  mask_4d = Unsqueeze<axes = [2]>(mask_3d)\n",
           mask);
     }
-    nodes += "  mask_float = Cast<to = 1>(mask_4d)\n  inverted = Sub(sub_one, mask_float)\n";
-    nodes += l.multiplier_first ? "  mask_term = Mul(mask_value, inverted)\n"
-                                : "  mask_term = Mul(inverted, mask_value)\n";
+    if (!l.mask_slice.empty()) {
+      nodes +=
+          "  mask_sliced = Slice(mask_4d, slice_starts, slice_ends, slice_axes, slice_steps)\n";
+    }
+    nodes += fmt::format("  mask_float = Cast<to = 1>({})\n",
+                         l.mask_slice.empty() ? "mask_4d" : "mask_sliced");
+    if (l.expand_mask) {
+      nodes += fmt::format(
+          "  mask_shape = Shape({})\n  seq_1d = Slice(mask_shape, exp_one, exp_two)\n"
+          "  query_axis = Concat<axis = 0>(exp_one, exp_one, seq_1d, exp_one)\n"
+          "  mask_expanded = Expand(mask_float, query_axis)\n"
+          "  inverted = Sub(sub_one, mask_expanded)\n",
+          source);
+    } else {
+      nodes += "  inverted = Sub(sub_one, mask_float)\n";
+    }
+    if (l.masked_fill) {
+      nodes +=
+          "  filled = Cast<to = 9>(inverted)\n  mask_term = Where(filled, mask_value, inverted)\n";
+    } else {
+      nodes += l.multiplier_first ? "  mask_term = Mul(mask_value, inverted)\n"
+                                  : "  mask_term = Mul(inverted, mask_value)\n";
+    }
   } else if (l.mask == "where") {
     nodes += fmt::format("  is_padding = Equal({}, zero)\n", mask);
     if (l.shared_padding) {
@@ -250,17 +285,23 @@ const ir::Node* OnlyAttention(const onnx::ModelProto& fused, std::unique_ptr<ir:
 
 // Fuses, expects `layers` Attention nodes and no attention math left, a second run that finds
 // nothing, and ORT parity. Returns the fused model.
-onnx::ModelProto ExpectFused(const Layout& layout, const passes::PassOptions& options = {}) {
-  const onnx::ModelProto model = BuildModel(layout);
+onnx::ModelProto ExpectFusedModel(const onnx::ModelProto& model, int layers,
+                                  const passes::PassOptions& options = {},
+                                  const testing::ParityOptions& parity = Dims()) {
   testing::FusionRun run = RunFusion(model, passes::MakeAttentionFusion(), options);
-  EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), layout.layers) << run.Misses();
+  EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), layers) << run.Misses();
   EXPECT_EQ(CountOps(run.after, "Softmax"), 0);
   EXPECT_EQ(CountOps(run.after, "Transpose"), 0);
   testing::FusionRun again = RunFusion(run.after, passes::MakeAttentionFusion(), options);
   EXPECT_EQ(again.stats[0].candidates, 0);
   EXPECT_EQ(again.after.graph().node_size(), run.after.graph().node_size());
-  ExpectSameOutputs(model, run.after, Dims());
+  ExpectSameOutputs(model, run.after, parity);
   return run.after;
+}
+
+onnx::ModelProto ExpectFused(const Layout& layout, const passes::PassOptions& options = {},
+                             const testing::ParityOptions& parity = Dims()) {
+  return ExpectFusedModel(BuildModel(layout), layout.layers, options, parity);
 }
 
 float FloatAttr(const ir::Node* node, const char* name) {
@@ -474,6 +515,181 @@ TEST(AttentionFusionTest, PacksFloat16WeightsInFloat16) {
   EXPECT_EQ(packed_bias[9], originals["bk"][1]);
 }
 
+// keras2onnx (3.6) and tf2onnx with Keras 3 (tests/models/tf2onnx/LAYOUT.md): the (B, 1, 1, S)
+// mask goes through a Slice that keeps every axis whole, int64 ends INT64_MAX or int32 ends 10^9.
+constexpr const char* kWholeSliceInt64 =
+    "int64[4] slice_starts = {0, 0, 0, 0}, int64[4] slice_axes = {0, 1, 2, 3}, "
+    "int64[4] slice_steps = {1, 1, 1, 1}, int64[4] slice_ends = {9223372036854775807, "
+    "9223372036854775807, 9223372036854775807, 9223372036854775807}";
+constexpr const char* kWholeSliceInt32 =
+    "int32[4] slice_starts = {0, 0, 0, 0}, int32[4] slice_axes = {0, 1, 2, 3}, "
+    "int32[4] slice_steps = {1, 1, 1, 1}, int32[4] slice_ends = {1000000000, 1000000000, "
+    "1000000000, 1000000000}";
+
+TEST(AttentionFusionTest, KerasMaskThroughAWholeAxisSlice) {
+  for (const char* slice : {kWholeSliceInt64, kWholeSliceInt32}) {
+    SCOPED_TRACE(slice);
+    onnx::ModelProto fused = ExpectFused({.one_unsqueeze = true, .mask_slice = slice});
+    EXPECT_EQ(CountOps(fused, "Slice") + CountOps(fused, "Sub"), 0) << "the mask chain is gone";
+    onnx::ModelProto copy;
+    std::unique_ptr<ir::Graph> g;
+    const ir::Node* attention = OnlyAttention(fused, g, copy);
+    ASSERT_NE(attention, nullptr);
+    ASSERT_EQ(attention->num_inputs(), 4);
+    const ir::Node* index = attention->input(3)->producer();
+    ASSERT_EQ(index->op_type(), "ReduceSum");
+    ASSERT_EQ(index->input(0)->producer()->op_type(), "Cast");
+    EXPECT_EQ(index->input(0)->producer()->input(0)->name(), "attention_mask");
+  }
+}
+
+// tf2onnx (4.3): no mask input; the mask is input_ids != 0, cast to int64 and then int32.
+constexpr const char* kIdsNotZero = R"(  is_padding = Equal(input_ids, zero)
+  is_token = Not(is_padding)
+  token64 = Cast<to = 7>(is_token)
+  computed_mask = Cast<to = 6>(token64)
+)";
+
+// Ids in [0, 4), so zeros (padding) anywhere in a row.
+testing::ParityOptions IdsWithZeros() {
+  testing::ParityOptions parity = Dims();
+  parity.int_high = {{"input_ids", 4}};
+  return parity;
+}
+
+TEST(AttentionFusionTest, MaskComputedFromIdsWithoutAMaskInput) {
+  // The raw mask: Attention masks exactly the zeros of each row, wherever they are. (The default
+  // mask index counts a row's tokens, which assumes right padding, as for a mask input.)
+  onnx::ModelProto fused = ExpectFused({.one_unsqueeze = true, .mask_nodes = kIdsNotZero},
+                                       {.use_raw_attention_mask = true}, IdsWithZeros());
+  onnx::ModelProto copy;
+  std::unique_ptr<ir::Graph> g;
+  const ir::Node* attention = OnlyAttention(fused, g, copy);
+  ASSERT_NE(attention, nullptr);
+  ASSERT_EQ(attention->num_inputs(), 4);
+  const ir::Node* cast = attention->input(3)->producer();
+  ASSERT_EQ(cast->op_type(), "Cast");
+  EXPECT_EQ(cast->AttrInt("to"), onnx::TensorProto::INT32);
+  EXPECT_EQ(cast->input(0)->name(), "is_token") << "the bool mask, the Casts after it are dead";
+
+  // The mask index of the same mask.
+  const onnx::ModelProto model = BuildModel({.one_unsqueeze = true, .mask_nodes = kIdsNotZero});
+  testing::FusionRun run = RunFusion(model, passes::MakeAttentionFusion());
+  EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), 1) << run.Misses();
+  EXPECT_EQ(CountOps(run.after, "ReduceSum"), 1);
+}
+
+// tf2onnx 1.6 (4.3, 4.4): a 2-D encoder. x = Reshape(embedded, [-1, H]) is (B·S, H); B and S are
+// read in int32 off the 3-D embedding's Shape; Q, K and V share one split target
+// Cast(Concat(B, S, N, Hd)), the merge target is Cast(Concat(B·S, H)); the mask is input_ids != 0
+// reshaped to (B, 1, S) before its Unsqueeze. With `k_pieces`, K is split by a target of its own,
+// Cast(Concat(k_pieces)).
+std::string FlatEncoderText(const std::string& k_pieces = "") {
+  const std::string k_target_nodes =
+      k_pieces.empty()
+          ? ""
+          : fmt::format("  k32 = Concat<axis = 0>({})\n  k_target = Cast<to = 7>(k32)\n", k_pieces);
+  return fmt::format(R"(
+<ir_version: 6, opset_import: ["" : 11]>
+tf2onnx (float[B, S, 8] embedded, int64[B, S] input_ids) => (float[B, S, 8] y)
+<float[8, 8] wq = {{{0}}}, float[8] bq = {{{1}}}, float[8, 8] wk = {{{2}}}, float[8] bk = {{{3}}},
+ float[8, 8] wv = {{{4}}}, float[8] bv = {{{5}}}, float[8, 8] wo = {{{6}}},
+ int64[2] flat_shape = {{-1, 8}}, int64[1] zero_1d = {{0}}, int64[1] one_1d = {{1}},
+ int64[1] two_1d = {{2}}, int32[1] heads = {{2}}, int32[1] head_size = {{4}},
+ int32[1] hidden = {{8}}, int32[1] one32 = {{1}}, int64 zero = {{0}}, float one = {{1.0}},
+ float mask_value = {{-10000.0}}, float inv_sqrt_head_size = {{0.5}}>
+{{
+  shape = Shape(embedded)
+  shape32 = Cast<to = 6>(shape)
+  batch_1d = Slice(shape32, zero_1d, one_1d, zero_1d)
+  batch = Squeeze<axes = [0]>(batch_1d)
+  seq_1d = Slice(shape32, one_1d, two_1d, zero_1d)
+  seq = Squeeze<axes = [0]>(seq_1d)
+  batch_u = Unsqueeze<axes = [0]>(batch)
+  seq_u = Unsqueeze<axes = [0]>(seq)
+  split32 = Concat<axis = 0>(batch_u, seq_u, heads, head_size)
+  split_target = Cast<to = 7>(split32)
+  tokens = Mul(batch, seq)
+  tokens_u = Unsqueeze<axes = [0]>(tokens)
+  merge32 = Concat<axis = 0>(tokens_u, hidden)
+  merge_target = Cast<to = 7>(merge32)
+  out32 = Concat<axis = 0>(batch_u, seq_u, hidden)
+  out_target = Cast<to = 7>(out32)
+  mask32 = Concat<axis = 0>(batch_u, one32, seq_u)
+  mask_target = Cast<to = 7>(mask32)
+  is_padding = Equal(input_ids, zero)
+  is_token = Not(is_padding)
+  token64 = Cast<to = 7>(is_token)
+  token32 = Cast<to = 6>(token64)
+  token_float = Cast<to = 1>(token32)
+  mask_3d = Reshape(token_float, mask_target)
+  mask_4d = Unsqueeze<axes = [1]>(mask_3d)
+  inverted = Sub(one, mask_4d)
+  mask_term = Mul(inverted, mask_value)
+  x = Reshape(embedded, flat_shape)
+  q_mm = MatMul(x, wq)
+  q = Add(q_mm, bq)
+  q_split = Reshape(q, split_target)
+  k_mm = MatMul(x, wk)
+  k = Add(k_mm, bk)
+{8}  k_split = Reshape(k, {7})
+  v_mm = MatMul(x, wv)
+  v = Add(v_mm, bv)
+  v_split = Reshape(v, split_target)
+  q_heads = Transpose<perm = [0, 2, 1, 3]>(q_split)
+  k_heads_t = Transpose<perm = [0, 2, 3, 1]>(k_split)
+  v_heads = Transpose<perm = [0, 2, 1, 3]>(v_split)
+  qk = MatMul(q_heads, k_heads_t)
+  scores = Mul(qk, inv_sqrt_head_size)
+  masked = Add(scores, mask_term)
+  probs = Softmax<axis = 3>(masked)
+  context = MatMul(probs, v_heads)
+  context_t = Transpose<perm = [0, 2, 1, 3]>(context)
+  merged = Reshape(context_t, merge_target)
+  dense = MatMul(merged, wo)
+  layer_out = Add(dense, x)
+  y = Reshape(layer_out, out_target)
+}}
+)",
+                     Floats(64, 1), Floats(8, 2), Floats(64, 3), Floats(8, 4), Floats(64, 5),
+                     Floats(8, 6), Floats(64, 7), k_pieces.empty() ? "split_target" : "k_target",
+                     k_target_nodes);
+}
+
+TEST(AttentionFusionTest, Tf2onnxTwoDimensionalEncoder) {
+  const onnx::ModelProto model = ParseModel(FlatEncoderText());
+  onnx::ModelProto fused =
+      ExpectFusedModel(model, 1, {.use_raw_attention_mask = true}, IdsWithZeros());
+  // x, Attention's (B, S, H) view of it, Attention's output back to (B·S, H), y.
+  EXPECT_EQ(CountOps(fused, "Reshape"), 4);
+  onnx::ModelProto copy;
+  std::unique_ptr<ir::Graph> g;
+  const ir::Node* attention = OnlyAttention(fused, g, copy);
+  ASSERT_NE(attention, nullptr);
+  EXPECT_EQ(attention->AttrInt("num_heads"), 2);
+  EXPECT_FALSE(attention->Attr("scale")) << "0.5 = 1/sqrt(Hd)";
+  const ir::Node* before = attention->input(0)->producer();
+  ASSERT_NE(before, nullptr);
+  EXPECT_EQ(before->op_type(), "Reshape");
+  EXPECT_EQ(before->input(0)->name(), "x");
+  ASSERT_EQ(attention->output(0)->uses().size(), 1u);
+  const ir::Node* after = attention->output(0)->uses()[0].node;
+  EXPECT_EQ(after->op_type(), "Reshape");
+  EXPECT_EQ(after->output(0)->name(), "merged") << "takes over the merge Reshape's output";
+  ASSERT_EQ(attention->num_inputs(), 4);
+  EXPECT_EQ(attention->input(3)->producer()->input(0)->name(), "is_token");
+
+  // With the default mask index the same graph fuses the same way (parity needs right padding).
+  testing::FusionRun run = RunFusion(model, passes::MakeAttentionFusion());
+  EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), 1) << run.Misses();
+}
+
+// K split by a target of its own whose entries are provably Q's (B, S, N, Hd).
+TEST(AttentionFusionTest, Tf2onnxTwoDimensionalEncoderKeySplitByAnEqualTarget) {
+  ExpectFusedModel(ParseModel(FlatEncoderText("batch_u, seq_u, heads, head_size")), 1,
+                   {.use_raw_attention_mask = true}, IdsWithZeros());
+}
+
 // --- Must-not-fuse (5.2): nothing fuses and the reason names the cause. -----------------------
 
 void ExpectMiss(const Layout& layout, const std::string& reason) {
@@ -538,6 +754,27 @@ TEST(AttentionFusionTest, IntermediateThatIsAGraphOutputMisses) {
   ExpectMiss({.extra_outputs = ", float[B, 2, S, S] scores"}, "is a graph output");
 }
 
+// transformers 4.3x+ (torch 2.x exports): Where(Cast(1 - mask, bool), float32 min, 1 - mask), the
+// float mask first expanded along the query axis.
+TEST(AttentionFusionTest, MaskedFillOfTheInvertedMaskExpandedAlongTheQueries) {
+  for (bool expand : {false, true}) {
+    onnx::ModelProto fused = ExpectFused(
+        {.mask_value = -3.4028234663852886e+38, .masked_fill = true, .expand_mask = expand});
+    EXPECT_EQ(CountOps(fused, "Where"), 0) << "expand " << expand;
+  }
+}
+
+// A masked_fill whose value is taken where the mask is 1 (the condition not inverted) is another
+// mask: not fused.
+TEST(AttentionFusionTest, MaskedFillOfTheMaskItselfMisses) {
+  onnx::ModelProto model = BuildModel({.masked_fill = true});
+  for (auto& node : *model.mutable_graph()->mutable_node()) {
+    if (node.op_type() == "Cast" && node.output(0) == "filled") node.set_input(0, "mask_float");
+  }
+  testing::FusionRun run = RunFusion(model, passes::MakeAttentionFusion());
+  EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), 0) << run.Misses();
+}
+
 TEST(AttentionFusionTest, MaskThatIsNotAGraphInputMisses) {
   onnx::ModelProto model = BuildModel({.extra_nodes = "  mask_abs = Abs(attention_mask)\n"});
   for (auto& node : *model.mutable_graph()->mutable_node()) {
@@ -546,9 +783,36 @@ TEST(AttentionFusionTest, MaskThatIsNotAGraphInputMisses) {
   }
   testing::FusionRun run = RunFusion(model, passes::MakeAttentionFusion());
   EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), 0);
-  EXPECT_NE(run.Misses().find("the mask source 'mask_abs' is not a 2-D graph input"),
+  EXPECT_NE(run.Misses().find("of a 2-D integer graph input or a 0/1 (bool) mask"),
             std::string::npos)
       << run.Misses();
+}
+
+// A Slice that keeps 3 of the S mask columns: the term is not the mask Attention would read.
+TEST(AttentionFusionTest, MaskSliceThatTruncatesTheSequenceMisses) {
+  ExpectMiss({.one_unsqueeze = true,
+              .mask_slice = "int64[4] slice_starts = {0, 0, 0, 0}, int64[4] slice_axes = {0, 1, 2, "
+                            "3}, int64[4] slice_steps = {1, 1, 1, 1}, int64[4] slice_ends = "
+                            "{9223372036854775807, 9223372036854775807, 9223372036854775807, 3}"},
+             "not provably the mask 'attention_mask'");
+}
+
+// |ids| is an integer (B, S) value, but not a 0/1 mask.
+TEST(AttentionFusionTest, ComputedMaskThatIsNotZeroOneMisses) {
+  ExpectMiss({.one_unsqueeze = true,
+              .mask_nodes = "  magnitude = Abs(input_ids)\n"
+                            "  computed_mask = Cast<to = 6>(magnitude)\n"},
+             "of a 2-D integer graph input or a 0/1 (bool) mask");
+}
+
+// K split by (S, B, N, Hd): not provably the (B, S) Q is split by.
+TEST(AttentionFusionTest, Tf2onnxKeySplitByAnotherBatchAndSequenceMisses) {
+  const onnx::ModelProto model = ParseModel(FlatEncoderText("seq_u, batch_u, heads, head_size"));
+  testing::FusionRun run = RunFusion(model, passes::MakeAttentionFusion());
+  EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), 0);
+  EXPECT_EQ(CountOps(run.after, "Softmax"), 1);
+  EXPECT_EQ(run.after.graph().node_size(), model.graph().node_size());
+  EXPECT_NE(run.Misses().find("entry 0 is not provably Q's"), std::string::npos) << run.Misses();
 }
 
 TEST(AttentionFusionTest, NumHeadsOrHiddenSizeThatContradictTheGraphIsAnError) {

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "bertopt/ir/tensor.h"
 #include "fmt/format.h"
@@ -471,6 +472,63 @@ TEST(EmbedLayerNormFusionTest, Int32IdsThroughCast) {
   EXPECT_EQ(CountOps(run.after, "Cast"), 0);
 }
 
+// keras2onnx 1.6.1 (3.2) and static tf2onnx: the position rows come pre-sliced, a constant term
+// [1, S, H] (or [S, H]) added to the word Gather of int32 ids of static sequence length S.
+constexpr const char* kKerasInputs =
+    "embed (int32[N, 5] input_ids, int32[N, 5] token_type_ids) => (float[N, 5, 4] y)";
+constexpr const char* kConstantPositions = R"(
+  w = Gather(word, input_ids)
+  e1 = Add(w, pos_rows)
+  t = Gather(type, token_type_ids)
+  e = Add(e1, t)
+  y = LayerNormalization<epsilon = 1e-12>(e, gamma, beta)
+)";
+
+// The initializer `name` of `m`, or nullptr.
+const onnx::TensorProto* FindInitializer(const onnx::ModelProto& m, const std::string& name) {
+  for (const auto& t : m.graph().initializer()) {
+    if (t.name() == name) return &t;
+  }
+  return nullptr;
+}
+
+// True when some Add of `m` reads `name`.
+bool AddReads(const onnx::ModelProto& m, const std::string& name) {
+  for (const auto& n : m.graph().node()) {
+    if (n.op_type() == "Add" && (n.input(0) == name || n.input(1) == name)) return true;
+  }
+  return false;
+}
+
+// The rows are rows 0..S-1 of themselves as an [S, H] table: the default positions.
+void ExpectConstantRowsAsPositionTable(const std::string& rows_type) {
+  const std::string rows = Values(20, 6);
+  FusionRun run = ExpectFusedOnce(
+      Model(17, kKerasInputs, kConstantPositions, ", " + rows_type + " pos_rows = {" + rows + "}"));
+  EXPECT_EQ(FusedInputs(run.after), 7) << "default positions: no input 8";
+  EXPECT_EQ(FusedInput(run.after, 0), "input_ids");
+  EXPECT_EQ(FusedInput(run.after, 2), "word");
+  EXPECT_EQ(FusedInput(run.after, 4), "type");
+  EXPECT_EQ(CountOps(run.after, "Gather") + CountOps(run.after, "Add"), 0);
+  const onnx::TensorProto* table = FindInitializer(run.after, FusedInput(run.after, 3));
+  ASSERT_NE(table, nullptr);
+  EXPECT_EQ(std::vector<int64_t>(table->dims().begin(), table->dims().end()),
+            (std::vector<int64_t>{5, 4}));
+  const onnx::ModelProto before = ParseModel(
+      Model(17, kKerasInputs, kConstantPositions, ", " + rows_type + " pos_rows = {" + rows + "}"));
+  const onnx::TensorProto* original = FindInitializer(before, "pos_rows");
+  ASSERT_NE(original, nullptr);
+  EXPECT_EQ(ir::DecodeAsDoubles(*table), ir::DecodeAsDoubles(*original));
+}
+
+TEST(EmbedLayerNormFusionTest, KerasConstantPositionRows1SH) {
+  ExpectConstantRowsAsPositionTable("float[1,5,4]");
+}
+
+TEST(EmbedLayerNormFusionTest, ConstantPositionRowsSH) {
+  ExpectConstantRowsAsPositionTable("float[5,4]");
+}
+
 // --- LayerNorm details and the embedding sum -----------------------------------------------------
 
 // Without an epsilon attribute (ORT's test files misspell it "epsion") ONNX's default 1e-5
@@ -682,6 +740,37 @@ TEST(EmbedLayerNormFusionTest, MissWhenPositionsAreShiftedAndOneDimensional) {
 )";
   ExpectMiss(Model(17, kBertInputs, positions + kSum),
              "position ids 'position_ids' are not 0..S-1");
+}
+
+// A [1, 1, H] constant adds one row to every position: not the rows 0..S-1 of a table. It stays
+// an Add of the constant (no Gather is made for it), and the sum is not an embedding.
+TEST(EmbedLayerNormFusionTest, MissWhenAConstantTermIsNotSRows) {
+  const std::string text = Model(17, kKerasInputs, kConstantPositions,
+                                 ", float[1,1,4] pos_rows = {" + Values(4, 6) + "}");
+  ExpectMiss(text, "term 'pos_rows' (a graph input or constant) of the sum is not a Gather");
+  const onnx::ModelProto before = ParseModel(text);
+  FusionRun run = RunFusion(before, MakeEmbedLayerNormFusion());
+  EXPECT_EQ(CountOps(run.after, "Gather"), 2);
+  EXPECT_TRUE(AddReads(run.after, "pos_rows"));
+  EXPECT_EQ(run.after.graph().node_size(), before.graph().node_size());
+}
+
+// Constant [1, S, H] rows, but the fusion misses for a reason found after the sum was read (beta
+// is fed): the graph must be left as it was, the rows still added as a constant.
+TEST(EmbedLayerNormFusionTest, MissWithConstantPositionRowsLeavesThemAsTheyWere) {
+  std::string text = Model(17,
+                           "embed (int32[N, 5] input_ids, int32[N, 5] token_type_ids, "
+                           "float[4] beta_in) => (float[N, 5, 4] y)",
+                           kConstantPositions, ", float[1,5,4] pos_rows = {" + Values(20, 6) + "}");
+  const std::string ln_inputs = "(e, gamma, beta)";
+  text.replace(text.find(ln_inputs), ln_inputs.size(), "(e, gamma, beta_in)");
+  const onnx::ModelProto before = ParseModel(text);
+  FusionRun run = RunFusion(before, MakeEmbedLayerNormFusion());
+  EXPECT_EQ(CountOps(run.after, "EmbedLayerNormalization", "com.microsoft"), 0);
+  EXPECT_NE(run.Misses().find("'beta_in' is not a constant"), std::string::npos) << run.Misses();
+  EXPECT_EQ(CountOps(run.after, "Gather"), 2) << "no Gather made for the rows";
+  EXPECT_TRUE(AddReads(run.after, "pos_rows"));
+  EXPECT_EQ(run.after.graph().node_size(), before.graph().node_size());
 }
 
 TEST(EmbedLayerNormFusionTest, MissWhenGammaIsAnInput) {

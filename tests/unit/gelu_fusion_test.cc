@@ -395,5 +395,43 @@ g (float[B, 8] x) => (float[B, 8] y)
                  "'er' is not added to 1");
 }
 
+// torch 2.x's dynamo exporter at opset 20 writes the ONNX Gelu op: approximate="none" is
+// com.microsoft Gelu, "tanh" FastGelu, both exactly (bias_gelu / fast_gelu then fold the bias).
+TEST(GeluFusionTest, OnnxGeluOpOfOpset20) {
+  ExpectFused(R"(
+<ir_version: 9, opset_import: ["" : 20]>
+g (float[N, 8] x) => (float[N, 8] y)
+{
+  y = Gelu(x)
+}
+)",
+              1, 1);
+  const onnx::ModelProto tanh = ParseModel(R"(
+<ir_version: 9, opset_import: ["" : 20]>
+g (float[N, 8] x) => (float[N, 8] y)
+{
+  y = Gelu<approximate = "tanh">(x)
+}
+)");
+  FusionRun run = RunFusion(tanh, passes::MakeGeluFusion());
+  EXPECT_EQ(CountOps(run.after, "FastGelu", "com.microsoft"), 1) << run.Misses();
+  EXPECT_EQ(CountOps(run.after, "Gelu"), 0);
+  ExpectSameOutputs(tanh, run.after);
+}
+
+TEST(GeluFusionTest, OnnxGeluOfAnIntegerTypeOrUnknownApproximationStays) {
+  const onnx::ModelProto odd = ParseModel(R"(
+<ir_version: 9, opset_import: ["" : 20]>
+g (float[N, 8] x) => (float[N, 8] y)
+{
+  y = Gelu<approximate = "cubic">(x)
+}
+)");
+  FusionRun run = RunFusion(odd, passes::MakeGeluFusion());
+  EXPECT_EQ(run.stats[0].fused, 0);
+  EXPECT_THAT(run.Misses(), HasSubstr("approximate='cubic' is unknown"));
+  EXPECT_EQ(CountOps(run.after, "Gelu"), 1);
+}
+
 }  // namespace
 }  // namespace bertopt::testing

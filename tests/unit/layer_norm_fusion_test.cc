@@ -156,6 +156,30 @@ g (float[N, 5, 4] x) => (float[N, 5, 4] y)
 }
 )";
 
+// tf2onnx with Keras 3 (real tf2onnx 1.17 exports): the shift is Add(Mul(Neg(mean), k), beta), and
+// gamma / beta are stored as [1, 1, H].
+constexpr const char* kKeras3LayerNorm = R"(
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[N, 5, 4] x) => (float[N, 5, 4] y)
+<float[1, 1, 4] gamma = {1.5, 0.5, -1.0, 2.0}, float[1, 1, 4] beta = {0.1, -0.2, 0.3, 0.0},
+ float eps = {1e-6}>
+{
+  mean = ReduceMean<axes = [2], keepdims = 1>(x)
+  neg_mean = Neg(mean)
+  d = Sub(x, mean)
+  sq = Mul(d, d)
+  var = ReduceMean<axes = [2], keepdims = 1>(sq)
+  var_eps = Add(var, eps)
+  stddev = Sqrt(var_eps)
+  inv = Reciprocal(stddev)
+  k = Mul(inv, gamma)
+  xk = Mul(x, k)
+  mk = Mul(neg_mean, k)
+  shift = Add(mk, beta)
+  y = Add(xk, shift)
+}
+)";
+
 // `text` with the first occurrence of `from` replaced by `to` (which must exist).
 std::string Replaced(std::string text, const std::string& from, const std::string& to) {
   const size_t at = text.find(from);
@@ -255,6 +279,23 @@ TEST(LayerNormFusionTest, TfFormKeras161FindsXByTheReduceMeanNotByPosition) {
   EXPECT_EQ(ln->input(0), "x") << "input 0 of Mul(k, x) is k, not x";
 }
 
+TEST(LayerNormFusionTest, TfFormKeras3NegatedMeanShift) {
+  FusionRun run = ExpectFused(kKeras3LayerNorm);
+  const onnx::NodeProto* ln = FindNode(run.after, "LayerNormalization");
+  ASSERT_NE(ln, nullptr);
+  EXPECT_EQ(ln->input(0), "x");
+  EXPECT_FLOAT_EQ(FloatAttr(*ln, "epsilon"), 1e-6f);
+  EXPECT_EQ(CountOps(run.after, "Neg"), 0);
+  EXPECT_EQ(run.after.graph().node_size(), 1);
+}
+
+TEST(LayerNormFusionTest, TfFormKeras3EitherOrderOfTheOuterAdds) {
+  ExpectFused(Replaced(kKeras3LayerNorm, "y = Add(xk, shift)", "y = Add(shift, xk)"));
+  ExpectFused(Replaced(kKeras3LayerNorm, "shift = Add(mk, beta)", "shift = Add(beta, mk)"));
+  ExpectFused(Replaced(Replaced(kKeras3LayerNorm, "y = Add(xk, shift)", "y = Add(shift, xk)"),
+                       "mk = Mul(neg_mean, k)", "mk = Mul(k, neg_mean)"));
+}
+
 TEST(LayerNormFusionTest, EveryLayerNormOfAChain) {
   // Two LayerNorms in a row: the second one reads the first one's output.
   const std::string second = R"(
@@ -300,9 +341,23 @@ TEST(LayerNormFusionTest, GammaIsAGraphInput) {
   EXPECT_THAT(ExpectNotFused(text), HasSubstr("'gamma' is not a constant"));
 }
 
+// tf2onnx with Keras 3 stores gamma and beta as [1, 1, H]: over a 3-D x that is [H].
+TEST(LayerNormFusionTest, GammaWithLeadingOnesIsAVector) {
+  const std::string text = Replaced(kTorchLayerNorm, "float[4] gamma = {1.5, 0.5, -1.0, 2.0}",
+                                    "float[1, 1, 4] gamma = {1.5, 0.5, -1.0, 2.0}");
+  ExpectFused(text);
+}
+
 TEST(LayerNormFusionTest, GammaNot1D) {
   const std::string text = Replaced(kTorchLayerNorm, "float[4] gamma = {1.5, 0.5, -1.0, 2.0}",
-                                    "float[1, 4] gamma = {1.5, 0.5, -1.0, 2.0}");
+                                    "float[2, 4] gamma = {1.5, 0.5, -1.0, 2.0, 1, 1, 1, 1}");
+  EXPECT_THAT(ExpectNotFused(text), HasSubstr("gamma 'gamma' is not 1-D"));
+}
+
+// A [1, 1, 1, H] gamma over a 3-D x makes the result 4-D: not a LayerNormalization.
+TEST(LayerNormFusionTest, GammaOfHigherRankThanX) {
+  const std::string text = Replaced(kTorchLayerNorm, "float[4] gamma = {1.5, 0.5, -1.0, 2.0}",
+                                    "float[1, 1, 1, 4] gamma = {1.5, 0.5, -1.0, 2.0}");
   EXPECT_THAT(ExpectNotFused(text), HasSubstr("gamma 'gamma' is not 1-D"));
 }
 
@@ -390,6 +445,17 @@ TEST(LayerNormFusionTest, TfSquareOfTwoDifferentValues) {
   const std::string text =
       Replaced(kTfLayerNorm, "sq = Mul(d, d)", "neg_d = Sub(mean, x)\n  sq = Mul(d, neg_d)");
   EXPECT_THAT(ExpectNotFused(text), HasSubstr("'diff' must be one node"));
+}
+
+// Keras 3 form whose shift negates the mean of another tensor: y = x·k - mean(x2)·k + beta.
+TEST(LayerNormFusionTest, TfKeras3NegOfAnotherMean) {
+  const std::string text = Replaced(
+      Replaced(kKeras3LayerNorm, "(float[N, 5, 4] x)", "(float[N, 5, 4] x, float[N, 5, 4] x2)"),
+      "neg_mean = Neg(mean)",
+      "mean2 = ReduceMean<axes = [2], keepdims = 1>(x2)\n  neg_mean = Neg(mean2)");
+  EXPECT_THAT(ExpectNotFused(text),
+              HasSubstr("'mean' must be one node but is both ReduceMean producing 'mean' and "
+                        "ReduceMean producing 'mean2'"));
 }
 
 TEST(LayerNormFusionTest, SqrtOutsideALayerNorm) {

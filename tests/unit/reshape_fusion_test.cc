@@ -192,15 +192,58 @@ void ExpectUnchanged(const std::string& text, const std::string& reason) {
   EXPECT_NE(r.run.Misses().find(reason), std::string::npos) << r.run.Misses();
 }
 
-TEST(ReshapeFusionTest, PieceThatIsAGraphOutputIsLeftAlone) {
-  ExpectUnchanged(HeadSplitModel(11, kDimsOfQ, "u0, u1, heads, head_size", ", int64[1] u1"),
-                  "'u1' (output of");
+// A piece that something else reads stays for that reader; the Reshape still gets a constant
+// target (read entry by entry), which is exact whoever else reads the chain.
+void ExpectFoldedWithChainKept(const std::string& text, const std::string& kept) {
+  auto model = ParseModel(text);
+  Result r = Fuse(model);
+  EXPECT_EQ(r.target, (std::vector<int64_t>{0, 0, 2, 4})) << r.run.Misses();
+  onnx::ModelProto copy = r.run.after;
+  auto graph = std::move(ir::Graph::Build(&copy)).value();
+  ASSERT_NE(graph->FindValue(kept), nullptr);
+  EXPECT_NE(graph->FindValue(kept)->producer(), nullptr) << kept << " was removed";
+  ExpectSameOutputs(model, r.run.after, Dims());
 }
 
-TEST(ReshapeFusionTest, PieceReadElsewhereIsLeftAlone) {
-  ExpectUnchanged(HeadSplitModel(11, std::string(kDimsOfQ) + "\n  twice = Add(u1, u1)",
-                                 "u0, u1, heads, head_size", ", int64[1] twice"),
-                  "also read by");
+TEST(ReshapeFusionTest, PieceThatIsAGraphOutputStaysAndTheTargetFolds) {
+  ExpectFoldedWithChainKept(
+      HeadSplitModel(11, kDimsOfQ, "u0, u1, heads, head_size", ", int64[1] u1"), "u1");
+}
+
+TEST(ReshapeFusionTest, PieceReadElsewhereStaysAndTheTargetFolds) {
+  ExpectFoldedWithChainKept(HeadSplitModel(11, std::string(kDimsOfQ) + "\n  twice = Add(u1, u1)",
+                                           "u0, u1, heads, head_size", ", int64[1] twice"),
+                            "u1");
+}
+
+// keras2onnx (3.5): int32 pieces, the batch size as Squeeze(Slice(Shape(x), 0, 1)), 1.6.1's
+// Unsqueeze'd scalar pieces, the Concat Cast to int64.
+TEST(ReshapeFusionTest, KerasInt32TargetWithSlicedBatchBecomesConstant) {
+  auto model = ParseModel(HeadSplitModel(11, R"(
+  sx = Shape(x)
+  sx32 = Cast<to = 6>(sx)
+  b1 = Slice(sx32, zero_1d, one_1d, zero_1d)
+  b0 = Squeeze<axes = [0]>(b1)
+  bu = Unsqueeze<axes = [0]>(b0)
+  m1 = Unsqueeze<axes = [0]>(minus_one32)
+  cat = Concat<axis = 0>(bu, m1, heads32, head_size32))",
+                                         "cat", "", "",
+                                         ", int32 minus_one32 = {-1}, int32[1] heads32 = {2}, "
+                                         "int32[1] head_size32 = {4}"));
+  // The Reshape reads Cast(cat) rather than a Concat.
+  for (auto& node : *model.mutable_graph()->mutable_node()) {
+    if (node.op_type() == "Concat" && node.output(0) == "shape") {
+      node.set_op_type("Cast");
+      node.clear_attribute();
+      auto* to = node.add_attribute();
+      to->set_name("to");
+      to->set_type(onnx::AttributeProto::INT);
+      to->set_i(onnx::TensorProto::INT64);
+    }
+  }
+  Result r = Fuse(model);
+  EXPECT_EQ(r.target, (std::vector<int64_t>{0, -1, 2, 4})) << r.run.Misses();
+  ExpectSameOutputs(model, r.run.after, Dims());
 }
 
 // The sequence piece reads another graph input, `other`.

@@ -378,11 +378,20 @@ TEST(SkipLayerNormFusionTest, UnknownShape) {
   EXPECT_THAT(ExpectNotFused(text), HasSubstr("the shape of 'reshaped' is unknown"));
 }
 
-TEST(SkipLayerNormFusionTest, RankOtherThanThree) {
+// tf2onnx 1.6 runs its encoder on 2-D (tokens, H) tensors; ORT's kernel takes equal 2-D operands.
+TEST(SkipLayerNormFusionTest, EqualTwoDimensionalOperands) {
   const std::string text =
-      Replaced(Replaced(Replaced(kPlainResidual, "float[B, S, 4] x", "float[S, 4] x"),
-                        "float[B, S, 4] h", "float[S, 4] h"),
-               "=> (float[B, S, 4] y)", "=> (float[S, 4] y)");
+      Replaced(Replaced(Replaced(kPlainResidual, "float[B, S, 4] x", "float[T, 4] x"),
+                        "float[B, S, 4] h", "float[T, 4] h"),
+               "=> (float[B, S, 4] y)", "=> (float[T, 4] y)");
+  ExpectFused(text);
+}
+
+TEST(SkipLayerNormFusionTest, RankOtherThanThreeOrTwo) {
+  const std::string text =
+      Replaced(Replaced(Replaced(kPlainResidual, "float[B, S, 4] x", "float[A, B, S, 4] x"),
+                        "float[B, S, 4] h", "float[A, B, S, 4] h"),
+               "=> (float[B, S, 4] y)", "=> (float[A, B, S, 4] y)");
   EXPECT_THAT(ExpectNotFused(text), HasSubstr("the residual operands are not 3-D"));
 }
 

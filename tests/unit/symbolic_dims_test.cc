@@ -87,31 +87,41 @@ g (float[B, S, 2, 2] t, float[B, S, 4] x) => (float[B, S, 4] y)
 )");
   EXPECT_EQ(f.Of("merged"), "[B, S, 4]");
   EXPECT_TRUE(f.Same("dense", "x"));
-  // In a run where S is 0, entry 0 copies t's B instead: S is not provably the result.
-  EXPECT_EQ(f.Of("swapped"), "[dim 0 of 'swapped', dim 1 of 'swapped', 4]");
+  // An entry read from a graph input's dim is that dim: graph inputs are never empty (policy).
+  EXPECT_EQ(f.Of("swapped"), "[S, B, 4]");
   EXPECT_FALSE(f.Same("swapped", "x"));
   EXPECT_EQ(f.Of("inferred"), "[B, S, 4]") << "-1 is S: B·S·2·2 = B·(-1)·4";
 }
 
 TEST(SymbolicDimsTest, AComputedReshapeEntryIsOnlyTrustedWhereAZeroWouldCopyTheSame) {
   // At run time an entry of 0 copies the input dimension (allowzero=0), so a computed entry that
-  // reads x's batch is the output's batch only when the reshaped input has that batch too.
+  // reads the count of non-zeros n (which may be 0 in a run) is the output's dim only when the
+  // reshaped input has that dim too, or with allowzero=1. A graph input's dim is never 0.
   Fixture f(R"(
 <ir_version: 8, opset_import: ["" : 14]>
-g (float[M, S] mask, float[B, S, 8] x) => (float[B, 1, 1, S] r, float[B, 1, 1, S] z)
-<int64 zero = {0}, int64[1] zero_axes = {0}, int64[1] one = {1}, int64[1] minus_one = {-1}>
+g (float[M, S] mask, float[B, S, 8] x) => (float[B, 1, 1, S] r, float[B, 1, 1, S] z,
+                                           float[B, 1, 1, S] i)
+<int64 zero = {0}, int64 one_scalar = {1}, int64[1] zero_axes = {0}, int64[1] one = {1},
+ int64[1] minus_one = {-1}>
 {
+  nz = NonZero(x)
+  snz = Shape(nz)
+  n = Gather(snz, one_scalar)
+  un = Unsqueeze(n, zero_axes)
+  target = Concat<axis = 0>(un, one, one, minus_one)
+  r = Reshape<allowzero = 0>(mask, target)
+  z = Reshape<allowzero = 1>(mask, target)
   sx = Shape(x)
   b = Gather(sx, zero)
   ub = Unsqueeze(b, zero_axes)
-  target = Concat<axis = 0>(ub, one, one, minus_one)
-  r = Reshape<allowzero = 0>(mask, target)
-  z = Reshape<allowzero = 1>(mask, target)
+  input_target = Concat<axis = 0>(ub, one, one, minus_one)
+  i = Reshape<allowzero = 0>(mask, input_target)
 }
 )");
-  EXPECT_FALSE(f.SameDim("r", 0, "x", 0));
-  EXPECT_TRUE(f.SameDim("z", 0, "x", 0));
+  EXPECT_FALSE(f.SameDim("r", 0, "snz", 0)) << f.Of("r");
   EXPECT_EQ(f.dims->At(f["r"], 1)->size, 1);
+  EXPECT_EQ(f.Of("z").substr(0, 16), "[dim 1 of 'nz', ");
+  EXPECT_TRUE(f.SameDim("i", 0, "x", 0)) << f.Of("i");
 }
 
 // The shape pieces exporters write besides Unsqueeze(Gather(Shape(t), i)): a [1] index, Shape
@@ -140,7 +150,7 @@ g (float[B, S, 8] x, int64[2] computed) => (float[B, S, 8] y)
   EXPECT_EQ(f.Of("y"), "[B, S, 8]");
   EXPECT_EQ(f.Of("again"), "[B, S, 8]");
   EXPECT_EQ(f.Of("unknown"), "[dim 0 of 'unknown', dim 1 of 'unknown']") << "a length-2 target";
-  EXPECT_EQ(f.Of("reshaped"), "[dim 0 of 'reshaped', dim 1 of 'unknown', 8]");
+  EXPECT_EQ(f.Of("reshaped"), "[B, dim 1 of 'unknown', 8]") << "B: a graph input's dim";
   EXPECT_TRUE(f.SameDim("reshaped", 1, "unknown", 1));
 }
 

@@ -1,15 +1,22 @@
 // bertopt optimize (also installed as bert_model_optimization): load, fuse, report, (verify), save.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "bertopt/io/model_io.h"
 #include "bertopt/optimize.h"
 #include "commands.h"
 #include "fmt/format.h"
 #include "ort/compare.h"
+#include "ort/version.h"
+#include "passes/targets.h"
+#include "perf/tune.h"
 
 namespace bertopt::cli {
 namespace {
@@ -26,13 +33,19 @@ struct Flags {
   bool verify = false;
   bool overwrite = false;
   bool external_data = false;
+  std::string target_ort_version;  ///< "" = the linked ORT's; "none" = every fusion
+  bool tune = false;
+  perf::TuneOptions tune_options;
 };
 
 nlohmann::json ReportJson(const Flags& f, const OptimizeReport& r) {
   nlohmann::json j;
   j["input"] = f.input;
   j["output"] = f.output;
-  j["model_type"] = f.options.pass.model_type;
+  j["model_type"] = r.model_type.model_type;
+  j["model_type_evidence"] = r.model_type.evidence;
+  j["warnings"] = r.warnings;
+  j["target"] = r.target;
   j["fused_ops"] = r.fused_ops;
   j["layers"] = r.verdict.layers;
   j["fully_optimized"] = r.verdict.fully_optimized;
@@ -76,8 +89,14 @@ nlohmann::json ReportJson(const Flags& f, const OptimizeReport& r) {
 }
 
 void PrintReport(const Flags& f, const OptimizeReport& r) {
-  std::printf("%s -> %s (model_type %s)\n", f.input.c_str(), f.output.c_str(),
-              f.options.pass.model_type.c_str());
+  if (r.model_type.evidence.empty()) {
+    std::printf("%s -> %s (model_type %s)\n", f.input.c_str(), f.output.c_str(),
+                r.model_type.model_type.c_str());
+  } else {
+    std::printf("%s -> %s (model_type %s, detected from %s)\n", f.input.c_str(), f.output.c_str(),
+                r.model_type.model_type.c_str(), r.model_type.evidence.c_str());
+  }
+  if (!r.target.empty()) std::printf("target: %s\n", r.target.c_str());
   if (f.verbose) {
     std::printf("\n  %-26s %10s %6s %9s\n", "pass", "candidates", "fused", "time (ms)");
     for (const auto& p : r.passes) {
@@ -219,6 +238,47 @@ Status SaveVerified(const Flags& f, const onnx::ModelProto& model, io::SaveOptio
   return s;
 }
 
+// Measures the variants in a private folder (removed afterwards, whatever happens).
+StatusOr<perf::TuneReport> TuneInto(const Flags& f, const onnx::ModelProto& model) {
+  std::error_code ec;
+  const fs::path work =
+      fs::temp_directory_path() / fmt::format("bertopt-tune-{}-{}", ::getpid(), std::rand());
+  fs::create_directories(work, ec);
+  if (ec) return IoError(fmt::format("--tune: cannot create {}: {}", work.string(), ec.message()));
+  auto report = perf::Tune(f.input, model, f.options, f.tune_options, work, stderr);
+  fs::remove_all(work, ec);
+  return report;
+}
+
+nlohmann::json TuneJson(const Flags& f, const perf::TuneReport& t) {
+  nlohmann::json j;
+  j["batch_size"] = f.tune_options.batch_size;
+  j["sequence_length"] = f.tune_options.sequence_length;
+  j["original_p50_ms"] = t.original_p50_ms;
+  j["chosen"] = t.variants[t.chosen].name;
+  nlohmann::json variants = nlohmann::json::array();
+  for (const auto& v : t.variants) {
+    variants.push_back({{"name", v.name},
+                        {"p50_ms", v.p50_ms},
+                        {"min_ms", v.min_ms},
+                        {"ratio_to_original", v.p50_ms / t.original_p50_ms},
+                        {"fused_ops", v.fused_ops}});
+  }
+  j["variants"] = variants;
+  return j;
+}
+
+void PrintTune(const perf::TuneReport& t) {
+  std::printf("tune: original p50 %.2f ms\n", t.original_p50_ms);
+  for (size_t i = 0; i < t.variants.size(); ++i) {
+    const auto& v = t.variants[i];
+    std::printf("  %s %-58s p50 %9.2f ms  %.3f of the original\n",
+                static_cast<int>(i) == t.chosen ? "*" : " ", v.name.c_str(), v.p50_ms,
+                v.p50_ms / t.original_p50_ms);
+  }
+  std::printf("tune: chose '%s'\n\n", t.variants[t.chosen].name.c_str());
+}
+
 int Fail(const Status& s) {
   std::fprintf(stderr, "bertopt optimize: %s\n", s.message().c_str());
   return s.code() == StatusCode::kInternal ? kExitFailed : kExitBadInput;
@@ -231,15 +291,33 @@ int OptimizeMain(int argc, char** argv) {
   CLI::App app{"Fuse a BERT ONNX model into ONNX Runtime's fused operators", argv[0]};
   app.add_option("--input", f.input, "input ONNX model")->required();
   app.add_option("--output", f.output, "output ONNX model")->required();
-  app.add_option("--model_type", f.options.pass.model_type, "bert, bert_tf or bert_keras")
-      ->check(CLI::IsMember({"bert", "bert_tf", "bert_keras"}));
+  app.add_option("--model_type", f.options.pass.model_type,
+                 "auto (default: from the producer and layout), bert (PyTorch), bert_tf "
+                 "(tf2onnx) or bert_keras (keras2onnx)")
+      ->check(CLI::IsMember({"auto", "bert", "bert_tf", "bert_keras"}));
   app.add_option("--num_heads", f.options.pass.num_heads,
                  "attention heads (checked against the graph)")
       ->check(CLI::PositiveNumber);
   app.add_option("--hidden_size", f.options.pass.hidden_size,
                  "hidden size (checked against the graph)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--sequence_length", f.sequence_length, "sequence length used by --verify")
+  app.add_option("--sequence_length", f.sequence_length,
+                 "sequence length used by --verify and --tune")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--target_ort_version", f.target_ort_version,
+                 "the ONNX Runtime the model will run on (default: the linked one, " +
+                     ort::RuntimeVersion() +
+                     "): fusions slower there than what they replace are left out; 'none' "
+                     "emits every fusion");
+  app.add_flag("--tune", f.tune,
+               "measure the fused-form variants on this machine with the linked ONNX Runtime "
+               "and keep the fastest");
+  app.add_option("--batch_size", f.tune_options.batch_size, "batch size --tune measures")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--intra_op_num_threads", f.tune_options.intra_op_threads,
+                 "threads --tune measures with (default: every hardware thread)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--tune_test_times", f.tune_options.test_times, "timed runs per variant")
       ->check(CLI::PositiveNumber);
   app.add_flag("--input_int32", f.options.input_int32, "make the model inputs int32");
   app.add_flag("--float16", f.options.float16, "convert the model to float16");
@@ -280,10 +358,30 @@ int OptimizeMain(int argc, char** argv) {
     if (flag) return Fail(InvalidArgument(fmt::format("{}: only applies with --float16", flag)));
   }
 
+  if (f.target_ort_version.empty()) f.target_ort_version = ort::RuntimeVersion();
+  if (f.target_ort_version != "none") f.options.target_ort_version = f.target_ort_version;
+  if (auto forms =
+          passes::TargetFor(f.options.target_ort_version.empty() ? ort::RuntimeVersion()
+                                                                 : f.options.target_ort_version);
+      !forms.ok()) {
+    return Fail(forms.status());
+  }
+
   auto model = io::LoadModel(f.input);
   if (!model.ok()) return Fail(model.status());
+  std::optional<perf::TuneReport> tuned;
+  if (f.tune) {
+    f.tune_options.sequence_length = f.sequence_length;
+    auto t = TuneInto(f, *model);
+    if (!t.ok()) return Fail(std::move(t).status().WithContext(f.input));
+    tuned = *std::move(t);
+    f.options = tuned->variants[tuned->chosen].options;
+  }
   auto report = Optimize(*model, f.options);
   if (!report.ok()) return Fail(std::move(report).status().WithContext(f.input));
+  for (const std::string& warning : report->warnings) {
+    std::fprintf(stderr, "bertopt optimize: warning: %s: %s\n", f.input.c_str(), warning.c_str());
+  }
 
   io::SaveOptions save;
   save.protect = f.input;
@@ -302,8 +400,11 @@ int OptimizeMain(int argc, char** argv) {
   }
 
   if (f.json) {
-    std::cout << ReportJson(f, *report).dump(2) << "\n";
+    nlohmann::json j = ReportJson(f, *report);
+    if (tuned) j["tune"] = TuneJson(f, *tuned);
+    std::cout << j.dump(2) << "\n";
   } else {
+    if (tuned) PrintTune(*tuned);
     PrintReport(f, *report);
   }
   return kExitOk;

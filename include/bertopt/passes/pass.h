@@ -15,7 +15,8 @@ namespace bertopt::passes {
 
 /// What passes may need to know beyond the graph. Zero means "read it from the graph".
 struct PassOptions {
-  std::string model_type = "bert";
+  /// auto (detected from the model), bert (PyTorch), bert_tf (tf2onnx) or bert_keras (keras2onnx).
+  std::string model_type = "auto";
   int num_heads = 0;
   int hidden_size = 0;
   /// Feed Attention the raw (B, S) int32 mask instead of the 1-D mask index (correct for any

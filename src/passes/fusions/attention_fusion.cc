@@ -108,16 +108,20 @@ P CastTo(P input, std::vector<int64_t> types, std::string_view bind = {}) {
 // The (B, S) mask the graph was given, possibly through a Cast.
 P MaskInput() { return Optional(Op("Cast", {Any("mask")}), Any("mask")); }
 
-// (1 - float(mask[:, None, None, :])) * filter: 0 for tokens, `filter` for padding (2.4).
+// (1 - float(mask[:, None, None, :])) * filter: 0 for tokens, `filter` for padding (2.4, 3.6, 4.3).
+// How the float (B, 1, 1, S) term is made from the (B, S) mask differs by exporter (torch: two
+// Unsqueezes then a Cast; keras2onnx: Unsqueeze [1,2], a whole-axis Slice, a Cast; tf2onnx: a Cast,
+// a Reshape to [B, 1, S], an Unsqueeze): TraceMask reads it after the match.
+// transformers 4.3x+ writes the term as inverted.masked_fill(inverted.to(bool), min): a Where that
+// picks the filter where 1 - mask is non-zero, and 1 - mask (0) elsewhere.
 P AdditiveMask() {
-  P unsqueezed = OneOf({
-      UnsqueezeAxes(UnsqueezeAxes(MaskInput(), 3, {1}, "unsqueeze_1"), 4, {2}, "unsqueeze_2"),
-      UnsqueezeAxes(MaskInput(), 4, {1, 2}, "unsqueeze_12"),
+  P inverted = Op("Sub", {Scalar(1.0), Any("mask_float")}, "inverted");
+  return OneOf({
+      Op("Mul", {inverted, Const("mask_filter")}, "mask_term").Commutative().Shared(),
+      Op("Where", {CastTo(inverted, {onnx::TensorProto::BOOL}), Const("mask_filter"), inverted},
+         "mask_term")
+          .Shared(),
   });
-  P inverted =
-      Op("Sub",
-         {Scalar(1.0), CastTo(unsqueezed, {onnx::TensorProto::FLOAT, onnx::TensorProto::FLOAT16})});
-  return Op("Mul", {inverted, Const("mask_filter")}, "mask_term").Commutative().Shared();
 }
 
 // DistilBERT (2.10): Cast(Expand(Reshape(Equal(mask, 0), {B,1,1,S}), Shape(scores)), to=bool).
@@ -397,17 +401,106 @@ Projections ReadProjections(const ir::Graph& graph, const Match& m) {
 
 struct MaskFilter {
   double value = kDefaultMaskFilter;  // what Attention adds to masked scores
+  ir::Value* source = nullptr;        // the (B, S) 0/1 mask, integer or bool; null without a mask
   std::string reason;                 // why the mask cannot become Attention's
 };
 
-// The mask: additive (2.4) or DistilBERT's Where (2.10), both from a (B, S) graph input.
+bool IsIntegerOrBool(int32_t type) {
+  using T = onnx::TensorProto;
+  return type == T::INT64 || type == T::INT32 || type == T::INT8 || type == T::UINT8 ||
+         type == T::BOOL || type == T::INT16 || type == T::UINT16 || type == T::UINT32 ||
+         type == T::UINT64;
+}
+
+// A bool, or Casts of one: 0 and 1 only (tf2onnx's Cast(Cast(Not(Equal(ids, 0))))).
+bool IsZeroOne(const ir::Graph& graph, const ir::Value* v) {
+  for (int step = 0; v && step < 8; ++step) {
+    if (graph.ElementType(v) == onnx::TensorProto::BOOL) return true;
+    const ir::Node* n = v->producer();
+    if (!n || !n->Is("Cast")) return false;
+    v = n->input(0);
+  }
+  return false;
+}
+
+// The (B, S) mask that the additive term's float operand is made of, through Unsqueeze / Reshape /
+// Squeeze / Slice / Cast only (they keep the elements and their order): the deepest 2-D value on
+// that chain that is an integer graph input (0/1 by the convention Attention shares) or provably
+// 0/1 (IsZeroOne). Then the operand must provably be that mask shaped [b, 1, 1, s]:
+// mask[:, None, None, :], as Attention reads its mask, with nothing sliced away.
+// An Expand on the way (transformers 4.3x+: mask[:, None, None, :].expand(B, 1, S, S)) only repeats
+// the term along the query axis, which the Add broadcasts anyway: the unexpanded value is checked.
+MaskFilter TraceMask(const ir::Graph& graph, ir::Value* mask_float, SymbolicDims& dims) {
+  ir::Value* source = nullptr;
+  ir::Value* unexpanded = mask_float;
+  ir::Value* v = mask_float;
+  for (int step = 0; v && step < 16; ++step) {
+    const std::optional<Dims> d = dims.Of(v);
+    const bool input = v->is_graph_input() && IsIntegerOrBool(graph.ElementType(v));
+    if (d && d->size() == 2 && (input || IsZeroOne(graph, v))) source = v;
+    const ir::Node* n = v->producer();
+    if (!n || !(n->Is("Unsqueeze") || n->Is("Reshape") || n->Is("Squeeze") || n->Is("Slice") ||
+                n->Is("Cast") || n->Is("Expand"))) {
+      break;
+    }
+    if (n->Is("Expand")) {
+      const std::optional<Dims> out = dims.Of(v);
+      const std::optional<Dims> in = dims.Of(n->input(0));
+      // Only the query axis (2) may grow, from 1.
+      const bool query_only = out && in && out->size() == 4 && in->size() == 4 &&
+                              (*in)[0] == (*out)[0] && (*in)[1] == (*out)[1] &&
+                              (*in)[3] == (*out)[3] && (*in)[2] == Dim::Known(1);
+      if (!query_only || unexpanded != mask_float) break;
+      unexpanded = n->input(0);
+    }
+    v = n->input(0);
+  }
+  if (!source) {
+    return {.reason = fmt::format(
+                "the mask term '{}' is not made by Unsqueeze, Reshape, Slice and Cast alone of a "
+                "2-D integer graph input or a 0/1 (bool) mask",
+                mask_float->name())};
+  }
+  const Dims s = *dims.Of(source);
+  const std::optional<Dims> f = dims.Of(unexpanded);
+  const Dims expected = {s[0], Dim::Known(1), Dim::Known(1), s[1]};
+  if (!f || *f != expected) {
+    return {.reason = fmt::format("the mask term '{}' is {}, not provably the mask '{}' {} as {}",
+                                  unexpanded->name(), f ? ToString(*f) : "of unknown shape",
+                                  source->name(), ToString(s), ToString(expected))};
+  }
+  return {.source = source};
+}
+
+// The mask: additive (2.4, 3.6, 4.3) from a (B, S) mask, or DistilBERT's Where (2.10) from a
+// (B, S) graph input. `batch_seq` are the dims the heads are split into: the mask must be as large.
 MaskFilter ReadMaskFilter(const ir::Graph& graph, const Match& m, const ir::Value* x,
-                          const std::vector<int64_t>& x_dims, SymbolicDims& dims) {
+                          const std::vector<int64_t>& x_dims, const Dims& batch_seq,
+                          SymbolicDims& dims) {
   if (!m.has("mask_term") && !m.has("where")) return {};
-  const ir::Value* mask = m["mask"];
-  auto mask_dims = graph.Shape(mask);
-  if (!mask->is_graph_input() || !mask_dims || mask_dims->size() != 2) {
-    return {.reason = fmt::format("the mask source '{}' is not a 2-D graph input", mask->name())};
+  MaskFilter traced;
+  if (m.has("mask_term")) {
+    traced = TraceMask(graph, m["mask_float"], dims);
+    if (!traced.reason.empty()) return traced;
+  } else {
+    traced.source = m["mask"];
+    auto mask_dims = graph.Shape(traced.source);
+    if (!traced.source->is_graph_input() || !mask_dims || mask_dims->size() != 2) {
+      return {.reason = fmt::format("the mask source '{}' is not a 2-D graph input",
+                                    traced.source->name())};
+    }
+  }
+  ir::Value* mask = traced.source;
+  // A mask the user feeds is of the batch and sequence of the ids by the convention Attention
+  // checks when it runs; a computed one must be proven so.
+  for (int d = 0; d < 2 && !mask->is_graph_input(); ++d) {
+    const std::optional<Dim> md = dims.At(mask, d);
+    if (!md || *md != batch_seq[d]) {
+      return {.reason =
+                  fmt::format("dim {} of the mask '{}' is not provably the {} size {} of the "
+                              "attention input",
+                              d, mask->name(), d == 0 ? "batch" : "sequence", ToString(batch_seq))};
+    }
   }
   if (m.has("mask_term")) {
     auto multiplier = ScalarOf(graph, m, "mask_filter");
@@ -417,7 +510,7 @@ MaskFilter ReadMaskFilter(const ir::Graph& graph, const Match& m, const ir::Valu
                                                  m["mask_filter"]->name(), *multiplier)
                                    : std::string("the mask multiplier is not a scalar constant")};
     }
-    return {.value = *multiplier};
+    return {.value = *multiplier, .source = mask};
   }
   auto fill = ScalarOf(graph, m, "fill");
   if (!fill || !(*fill <= kDefaultMaskFilter)) {
@@ -429,7 +522,85 @@ MaskFilter ReadMaskFilter(const ir::Graph& graph, const Match& m, const ir::Valu
   if (!why.empty()) return {.reason = why};
   // Attention adds a finite value; -inf and float32 lowest give the same probabilities for every
   // row that has at least one token.
-  return {.value = std::isinf(*fill) ? std::numeric_limits<float>::lowest() : *fill};
+  return {.value = std::isinf(*fill) ? std::numeric_limits<float>::lowest() : *fill,
+          .source = mask};
+}
+
+// tf2onnx's 2-D encoders (4.4): q = x·Wq + bq is (B·S, H) like x, and its split Reshape's target
+// gives (B, S, N, Hd). The same target entries reshape x to (B, S, H) consistently, whatever they
+// are (a 0 copies the same dim of x as of q, a -1 infers the same size), so they need not be
+// proven: only N and Hd must be constants, and K and V must be split by the same (B, S).
+HeadSplit ReadFlatSplitTarget(const ir::Graph& graph, const ir::Node& split,
+                              const ir::Node& q_split, SymbolicDims& dims) {
+  const auto entries = dims.ElementsOf(split.input(1));
+  if (!entries || entries->size() != 4) {
+    return {.reason = fmt::format("{}: the target does not have 4 known entries (B, S, N, Hd)",
+                                  split.DisplayName())};
+  }
+  const std::optional<Dim>& n = (*entries)[2];
+  const std::optional<Dim>& hd = (*entries)[3];
+  if (!n || !hd || !n->known() || !hd->known() || n->size <= 0 || hd->size <= 0) {
+    return {.reason = fmt::format("{}: the head count and head size are not positive constants",
+                                  split.DisplayName())};
+  }
+  if (&split != &q_split && split.input(1) != q_split.input(1)) {
+    const auto q_entries = dims.ElementsOf(q_split.input(1));
+    for (int d = 0; d < 2; ++d) {
+      const std::optional<Dim>& e = (*entries)[d];
+      if (!q_entries || !e || SymbolicDims::IsInfer(e) || (*q_entries)[d] != e) {
+        return {.reason = fmt::format("{}: entry {} is not provably Q's", split.DisplayName(), d)};
+      }
+    }
+  }
+  return {.heads = n->size, .head_size = hd->size, .reason = {}};
+}
+
+// The 2-D merge target: (B·S, H), i.e. two entries of which the last is H.
+std::string CheckFlatMergeTarget(const ir::Node& merge, SymbolicDims& dims, int64_t hidden) {
+  const auto entries = dims.ElementsOf(merge.input(1));
+  if (!entries || entries->size() != 2 || !entries->back() ||
+      *entries->back() != Dim::Known(hidden)) {
+    return fmt::format("{}: the target is not (B·S, {})", merge.DisplayName(), hidden);
+  }
+  return {};
+}
+
+// Reshape(x, [target[0], target[1], H]): x as (B, S, H) for Attention, read off the split target.
+std::string Unflatten(ir::Graph& graph, ir::Value* x, ir::Value* split_target, int64_t hidden,
+                      const ir::Node& anchor) {
+  // Layers that share one split target share this target too.
+  std::string target = split_target->name() + "_batch_sequence_hidden";
+  if (const ir::Value* existing = graph.FindValue(target); existing && existing->producer()) {
+    // made for an earlier layer
+  } else if (auto values = graph.ConstantAsInts(split_target)) {
+    target = graph
+                 .AddInitializer(ir::MakeInt64Tensor(FusedNodeName(anchor, "unflatten_shape"), {3},
+                                                     {(*values)[0], (*values)[1], hidden}))
+                 ->name();
+  } else {
+    const std::string sliced = graph.UniqueName(FusedNodeName(anchor, "batch_and_sequence"));
+    ir::Node* slice;
+    if (graph.OpsetVersion() >= 10) {
+      ir::Value* zero = graph.AddInitializer(
+          ir::MakeInt64Tensor(FusedNodeName(anchor, "slice_starts"), {1}, {0}));
+      ir::Value* two =
+          graph.AddInitializer(ir::MakeInt64Tensor(FusedNodeName(anchor, "slice_ends"), {1}, {2}));
+      slice = graph.AddNode("Slice", {split_target->name(), zero->name(), two->name()}, {sliced});
+    } else {
+      slice = graph.AddNode("Slice", {split_target->name()}, {sliced});
+      slice->SetAttr("starts", std::vector<int64_t>{0});
+      slice->SetAttr("ends", std::vector<int64_t>{2});
+    }
+    ir::Value* h = graph.AddInitializer(
+        ir::MakeInt64Tensor(FusedNodeName(anchor, "hidden_size"), {1}, {hidden}));
+    target = graph.UniqueName(target);
+    graph.AddNode("Concat", {slice->output(0)->name(), h->name()}, {target})
+        ->SetAttr("axis", int64_t{0});
+  }
+  const std::string out = graph.UniqueName(x->name() + "_3d");
+  graph.AddNode("Reshape", {x->name(), target}, {out}, ir::kOnnxDomain,
+                FusedNodeName(anchor, "Attention_unflatten"));
+  return out;
 }
 
 class AttentionFusion : public Fusion {
@@ -461,24 +632,27 @@ class AttentionFusion : public Fusion {
           fmt::format("Softmax axis {} is not the last axis of the scores", axis));
     }
 
-    // x: (B, S, H), read by all three projections. Shape inference may have lost its rank after
-    // an earlier layer's computed Reshape targets: the tracer derives it.
+    // x: (B, S, H), read by all three projections; or (B·S, H) in tf2onnx's 2-D encoders, which
+    // Attention gets reshaped to (B, S, H) by the heads' own (B, S) entries (see Flat below).
+    // Shape inference may have lost its rank after an earlier layer's computed Reshape targets:
+    // the tracer derives it.
     ir::Value* x = m["x"];
     SymbolicDims dims(graph);
     const std::optional<Dims> x_shape = dims.Of(x);
-    if (!x_shape || x_shape->size() != 3) {
-      return FuseResult::Miss(
-          fmt::format("the input '{}' is not known to be 3-D (B, S, H)", x->name()));
+    if (!x_shape || (x_shape->size() != 3 && x_shape->size() != 2)) {
+      return FuseResult::Miss(fmt::format(
+          "the input '{}' is not known to be 3-D (B, S, H) or 2-D (B·S, H)", x->name()));
     }
-    const std::vector<int64_t> x_dims = {(*x_shape)[0].size, (*x_shape)[1].size,
-                                         (*x_shape)[2].size};
+    const bool flat = x_shape->size() == 2;
+    std::vector<int64_t> x_dims;
+    for (const Dim& d : *x_shape) x_dims.push_back(d.size);
 
     const Projections qkv = ReadProjections(graph, m);
     if (!qkv.reason.empty()) return FuseResult::Miss(qkv.reason);
     const int64_t hidden = qkv.hidden;
-    if (x_dims[2] >= 0 && x_dims[2] != hidden) {
+    if (x_dims.back() >= 0 && x_dims.back() != hidden) {
       return FuseResult::Miss(fmt::format("the input '{}' has {} features, the weights {}",
-                                          x->name(), x_dims[2], hidden));
+                                          x->name(), x_dims.back(), hidden));
     }
 
     // Heads: the same (N, Hd) for Q, K and V, with N·Hd = H.
@@ -486,7 +660,8 @@ class AttentionFusion : public Fusion {
     int64_t head_size = 0;
     for (const std::string name : {"q", "k", "v"}) {
       const ir::Node& split = *m.node(name + "_split");
-      const HeadSplit target = ReadSplitTarget(graph, split, x, x_dims, dims);
+      const HeadSplit target = flat ? ReadFlatSplitTarget(graph, split, *m.node("q_split"), dims)
+                                    : ReadSplitTarget(graph, split, x, x_dims, dims);
       if (!target.reason.empty()) return FuseResult::Miss(target.reason);
       const int64_t n = target.heads;
       const int64_t hd = target.head_size;
@@ -501,9 +676,20 @@ class AttentionFusion : public Fusion {
       heads = n;
       head_size = hd;
     }
-    if (std::string why = CheckMergeTarget(graph, *merge, x, x_dims, dims, hidden); !why.empty()) {
-      return FuseResult::Miss(why);
+    const std::string merge_reason = flat
+                                         ? CheckFlatMergeTarget(*merge, dims, hidden)
+                                         : CheckMergeTarget(graph, *merge, x, x_dims, dims, hidden);
+    if (!merge_reason.empty()) return FuseResult::Miss(merge_reason);
+    if (flat && m.has("where")) {
+      return FuseResult::Miss("a Where mask on a 2-D (B·S, H) encoder is not handled");
     }
+    // The (B, S) the heads are split into: x's leading dims, or the split's own entries.
+    const std::optional<Dims> split_dims = dims.Of(m.node("q_split")->output(0));
+    if (!split_dims || split_dims->size() != 4) {
+      return FuseResult::Miss("the head split's dims are unknown");
+    }
+    const Dims batch_seq =
+        flat ? Dims{(*split_dims)[0], (*split_dims)[1]} : Dims{(*x_shape)[0], (*x_shape)[1]};
 
     // Scale: softmax(Q·Kᵀ·scale + mask).
     double scale = 1.0;
@@ -515,7 +701,7 @@ class AttentionFusion : public Fusion {
       scale = m.has("scale_divisor") ? 1.0 / *s : *s;
     }
 
-    const MaskFilter mask_filter = ReadMaskFilter(graph, m, x, x_dims, dims);
+    const MaskFilter mask_filter = ReadMaskFilter(graph, m, x, x_dims, batch_seq, dims);
     if (!mask_filter.reason.empty()) return FuseResult::Miss(mask_filter.reason);
 
     // A contradiction between the user's sizes and the graph is an error, not a miss.
@@ -532,9 +718,16 @@ class AttentionFusion : public Fusion {
 
     // Rewrite: the matched nodes go (nothing outside reads them), the Attention node takes over
     // the merge Reshape's output name.
-    ir::Value* mask = m["mask"];
+    ir::Value* mask = mask_filter.source;
     const std::string output = merge->output(0)->name();
+    ir::Value* split_target = m.node("q_split")->input(1);
     for (ir::Node* node : m.owned_nodes()) graph.EraseNode(node);
+    std::string input = x->name();
+    std::string attention_output = output;
+    if (flat) {
+      input = Unflatten(graph, x, split_target, hidden, *softmax);
+      attention_output = graph.UniqueName(FusedNodeName(*softmax, "attention_3d"));
+    }
     ir::Value* qkv_weight = ConcatLastAxis(graph, qkv.weights, {hidden, hidden}, qkv.type,
                                            FusedNodeName(*softmax, "qkv_weight"));
     ir::Value* qkv_bias =
@@ -547,13 +740,19 @@ class AttentionFusion : public Fusion {
         graph.RemoveInitializer(v);
       }
     }
-    std::vector<std::string> inputs = {x->name(), qkv_weight->name(), qkv_bias->name()};
+    std::vector<std::string> inputs = {input, qkv_weight->name(), qkv_bias->name()};
     if (mask) {
       inputs.push_back(
           GetOrCreateAttentionMask(graph, mask, options.use_raw_attention_mask)->name());
     }
-    ir::Node* attention = graph.AddNode("Attention", inputs, {output}, ir::kMsDomain,
+    ir::Node* attention = graph.AddNode("Attention", inputs, {attention_output}, ir::kMsDomain,
                                         FusedNodeName(*softmax, "Attention"));
+    if (flat) {
+      ir::Value* to_2d = graph.AddInitializer(
+          ir::MakeInt64Tensor(FusedNodeName(*softmax, "flat_shape"), {2}, {-1, hidden}));
+      graph.AddNode("Reshape", {attention_output, to_2d->name()}, {output}, ir::kOnnxDomain,
+                    FusedNodeName(*softmax, "Attention_flatten"));
+    }
     attention->SetAttr("num_heads", heads);
     const double default_scale = 1.0 / std::sqrt(static_cast<double>(head_size));
     if (std::abs(scale - default_scale) > 1e-6 * default_scale) {

@@ -19,10 +19,12 @@
 // exact. A token type Gather of a zeros ConstantOfShape (no token_type_ids input) keeps its
 // table and gets the zeros as int32 segment ids, since it still adds segment[0] everywhere.
 //
-// Not handled: position terms that are not Gathers (keras's Add(w, I:pos[1,S,H])), TF's
-// flattened 2-D Gathers, tables and gamma/beta of different float types, the ORT-test Expand
-// shape spelled Where(Equal(...)) (such positions go to input 8 instead), and taking over a
-// mask index when several masks have one.
+// A constant [1,S,H] position term (keras2onnx 1.6.1, static tf2onnx) is first rewritten as the
+// Gather it stands for (MaterializedPositions).
+//
+// Not handled: TF's flattened 2-D Gathers, tables and gamma/beta of different float types, the
+// ORT-test Expand shape spelled Where(Equal(...)) (such positions go to input 8 instead), and
+// taking over a mask index when several masks have one.
 #include <algorithm>
 #include <optional>
 #include <unordered_set>
@@ -80,7 +82,10 @@ std::optional<std::vector<std::string>> DeclaredDims(const ir::Graph& graph, con
   std::unordered_set<std::string> input_names;
   for (const auto& in : g.input()) {
     for (const auto& d : in.type().tensor_type().shape().dim()) {
-      if (d.has_dim_param()) input_names.insert(d.dim_param());
+      // tf2onnx's "unk__N" names, like shape inference's, say nothing about equality.
+      if (d.has_dim_param() && !d.dim_param().starts_with("unk__")) {
+        input_names.insert(d.dim_param());
+      }
     }
   }
   const onnx::ValueInfoProto* info = nullptr;
@@ -539,6 +544,83 @@ bool LooksLikeEmbeddingSum(const ir::Graph& graph, const ir::Value* value, int d
          LooksLikeEmbeddingSum(graph, n->input(1), depth + 1);
 }
 
+// keras2onnx 1.6.1 and static tf2onnx exports add the position rows pre-sliced: a constant term
+// P of [1, S, H] or [S, H]. P equals Gather(P as an [S, H] table, [[0..S-1]]), which is how every
+// other exporter writes the lookup, with the default position ids. So rewrite the term that way,
+// when the sum also has a Gather of ids of static sequence length S (else P may not be a position
+// table, and nothing is rewritten). The rewrite is undone unless the fusion then succeeds.
+class MaterializedPositions {
+ public:
+  MaterializedPositions(ir::Graph& graph, const ir::Value* sum);
+  ~MaterializedPositions() {
+    if (!gather_ || kept_) return;
+    graph_.SetInput(add_, index_, term_);
+    std::vector<ir::Value*> made = {gather_->input(0), gather_->input(1)};
+    graph_.EraseNode(gather_);
+    for (ir::Value* v : made) graph_.RemoveInitializer(v);
+  }
+  MaterializedPositions(const MaterializedPositions&) = delete;
+  MaterializedPositions& operator=(const MaterializedPositions&) = delete;
+  void Keep() { kept_ = true; }
+
+ private:
+  ir::Graph& graph_;
+  ir::Node* add_ = nullptr;
+  int index_ = 0;
+  ir::Value* term_ = nullptr;
+  ir::Node* gather_ = nullptr;
+  bool kept_ = false;
+};
+
+MaterializedPositions::MaterializedPositions(ir::Graph& graph, const ir::Value* sum)
+    : graph_(graph) {
+  std::vector<std::pair<ir::Node*, int>> constants;  // (Add, input index) reading a constant
+  int64_t seq = -1;
+  std::vector<const ir::Value*> stack{sum};
+  while (!stack.empty()) {
+    const ir::Value* v = stack.back();
+    stack.pop_back();
+    ir::Node* n = v ? v->producer() : nullptr;
+    if (!n) continue;
+    if (n->Is("Add") && n->num_inputs() == 2) {
+      for (int i = 0; i < 2; ++i) {
+        if (graph.ConstantTensor(n->input(i))) constants.emplace_back(n, i);
+        stack.push_back(n->input(i));
+      }
+    } else if (n->Is("Gather")) {
+      const ir::Value* ids = n->input(1);
+      if (ids && ids->producer() && ids->producer()->Is("Cast")) ids = ids->producer()->input(0);
+      auto dims = ids && ids->is_graph_input() ? graph.Shape(ids) : std::nullopt;
+      if (dims && dims->size() == 2 && (*dims)[1] > 0) seq = (*dims)[1];
+    }
+  }
+  if (constants.size() != 1 || seq <= 0) return;
+  auto [add, index] = constants.front();
+  ir::Value* term = add->input(index);
+  const onnx::TensorProto* t = graph.ConstantTensor(term);
+  const bool shaped = (t->dims_size() == 3 && t->dims(0) == 1 && t->dims(1) == seq) ||
+                      (t->dims_size() == 2 && t->dims(0) == seq);
+  if (!shaped || t->data_type() != onnx::TensorProto::FLOAT) return;
+  onnx::TensorProto table = *t;
+  table.set_name(graph.UniqueName(term->name() + "_table"));
+  table.clear_dims();
+  table.add_dims(seq);
+  table.add_dims(t->dims(t->dims_size() - 1));
+  std::vector<int64_t> rows(seq);
+  for (int64_t i = 0; i < seq; ++i) rows[i] = i;
+  std::vector<int64_t> ids_dims =
+      t->dims_size() == 3 ? std::vector<int64_t>{1, seq} : std::vector<int64_t>{seq};
+  ir::Value* ids = graph.AddInitializer(
+      ir::MakeInt64Tensor(graph.UniqueName(term->name() + "_position_ids"), ids_dims, rows));
+  ir::Value* table_value = graph.AddInitializer(std::move(table));
+  gather_ = graph.AddNode("Gather", {table_value->name(), ids->name()},
+                          {graph.UniqueName(term->name() + "_lookup")});
+  graph.SetInput(add, index, gather_->output(0));
+  add_ = add;
+  index_ = index;
+  term_ = term;
+}
+
 class EmbedLayerNormFusion : public Fusion {
  public:
   std::string_view name() const override { return "embed_layer_norm"; }
@@ -568,6 +650,7 @@ class EmbedLayerNormFusion : public Fusion {
       }
     }
 
+    MaterializedPositions positions(graph, sum);
     SumTree tree;
     if (std::string why = Flatten(sum, tree); !why.empty()) return FuseResult::Miss(why);
     if (tree.gathers.size() < 2) return FuseResult::Miss("the LayerNorm input is not a sum");
@@ -666,6 +749,7 @@ class EmbedLayerNormFusion : public Fusion {
         output,
         graph.UniqueName(mask ? mask->reduce_sum->output(0)->name() : output + "_mask_index")};
     if (sum_read_elsewhere) outputs.push_back(sum_name);
+    positions.Keep();
     ir::Node* fused = graph.AddNode("EmbedLayerNormalization", inputs, outputs, ir::kMsDomain,
                                     "EmbedLayerNormalization");
     fused->SetAttr("epsilon", epsilon);

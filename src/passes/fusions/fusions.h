@@ -10,6 +10,8 @@ namespace bertopt::passes {
 
 /// Shape/Gather/Unsqueeze/Concat chains feeding Reshape -> constant shapes with 0 / -1.
 std::unique_ptr<Pass> MakeReshapeFusion();
+/// TensorFlow's Reshape -> MatMul -> Reshape dense layers -> one MatMul on the 3-D input.
+std::unique_ptr<Pass> MakeDenseReshapeFusion();
 /// Decomposed LayerNorm (PyTorch and TF forms) -> LayerNormalization.
 std::unique_ptr<Pass> MakeLayerNormFusion();
 /// erf GELU -> com.microsoft Gelu.

@@ -9,6 +9,8 @@
 // (1.4142135, fp16 1.4140625, ±1e-3) or keras' Sqrt(2.0); 1/√2 ±1e-3; 0.5 and 1.0 exact.
 // Anchor: Erf.
 //
+// The ONNX Gelu op (opset 20) becomes com.microsoft Gelu, or FastGelu for approximate="tanh".
+//
 // Not handled: Casts inside the subgraph (mixed-precision exports), and erf GELU with the bias
 // folded in: that is bias_gelu's job once this pass has made the Gelu.
 #include <cmath>
@@ -35,10 +37,13 @@ class GeluFusion : public Fusion {
 
  protected:
   std::vector<ir::Node*> Anchors(const ir::Graph& graph) const override {
-    return graph.NodesOfType("Erf");
+    std::vector<ir::Node*> anchors = graph.NodesOfType("Erf");
+    for (ir::Node* gelu : graph.NodesOfType("Gelu")) anchors.push_back(gelu);
+    return anchors;
   }
 
   FuseResult FuseAt(const PassOptions&, ir::Graph& graph, ir::Node* erf) const override {
+    if (erf->Is("Gelu")) return FromOnnxGelu(graph, erf);
     const P x = Any("x");
     // keras' Sqrt(2.0) first, so that a wrong or non-constant √2 reports the constant's reason.
     const P root2 = OneOf({Op("Sqrt", {Scalar(2.0, gelu::kUnitTolerance)}).Shared(),
@@ -65,6 +70,26 @@ class GeluFusion : public Fusion {
     const std::string node_name = FusedNodeName(*erf, "Gelu");
     for (ir::Node* node : m.owned_nodes()) graph.EraseNode(node);
     graph.AddNode("Gelu", {x_name}, {y_name}, ir::kMsDomain, node_name);
+    return FuseResult::Fused();
+  }
+
+ private:
+  // ONNX Gelu (opset 20; what torch 2.x's dynamo exporter writes there): approximate="none" is
+  // com.microsoft Gelu, "tanh" is FastGelu (the same formula), which bias_gelu / fast_gelu then
+  // fold the dense bias into.
+  static FuseResult FromOnnxGelu(ir::Graph& graph, ir::Node* gelu) {
+    const std::string approximate = gelu->AttrString("approximate").value_or("none");
+    if (approximate != "none" && approximate != "tanh") {
+      return FuseResult::Miss(fmt::format("approximate='{}' is unknown", approximate));
+    }
+    if (std::string why = gelu::FloatTypeReason(graph, *gelu->input(0)); !why.empty()) {
+      return FuseResult::Miss(why + " (com.microsoft Gelu has no kernel for it)");
+    }
+    const std::string x = gelu->input(0)->name();
+    const std::string y = gelu->output(0)->name();
+    const std::string name = gelu->name();
+    graph.EraseNode(gelu);
+    graph.AddNode(approximate == "none" ? "Gelu" : "FastGelu", {x}, {y}, ir::kMsDomain, name);
     return FuseResult::Fused();
   }
 };

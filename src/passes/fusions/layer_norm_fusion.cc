@@ -85,7 +85,9 @@ P TorchLayerNorm() {
   return Op("Add", {scaled, Const("beta")}).Commutative();
 }
 
-// TF form; "scale" = gamma / stddev is read twice, "diff" squared by one Mul.
+// TF form; "scale" = gamma / stddev is read twice, "diff" squared by one Mul. The shift
+// beta - mean·scale is Sub(beta, Mul(mean, scale)) (keras2onnx, tf2onnx with tf_keras) or
+// Add(Mul(Neg(mean), scale), beta) (tf2onnx with Keras 3).
 P TfLayerNorm() {
   const P x = Any("x");
   const P mean = Op("ReduceMean", {x}, "mean");
@@ -93,8 +95,32 @@ P TfLayerNorm() {
   const P variance = Op("ReduceMean", {Op("Mul", {diff, diff})}, "variance");
   const P stddev = Op("Sqrt", {Op("Add", {variance, Const("epsilon")}).Commutative()});
   const P scale = Op("Mul", {Op("Reciprocal", {stddev}), Const("gamma")}, "scale").Commutative();
-  const P shift = Op("Sub", {Const("beta"), Op("Mul", {mean, scale}).Commutative()});
+  const P shift = OneOf({
+      Op("Sub", {Const("beta"), Op("Mul", {mean, scale}).Commutative()}),
+      Op("Add", {Op("Mul", {Op("Neg", {mean}), scale}).Commutative(), Const("beta")}).Commutative(),
+  });
   return Op("Add", {Op("Mul", {x, scale}).Commutative(), shift}).Commutative();
+}
+
+// gamma / beta as a 1-D [H] constant: itself, or a new one with the leading 1s of a [1, 1, H]
+// (tf2onnx with Keras 3) dropped, which broadcasts the same over an x of at least its rank;
+// nullptr when the shape is another.
+ir::Value* AsVector(ir::Graph& graph, ir::Value* v, int64_t x_rank) {
+  const onnx::TensorProto* t = graph.ConstantTensor(v);
+  if (!t || t->dims_size() == 0 || x_rank < 0 || t->dims_size() > x_rank) return nullptr;
+  for (int i = 0; i + 1 < t->dims_size(); ++i) {
+    if (t->dims(i) != 1) return nullptr;
+  }
+  if (t->dims_size() == 1) return v;
+  const std::string name = v->name() + "_vector";
+  if (ir::Value* existing = graph.FindValue(name); existing && existing->initializer()) {
+    return existing;
+  }
+  onnx::TensorProto vector = *t;
+  vector.set_name(name);
+  vector.clear_dims();
+  vector.add_dims(t->dims(t->dims_size() - 1));
+  return graph.AddInitializer(std::move(vector));
 }
 
 // The reduced axes of a ReduceMean: the attribute, or input 1 from opset 18.
@@ -131,23 +157,28 @@ class LayerNormFusion : public Fusion {
   }
 
   FuseResult FuseAt(const PassOptions&, ir::Graph& graph, ir::Node* sqrt) const override {
-    ir::Node* root = nullptr;
+    std::vector<ir::Node*> roots;
     P pattern;
     if (ir::Node* div = ConsumerOfType(sqrt->output(0), "Div")) {
-      root = TorchRoot(div);
+      if (ir::Node* root = TorchRoot(div)) roots.push_back(root);
       pattern = TorchLayerNorm();
     } else if (ir::Node* reciprocal = ConsumerOfType(sqrt->output(0), "Reciprocal")) {
-      root = TfRoot(reciprocal);
+      roots = TfRoots(reciprocal);
       pattern = TfLayerNorm();
     } else {
       return FuseResult::Miss(fmt::format(
           "'{}' is not divided by (PyTorch form) or inverted (TF form)", sqrt->output(0)->name()));
     }
-    if (!root) {
+    if (roots.empty()) {
       return FuseResult::Miss(fmt::format(
           "'{}' does not reach a Mul(gamma) followed by an Add(beta)", sqrt->output(0)->name()));
     }
-    pattern::MatchResult r = pattern::MatchPattern(graph, root, pattern);
+    pattern::MatchResult r = pattern::MatchResult::Failure("no root");
+    for (ir::Node* root : roots) {
+      pattern::MatchResult attempt = pattern::MatchPattern(graph, root, pattern);
+      if (attempt.ok() || root == roots.front()) r = std::move(attempt);
+      if (r.ok()) break;
+    }
     if (!r.ok()) return FuseResult::Miss(r.reason());
     const Match& m = r.match();
 
@@ -175,9 +206,17 @@ class LayerNormFusion : public Fusion {
     }
 
     // LayerNormalization takes gamma and beta of exactly the normalised length; the decomposed
-    // form would also broadcast other shapes, so those stay unfused.
-    const std::optional<std::vector<int64_t>> gamma = graph.Shape(m["gamma"]);
-    const std::optional<std::vector<int64_t>> beta = graph.Shape(m["beta"]);
+    // form would also broadcast other shapes, so those stay unfused. [1, ..., 1, H] is [H].
+    ir::Value* gamma_vector = AsVector(graph, m["gamma"], rank);
+    ir::Value* beta_vector = AsVector(graph, m["beta"], rank);
+    if (!gamma_vector) {
+      return FuseResult::Miss(fmt::format("gamma '{}' is not 1-D", m["gamma"]->name()));
+    }
+    if (!beta_vector) {
+      return FuseResult::Miss(fmt::format("beta '{}' is not 1-D", m["beta"]->name()));
+    }
+    const std::optional<std::vector<int64_t>> gamma = graph.Shape(gamma_vector);
+    const std::optional<std::vector<int64_t>> beta = graph.Shape(beta_vector);
     if (!gamma || gamma->size() != 1) {
       return FuseResult::Miss(fmt::format("gamma '{}' is not 1-D", m["gamma"]->name()));
     }
@@ -197,7 +236,8 @@ class LayerNormFusion : public Fusion {
                                           m["gamma"]->name(), (*gamma)[0], m["x"]->name(), hidden));
     }
 
-    const std::vector<std::string> inputs = {m["x"]->name(), m["gamma"]->name(), m["beta"]->name()};
+    const std::vector<std::string> inputs = {m["x"]->name(), gamma_vector->name(),
+                                             beta_vector->name()};
     const std::string y = m.root()->output(0)->name();
     const std::string node_name = FusedNodeName(*sqrt, "LayerNormalization");
     for (ir::Node* node : m.owned_nodes()) graph.EraseNode(node);
@@ -215,15 +255,20 @@ class LayerNormFusion : public Fusion {
   }
 
   // TF form: Reciprocal ─► Mul(gamma) = scale, read by Mul(scale, x) ─► Add (the root) and by
-  // Mul(scale, mean) ─► Sub ─► the same Add.
-  static ir::Node* TfRoot(const ir::Node* reciprocal) {
+  // Mul(scale, mean) ─► Sub ─► the same Add, or by Mul(scale, -mean) ─► Add(beta) ─► the same
+  // Add. Candidates: each Mul's Add, and that Add's Add; the pattern decides.
+  static std::vector<ir::Node*> TfRoots(const ir::Node* reciprocal) {
+    std::vector<ir::Node*> roots;
     const ir::Node* scale = ConsumerOfType(reciprocal->output(0), "Mul");
-    if (!scale) return nullptr;
+    if (!scale) return roots;
     for (const ir::Use& use : scale->output(0)->uses()) {
       if (!use.node->Is("Mul")) continue;
-      if (ir::Node* add = ConsumerOfType(use.node->output(0), "Add")) return add;
+      if (ir::Node* add = ConsumerOfType(use.node->output(0), "Add")) {
+        roots.push_back(add);
+        if (ir::Node* outer = ConsumerOfType(add->output(0), "Add")) roots.push_back(outer);
+      }
     }
-    return nullptr;
+    return roots;
   }
 };
 

@@ -16,12 +16,16 @@
 // are only read (dead-code removal deletes them once nothing else does); the Unsqueeze and Concat
 // nodes must feed only this Reshape.
 //
-// Deliberately not handled: allowzero=1 (a 0 there means an empty dimension), pieces computed by
-// arithmetic on dimensions (Mul/Div of Gathers, Slice of a Shape), Casts around the Concat
-// (keras/tf2onnx int32 shapes), a Concat shared by several Reshapes (tf2onnx), and pieces that
-// cannot be proven, e.g. DistilBERT's merge and mask targets, which read x's batch size for a
-// tensor whose batch size reaches it through the mask (the attention fusion checks those against
-// x itself): they keep the Reshape as it is.
+// Other computed targets (keras2onnx / tf2onnx: int32 pieces Cast to int64, a batch size taken as
+// Squeeze(Slice(Shape(x), 0, 1)), a Concat shared by several Reshapes) are read entry by entry
+// through SymbolicDims::ElementsOf and replaced by a new constant when every entry is named; the
+// chain is then left to dead-code removal.
+//
+// Deliberately not handled: allowzero=1 (a 0 there means an empty dimension), entries computed by
+// arithmetic on dimensions (Mul/Div of Gathers), and entries that cannot be proven, e.g.
+// DistilBERT's merge and mask targets, which read x's batch size for a tensor whose batch size
+// reaches it through the mask (the attention fusion checks those against x itself): they keep the
+// Reshape as it is.
 #include <string>
 #include <vector>
 
@@ -64,9 +68,12 @@ class ReshapeFusion : public Fusion {
   FuseResult FuseAt(const PassOptions&, ir::Graph& graph, ir::Node* reshape) const override {
     ir::Value* data = reshape->input(0);
     ir::Value* target = reshape->input(1);
+    const bool allowzero = reshape->AttrInt("allowzero").value_or(0) != 0;
+    if (allowzero) return FuseResult::Miss("allowzero=1: a 0 entry would mean an empty dimension");
     ir::Node* concat = target->producer();
     if (!concat || !concat->Is("Concat")) {
-      return FuseResult::Miss(
+      return ByElements(
+          graph, reshape,
           fmt::format("the target shape '{}' is {}, not a Concat of pieces", target->name(),
                       concat ? concat->op_type() + " " + concat->DisplayName() : "a graph input"));
     }
@@ -75,13 +82,11 @@ class ReshapeFusion : public Fusion {
       return FuseResult::Miss(
           fmt::format("{} concatenates along axis {}, not 0", concat->DisplayName(), axis));
     }
-    const bool allowzero = reshape->AttrInt("allowzero").value_or(0) != 0;
-    if (allowzero) return FuseResult::Miss("allowzero=1: a 0 entry would mean an empty dimension");
 
     std::vector<P> pieces(concat->num_inputs(), ShapePiece());
     auto result =
         pattern::MatchPattern(graph, reshape, Op("Reshape", {Any(), Op("Concat", pieces)}));
-    if (!result.ok()) return FuseResult::Miss(result.reason());
+    if (!result.ok()) return ByElements(graph, reshape, result.reason());
 
     SymbolicDims dims(graph);
     std::vector<int64_t> shape;
@@ -127,6 +132,46 @@ class ReshapeFusion : public Fusion {
     ir::Value* constant = graph.AddInitializer(
         ir::MakeInt64Tensor(target_name, {static_cast<int64_t>(shape.size())}, shape));
     if (constant != reshape->input(1)) graph.SetInput(reshape, 1, constant);
+    return FuseResult::Fused();
+  }
+
+ private:
+  // Any other computed target whose every entry SymbolicDims names: keras2onnx and tf2onnx build
+  // targets in int32 and Cast them, take the batch size as Squeeze(Slice(Shape(x), 0, 1)), and
+  // share one target among several Reshapes. An entry that is dimension i of the data becomes 0,
+  // a known size that size, -1 stays. The chain is left to dead-code removal, since other
+  // Reshapes may read it. `why_not_pieces` is the reason when this fails too.
+  static FuseResult ByElements(ir::Graph& graph, ir::Node* reshape,
+                               const std::string& why_not_pieces) {
+    SymbolicDims dims(graph);
+    ir::Value* data = reshape->input(0);
+    ir::Value* target = reshape->input(1);
+    const auto elements = dims.ElementsOf(target);
+    if (!elements) return FuseResult::Miss(why_not_pieces);
+    std::vector<int64_t> shape;
+    int inferred = 0;
+    for (size_t i = 0; i < elements->size(); ++i) {
+      const std::optional<Dim>& e = (*elements)[i];
+      if (SymbolicDims::IsInfer(e)) {
+        ++inferred;
+        shape.push_back(-1);
+      } else if (e && e->known() && e->size > 0) {
+        shape.push_back(e->size);
+      } else if (e && !e->known() && dims.At(data, static_cast<int64_t>(i)) == *e) {
+        shape.push_back(0);
+      } else {
+        return FuseResult::Miss(fmt::format(
+            "{}; and entry {} of '{}' is {}", why_not_pieces, i, target->name(),
+            !e           ? std::string("unknown")
+            : e->known() ? "0"
+                         : fmt::format("{}, not provably dimension {} of the reshaped '{}'",
+                                       e->symbol, i, data->name())));
+      }
+    }
+    if (inferred > 1) return FuseResult::Miss("the target has more than one -1");
+    ir::Value* constant = graph.AddInitializer(ir::MakeInt64Tensor(
+        graph.UniqueName(target->name() + "_folded"), {std::ssize(shape)}, shape));
+    graph.SetInput(reshape, 1, constant);
     return FuseResult::Fused();
   }
 };

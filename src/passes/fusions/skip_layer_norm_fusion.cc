@@ -20,7 +20,8 @@
 // Not handled: an Add with a constant operand (a bias or keras' position table, not a residual);
 // a Cast between the sum and the LayerNormalization (fp16 exports); normalisation over other than
 // the last axis; a LayerNormalization whose mean / inv_std_dev outputs are used; operands of rank
-// other than 3 (skip may be 2-D).
+// other than 3 (skip may be 2-D), except two equal 2-D (tokens, H) operands (tf2onnx 1.6's 2-D
+// encoder), which ORT's kernel takes as they are.
 #include <algorithm>
 
 #include "bertopt/pattern/pattern.h"
@@ -65,7 +66,8 @@ Slots AssignSlots(SymbolicDims& dims, ir::Value* a, ir::Value* b) {
     if (small.size() == 2) return small[0] == full[1] && small[1] == full[2];
     return small.size() == 3 && small[0].size == 1 && small[1] == full[1] && small[2] == full[2];
   };
-  if (da->size() == 3 && *da == *db) return Fit(a, b, /*either_way=*/true);
+  // (B, S, H), or tf2onnx 1.6's 2-D (B·S, H) encoder, which ORT's kernel takes as tokens.
+  if ((da->size() == 3 || da->size() == 2) && *da == *db) return Fit(a, b, /*either_way=*/true);
   if (broadcasts_into(*db, *da)) return Fit(a, b, /*either_way=*/false);
   if (broadcasts_into(*da, *db)) return Fit(b, a, /*either_way=*/false);
   if (da->size() != 3 && db->size() != 3) {

@@ -15,6 +15,11 @@ namespace {
 // longest path is under 1000 nodes).
 constexpr int kMaxDepth = 2000;
 
+// A Slice end that means "to the end of the axis": INT64_MAX (keras2onnx), INT32_MAX, or tf2onnx's
+// 10^9. No axis is that long: a single row of 10^9 elements of a tensor BERT computes on would
+// be gigabytes.
+constexpr int64_t kToTheEnd = 1'000'000'000;
+
 // The symbol of a Reshape target element -1 ("infer this dim"); no dim has it.
 constexpr std::string_view kInfer = "-1";
 
@@ -128,15 +133,23 @@ std::optional<Dims> SymbolicDims::Declared(const ir::Value& value) const {
   if (!type.has_tensor_type() || !type.tensor_type().has_shape()) return std::nullopt;
   const bool input = value.is_graph_input();
   const bool output = value.is_graph_output() && !input;
+  // BERT's token inputs (ids, token types, mask: the 2-D integer inputs) are fed as one [B, S].
+  const int32_t elem = type.tensor_type().elem_type();
+  const bool token_input = input && type.tensor_type().shape().dim_size() == 2 &&
+                           (elem == onnx::TensorProto::INT32 || elem == onnx::TensorProto::INT64);
   Dims dims;
   for (const auto& d : type.tensor_type().shape().dim()) {
     if (d.has_dim_value() && !output) {
       dims.push_back(Dim::Known(d.dim_value()));
     } else if (input && TrustedName(d)) {
       dims.push_back(Dim::Named(d.dim_param()));
+    } else if (token_input) {
+      dims.push_back(
+          Dim::Named(dims.empty() ? "batch of the token inputs" : "sequence of the token inputs"));
     } else {
       dims.push_back(Own(value, dims.size()));
     }
+    dims.back().of_input = input && !dims.back().known();
   }
   return dims;
 }
@@ -207,8 +220,22 @@ std::optional<SymbolicDims::Elements> SymbolicDims::ElementsOf(const ir::Value* 
         out.insert(out.end(), elements->begin(), elements->end());
       }
       return out;
-    } else if (n->Is("Unsqueeze")) {  // a scalar made 1-D
-      if (auto in = Of(n->input(0)); in && in->empty()) return ElementsOf(n->input(0));
+    } else if (n->Is("Unsqueeze") || n->Is("Squeeze") || n->Is("Reshape") || n->Is("Identity")) {
+      return ElementsOf(n->input(0));  // the same elements in the same order
+    } else if (n->Is("Slice")) {
+      if (auto sliced = SliceElements(*n)) return sliced;
+    } else if (n->Is("ReduceProd") &&
+               n->AttrInts("axes").value_or(std::vector<int64_t>{0}) == std::vector<int64_t>{0}) {
+      // keras' Tensordot: the product of one element is that element; of known ones, known.
+      if (auto in = ElementsOf(n->input(0)); in && !in->empty()) {
+        if (in->size() == 1) return in;
+        int64_t product = 1;
+        for (const auto& e : *in) {
+          if (!e || !e->known()) return Elements(1);
+          product *= e->size;
+        }
+        return Elements{Dim::Known(product)};
+      }
     } else if (n->Is("Gather") && n->AttrInt("axis").value_or(0) == 0) {
       if (auto indices = graph_.ConstantAsInts(n->input(1))) {
         const std::optional<Elements> all = ElementsOf(n->input(0));
@@ -234,6 +261,28 @@ std::optional<SymbolicDims::Elements> SymbolicDims::ElementsOf(const ir::Value* 
   return std::nullopt;
 }
 
+bool SymbolicDims::IsInfer(const std::optional<Dim>& e) { return e && e->symbol == kInfer; }
+
+std::optional<SymbolicDims::Elements> SymbolicDims::SliceElements(const ir::Node& n) {
+  // A 1-D slice with constant bounds along axis 0 (keras' Slice(Shape(x), {0}, {1})).
+  const auto in = ElementsOf(n.input(0));
+  const auto starts = Ints(graph_, n, "starts", 1);
+  const auto ends = Ints(graph_, n, "ends", 2);
+  const auto axes = Ints(graph_, n, "axes", 3);
+  const auto steps = Ints(graph_, n, "steps", 4);
+  if (!in || !starts || !ends || starts->size() != 1 || ends->size() != 1) return std::nullopt;
+  if ((n.input(3) || n.Attr("axes")) &&
+      (!axes || axes->size() != 1 || ((*axes)[0] != 0 && (*axes)[0] != -1))) {
+    return std::nullopt;
+  }
+  if ((n.input(4) && (!steps || *steps != std::vector<int64_t>{1}))) return std::nullopt;
+  const auto size = static_cast<int64_t>(in->size());
+  auto clamp = [size](int64_t v) { return std::clamp(v < 0 ? v + size : v, int64_t{0}, size); };
+  const int64_t first = clamp(starts->front());
+  const int64_t stop = std::max(first, clamp(ends->front()));
+  return Elements(in->begin() + first, in->begin() + stop);
+}
+
 std::optional<Dims> SymbolicDims::DeriveReshape(const ir::Node& n, const ir::Value& value) {
   const std::optional<Elements> elements = ElementsOf(n.input(1));
   if (!elements) return std::nullopt;
@@ -248,8 +297,11 @@ std::optional<Dims> SymbolicDims::DeriveReshape(const ir::Node& n, const ir::Val
     if (e && e->symbol == kInfer) infer = i;
     if (e && e->known()) {
       result.push_back(e->size > 0 || allowzero ? *e : copy.value_or(Own(value, i)));
-    } else if (e && e->symbol != kInfer && (allowzero || copy == e)) {
-      result.push_back(*e);  // a computed entry that is 0 at run time copies the same dim
+    } else if (e && e->symbol != kInfer &&
+               (allowzero || copy == e || e->of_input || (in && i >= in->size()))) {
+      // A computed entry that is 0 at run time copies the same dim; past the input's rank a 0 is
+      // invalid, so in every run that succeeds the entry is the dim itself.
+      result.push_back(*e);
     } else {
       result.push_back(Own(value, i));  // unknown, -1 (inferred below), or may copy another dim
     }
@@ -317,8 +369,8 @@ std::optional<Dims> SymbolicDims::DeriveSlice(const ir::Node& n, const ir::Value
     const int64_t start = (*starts)[i];
     if (ends && i < ends->size()) {
       const int64_t end = (*ends)[i];
-      if (start == 0 && step == 1 && end == std::numeric_limits<int64_t>::max()) {
-        result[axis] = whole;  // keras' whole-axis Slices
+      if (start == 0 && step == 1 && end >= kToTheEnd) {
+        result[axis] = whole;  // keras' and tf2onnx's whole-axis Slices
       } else if (whole.known()) {
         // Constant bounds on a known dim: numpy's clamping.
         auto clamp = [&](int64_t v) {

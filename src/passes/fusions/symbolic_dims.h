@@ -13,13 +13,21 @@
 // - constants: their sizes;
 // - graph inputs: declared sizes, and dim_param names as symbols, since ONNX gives one name one
 //   size throughout a model (ORT's fusions rely on the same). Names that shape inference invents
-//   ("unk__N") are not the model's, and are not trusted;
+//   ("unk__N", also what tf2onnx writes) are not the model's, and are not trusted; but the 2-D
+//   integer inputs of a BERT (ids, token types, mask) are fed with one shape [B, S], so their
+//   unnamed dims are the symbols "batch/sequence of the token inputs". The fused ops that rely
+//   on it (EmbedLayerNormalization, Attention) check it when they run: inputs of other shapes
+//   are an error there, never a wrong result;
 // - value_info of intermediate values: sizes only (its names may be invented); a declared size that
 //   contradicts a derived one leaves that dim unknown, a declared rank that does, the whole value;
 // - graph outputs: nothing when a rule applies, else only the rank (nothing checks their declared
 //   dims, and old exports leave stale ones);
 // - a dim that nothing above or below explains is its own symbol "dim i of 'v'", so two paths that
-//   reach v still agree on it.
+//   reach v still agree on it;
+// - no graph input is empty: a BERT is never run on an empty batch or sequence, and an empty run
+//   has no values to get wrong. This is what lets a computed Reshape entry that reads a graph
+//   input's dim be that dim (below); without it, an entry that is 0 in an empty run would copy a
+//   dim of the reshaped tensor instead.
 //
 // Rules, each true in every run of a valid model:
 // - elementwise ops keep input 0's dims. Broadcasting (also MatMul's batch dims and Expand) gives
@@ -31,9 +39,11 @@
 //   [0, its own size), or gets a size from constant bounds on a known size;
 // - Reshape: an entry k > 0 is k, 0 copies the input's dim, -1 is what the element count leaves
 //   once known sizes and shared symbols cancel, and an entry computed from a shape
-//   (Gather(Shape(y), i) pieces, through Unsqueeze/Concat/Cast) is dim i of y where a runtime 0
-//   would copy that same dim, or with allowzero=1. Expand and ConstantOfShape read their shape the
-//   same way; Range(0, n, 1) has n elements; Shape(y) has rank(y) elements (fewer with start/end);
+//   (Gather(Shape(y), i) pieces, through Unsqueeze/Squeeze/Slice/Concat/Cast) is dim i of y where
+//   a runtime 0 would copy that same dim, where a 0 is invalid (past the input's rank), where it
+//   is a graph input's dim (never 0, above), or with allowzero=1. Expand and ConstantOfShape read
+//   their shape the same way; Range(0, n, 1) has n elements; Shape(y) has rank(y) elements (fewer
+//   with start/end);
 // - com.microsoft: the Gelu ops and SkipLayerNormalization keep input 0's dims; Attention gives
 //   [B, S, hidden], EmbedLayerNormalization [B, S, hidden] and its mask index [B].
 
@@ -51,9 +61,11 @@ namespace bertopt::passes {
 struct Dim {
   int64_t size = -1;   ///< >= 0 when known
   std::string symbol;  ///< when size < 0: a graph input's dim_param, or "dim i of 'v'"
+  /// A dim of a graph input: never 0 under the policy below (a function of `symbol`).
+  bool of_input = false;
 
-  static Dim Known(int64_t size) { return Dim{size, {}}; }
-  static Dim Named(std::string symbol) { return Dim{-1, std::move(symbol)}; }
+  static Dim Known(int64_t size) { return Dim{size, {}, false}; }
+  static Dim Named(std::string symbol) { return Dim{-1, std::move(symbol), false}; }
   bool known() const { return size >= 0; }
   /// True when both are provably the same size in every run.
   bool operator==(const Dim&) const = default;
@@ -76,11 +88,16 @@ class SymbolicDims {
   /// True when dim `da` of `a` is provably dim `db` of `b` in every run.
   bool SameDim(const ir::Value* a, int64_t da, const ir::Value* b, int64_t db);
 
- private:
-  /// The elements of a rank-0 or 1-D integer tensor (a shape or a piece of one), nullopt where one
-  /// is not known; nullopt when even the count is unknown.
+  /// The elements of a small integer tensor (a shape or a piece of one), in order: each a known
+  /// value, a dim symbol, the Reshape wildcard -1 (symbol "-1"), or nullopt where it is not known.
+  /// nullopt when even the count is unknown.
   using Elements = std::vector<std::optional<Dim>>;
   std::optional<Elements> ElementsOf(const ir::Value* value);
+  /// True when `e` is the Reshape wildcard -1.
+  static bool IsInfer(const std::optional<Dim>& e);
+
+ private:
+  std::optional<Elements> SliceElements(const ir::Node& node);
   std::optional<Dims> Declared(const ir::Value& value) const;
   std::optional<Dims> Derive(const ir::Value& value);
   std::optional<Dims> DeriveMs(const ir::Node& node, const ir::Value& value);

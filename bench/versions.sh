@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Fused forms per ONNX Runtime version: the measurement behind src/passes/targets.cc, and the
+# comparison with ONNX Runtime's own Python optimizer (the reference) on each version.
+# BERT-base as the issue measured it (torch 1.13 export, opset 11), S=128, 2 intra-op threads,
+# batch 1 and 8, ORT level all, every model in one interleaved `bertopt perf` run per version:
+#   original        the torch export
+#   every_fusion    bertopt optimize --target_ort_version none (SkipLayerNormalization included)
+#   add_layernorm   bertopt optimize --target_ort_version 1.30 (residual Add + LayerNormalization)
+#   reference       onnxruntime.transformers.optimizer (PyPI onnxruntime, bench/venv), its fusions
+#                   only (--opt_level 0: its ORT pre-pass needs torch, and ORT at level all runs
+#                   anyway when the model is loaded)
+#   original_again  the A/A pair: which ratios are noise
+# Each version runs with a bertopt built against it: build/ (1.29, the SDK we build with),
+# build-ort130/ and build-ort132/ (1.30's and 1.32's libraries with the same headers). The reference's output is made once, by
+# the Python package's own ORT (its version is recorded).
+#   bench/versions.sh [--quick]
+# Writes $BENCH_OUT/versions_<ort>_b{1,8}.json (perf --json), versions_models.json (what each
+# variant fused, the reference's version and command) and versions_compare.txt (parity).
+set -euo pipefail
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
+
+runs_b1=40
+runs_b8=10
+[ "${1:-}" = --quick ] && runs_b1=5 runs_b8=2
+
+# bertopt built against each version: the default build (1.29) and run.sh's build-ort130 and
+# build-ort132 (PyPI's onnxruntime wheel's C library, the newest release).
+builds=("$bertopt_bin")
+for suffix in ort130 ort132; do
+  b=${bench_build}-$suffix/bertopt
+  [ -x "$b" ] || die "$b is missing (bench/run.sh builds it)"
+  builds+=("$b")
+done
+venv=$bench_root/bench/venv
+[ -x "$venv/bin/python" ] || die "$venv is missing (bench/run.sh makes it)"
+
+model=$(bench_model base11) || die "BERT-base (opset 11) is needed"
+dir=$bench_work/versions
+mkdir -p "$dir"
+ln -sf "$model" "$dir/original.onnx"
+ln -sf "$model" "$dir/original_again.onnx"
+
+progress "versions: bertopt optimize, every fusion and Add + LayerNormalization"
+"$bertopt_bin" optimize --input "$model" --output "$dir/every_fusion.onnx" \
+  --target_ort_version none --json >"$dir/every_fusion.json"
+"$bertopt_bin" optimize --input "$model" --output "$dir/add_layernorm.onnx" \
+  --target_ort_version 1.30 --json >"$dir/add_layernorm.json"
+progress "versions: the reference optimizer (onnxruntime.transformers.optimizer)"
+ref_version=$("$venv/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__)')
+ref_cmd="python -m onnxruntime.transformers.optimizer --input original.onnx --output reference.onnx --model_type bert --num_heads 12 --hidden_size 768 --opt_level 0"
+timed_stdout=$dir/reference.log
+timed "$venv/bin/python" -m onnxruntime.transformers.optimizer --input "$model" \
+  --output "$dir/reference.onnx" --model_type bert --num_heads 12 --hidden_size 768 --opt_level 0
+ref_wall=$timed_wall_s ref_rss=$timed_rss_kb
+/usr/bin/python3 - "$dir" "$ref_version" "$ref_cmd" "$ref_wall" "$ref_rss" \
+  >"$bench_out/versions_models.json" <<'EOF'
+import json, sys
+d, version, cmd, wall, rss = sys.argv[1:6]
+out = {"reference": {"onnxruntime": version, "command": cmd, "wall_s": float(wall),
+                     "rss_kib": int(rss)}}
+for name in ("every_fusion", "add_layernorm"):
+    with open(f"{d}/{name}.json") as f:
+        out[name] = json.load(f)["fused_ops"]
+json.dump(out, sys.stdout, indent=1)
+EOF
+
+progress "versions: parity of the three optimized models with the original (compare, 3 samples)"
+: >"$bench_out/versions_compare.txt"
+for v in every_fusion add_layernorm reference; do
+  if "$bertopt_bin" compare --baseline_model "$model" --optimized_model "$dir/$v.onnx" \
+      --batch_size 1 --sequence_length 128 --samples 3 --output_dir "$dir/compare_$v" \
+      >>"$bench_out/versions_compare.txt" 2>&1; then
+    echo "$v: passed" >>"$bench_out/versions_compare.txt"
+  else
+    echo "$v: FAILED" >>"$bench_out/versions_compare.txt"
+  fi
+done
+
+for bin in "${builds[@]}"; do
+  for setting in "1 $runs_b1" "8 $runs_b8"; do
+    read -r batch runs <<<"$setting"
+    warmup=$(((runs + 9) / 10))
+    progress "versions: $bin, batch $batch, 5 models interleaved, $runs timed runs each"
+    "$bin" perf --model "$dir/original.onnx" "$dir/every_fusion.onnx" "$dir/add_layernorm.onnx" \
+      "$dir/reference.onnx" "$dir/original_again.onnx" \
+      --batch_size "$batch" --sequence_length 128 --intra_op_num_threads 2 \
+      --test_times "$runs" --warmup "$warmup" --opt_level all \
+      --output "$dir/perf.tsv" --json >"$dir/perf.json"
+    v=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ort_version"])' "$dir/perf.json")
+    mv "$dir/perf.json" "$bench_out/versions_${v}_b$batch.json"
+  done
+done
+rm -rf "$dir"
+progress "versions: done ($bench_out/versions_*.json)"
