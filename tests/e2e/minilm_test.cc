@@ -14,6 +14,7 @@
 #include "bertopt/io/model_io.h"
 #include "bertopt/optimize.h"
 #include "e2e_util.h"
+#include "ort/compare.h"
 #include "ort/session.h"
 
 namespace bertopt::e2e {
@@ -139,15 +140,37 @@ TEST(MiniLm, Float16SentenceEmbeddingsMatchFloat32ForEverySentence) {
     const char* label;
     OptimizeOptions options;
   };
-  std::vector<Variant> variants(3);
+  std::vector<Variant> variants(5);
   variants[0].label = "fused float32";
-  variants[1].label = "float16";
-  variants[1].options.float16 = true;
-  variants[2].label = "float16 + input_int32 + gpu_only";
-  variants[2].options.float16 = variants[2].options.input_int32 = true;
-  variants[2].options.gpu_only = true;
+  variants[1].label = "input_int32";
+  variants[1].options.input_int32 = true;
+  variants[2].label = "float16";
+  variants[2].options.float16 = true;
+  variants[3].label = "float16, float16 outputs";
+  variants[3].options.float16 = true;
+  variants[3].options.float16_options.keep_io_types = false;
+  variants[4].label = "float16 + input_int32 + gpu_only";
+  variants[4].options.float16 = variants[4].options.input_int32 = true;
+  variants[4].options.gpu_only = true;
   for (const Variant& v : variants) {
     const fs::path path = OptimizeTo(m.model, v.options, dir / "variant.onnx");
+    // `compare` on generated inputs as well: the tolerance, 1e-2 for float16.
+    ort::CompareOptions c;
+    c.baseline_model = m.model;
+    c.optimized_model = path;
+    c.batch_size = 2;
+    c.sequence_length = 32;
+    c.samples = 3;
+    if (v.options.float16) c.rtol = c.atol = 1e-2;
+    c.write_test_data = false;
+    std::ostringstream log;
+    auto compared = ort::CompareModels(c, log);
+    ASSERT_TRUE(compared.ok()) << compared.status().ToString();
+    EXPECT_TRUE(compared->AllPassed()) << v.label << ":\n" << log.str();
+    for (const auto& o : compared->outputs) {
+      std::cout << "  MiniLM " << v.label << " compare '" << o.name << "': max abs diff "
+                << o.max_abs_diff << "\n";
+    }
     const auto embeddings = Embed(path, m);
     ASSERT_EQ(embeddings.size(), reference.size()) << v.label;
     double worst = 1;
