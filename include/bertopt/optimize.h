@@ -2,7 +2,9 @@
 // The library entry point of `bertopt optimize`: run the pipeline for a model type over a model
 // and report what was fused, what was not, and why.
 
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,39 @@
 #include "onnx/onnx_pb.h"
 
 namespace bertopt {
+
+/// --float16 settings (src/passes/convert/float16.h).
+struct Float16Options {
+  /// Graph inputs and outputs keep float32, with Casts at the boundary; false makes them float16.
+  bool keep_io_types = true;
+  /// Op types kept in float32 in addition to the default block list.
+  std::vector<std::string> op_block_list;
+  /// Node names kept in float32.
+  std::vector<std::string> node_block_list;
+  /// For ORT's CPU provider (optimize sets it unless --gpu_only): ops with no float16 CPU kernel
+  /// in ORT compute in float32, reading the float16 weights through Casts ORT folds when it loads
+  /// the model. False: every op not blocked computes in float16, as CUDA runs it.
+  bool cpu = false;
+};
+
+/// What --float16 did.
+struct Float16Report {
+  int tensors_converted = 0;     ///< initializers and Constant tensors now float16
+  int64_t values_converted = 0;  ///< their elements
+  int64_t values_clamped = 0;    ///< finite values beyond ±65504, set to ±65504
+  int64_t values_raised = 0;     ///< non-zero values below float16's smallest, set to ±2^-24
+  /// The tensor with the most clamped or raised values, and how many.
+  std::string most_changed_tensor;
+  int64_t most_changed_count = 0;
+  /// Rounding: the largest relative change of a value float16 can hold (not clamped or raised;
+  /// subnormals included), and its tensor. A raised 1e-30 would dwarf every other number here.
+  double max_relative_change = 0;
+  std::string worst_tensor;
+  int casts_added = 0;    ///< Casts at block and interface boundaries (after cleanup)
+  int casts_removed = 0;  ///< redundant Casts removed
+  std::vector<std::string> blocked_nodes;  ///< nodes kept in float32, as "name (op)"
+  int cpu_float32_nodes = 0;  ///< Float16Options::cpu: nodes computing in float32 on CPU
+};
 
 struct OptimizeOptions {
   passes::PassOptions pass;  ///< model_type (auto by default), num_heads, hidden_size, raw mask
@@ -25,6 +60,9 @@ struct OptimizeOptions {
   bool disable_layer_norm = false;
   bool input_int32 = false;
   bool float16 = false;
+  Float16Options float16_options;
+  /// Emit the forms ORT's CUDA kernels prefer (FastGelu for erf GELU); see README.
+  bool gpu_only = false;
 };
 
 /// What "fully optimized" means for an L-layer encoder (contrib-ops.md), and how far we got.
@@ -59,6 +97,16 @@ struct OptimizeReport {
   Verdict verdict;
   int nodes_before = 0;
   int nodes_after = 0;
+  /// Serialized size of the model before and after (weights included).
+  int64_t bytes_before = 0;
+  int64_t bytes_after = 0;
+  /// Set when --float16 ran.
+  std::optional<Float16Report> float16;
+  /// --input_int32: the graph inputs made int32, and the int64 Casts it had to add for them.
+  std::vector<std::string> int32_inputs;
+  int int32_casts_added = 0;
+  /// --gpu_only: BiasGelu / Gelu nodes rewritten as FastGelu.
+  int gpu_fast_gelus = 0;
   double seconds = 0;
 };
 

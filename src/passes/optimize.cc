@@ -9,6 +9,9 @@
 #include "bertopt/ir/validate.h"
 #include "fmt/format.h"
 #include "onnx/shape_inference/implementation.h"
+#include "passes/convert/float16.h"
+#include "passes/convert/gpu_only.h"
+#include "passes/convert/input_int32.h"
 #include "passes/registry.h"
 #include "passes/targets.h"
 
@@ -173,9 +176,48 @@ const std::vector<std::string>& ReportedOpTypes() {
   return kTypes;
 }
 
+namespace {
+
+// The conversions run after the fusions, on the fused graph: --gpu_only's forms first, then
+// --input_int32 (it removes the int32 Casts the fused ops read), then --float16.
+Status Convert(onnx::ModelProto& model, const OptimizeOptions& options, OptimizeReport& report) {
+  if (!options.float16 && !options.input_int32 && !options.gpu_only) return Status::Ok();
+  ASSIGN_OR_RETURN(auto graph, ir::Graph::Build(&model));
+  Status status;
+  if (options.gpu_only) {
+    auto fast = passes::ApplyGpuForms(*graph);
+    if (fast.ok()) {
+      report.gpu_fast_gelus = *fast;
+    } else {
+      status = fast.status();
+    }
+  }
+  if (status.ok() && options.input_int32) {
+    auto int32 = passes::ConvertInputsToInt32(*graph);
+    if (int32.ok()) {
+      report.int32_inputs = int32->inputs;
+      report.int32_casts_added = int32->casts_added;
+    } else {
+      status = int32.status();
+    }
+  }
+  if (status.ok() && options.float16) {
+    Float16Options f16_options = options.float16_options;
+    f16_options.cpu = !options.gpu_only;
+    auto f16 = passes::ConvertToFloat16(*graph, f16_options);
+    if (f16.ok()) {
+      report.float16 = std::move(f16).value();
+    } else {
+      status = f16.status();
+    }
+  }
+  graph->Commit();
+  return status;
+}
+
+}  // namespace
+
 StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions& options) {
-  if (options.float16) return Unimplemented("--float16: not available yet");
-  if (options.input_int32) return Unimplemented("--input_int32: not available yet");
   if (Status s = ir::ValidateGraph(model.graph()); !s.ok()) {
     return InvalidModel(fmt::format("the input is not a valid model: {}", s.message()));
   }
@@ -212,8 +254,10 @@ StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions
 
   const auto start = Clock::now();
   report.nodes_before = model.graph().node_size();
+  report.bytes_before = static_cast<int64_t>(model.ByteSizeLong());
   const int layers = CountOps(model.graph(), "Softmax");
   ASSIGN_OR_RETURN(report.passes, passes::RunPipeline(model, pipeline, resolved.pass));
+  RETURN_IF_ERROR(Convert(model, resolved, report));
 
   const onnx::GraphProto& g = model.graph();
   for (const std::string& op : ReportedOpTypes()) {
@@ -228,6 +272,7 @@ StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions
   }
   report.verdict = Judge(g, layers, report.fused_ops);
   report.nodes_after = g.node_size();
+  report.bytes_after = static_cast<int64_t>(model.ByteSizeLong());
   report.seconds = SecondsSince(start);
   return report;
 }

@@ -118,16 +118,6 @@ TEST_F(CliTest, NumHeadsMismatchNamesBothValues) {
   EXPECT_FALSE(fs::exists(dir_ / "o.onnx"));
 }
 
-TEST_F(CliTest, FlagsOfLaterIssuesSayTheyAreNotAvailable) {
-  for (const char* flag : {"--float16", "--input_int32", "--gpu_only"}) {
-    CommandResult r = RunBertopt("optimize --input " + Q(model_) + " --output " +
-                                 Q(dir_ / "o.onnx") + " " + flag);
-    EXPECT_EQ(r.exit_code, 2) << flag;
-    EXPECT_NE(r.err.find("not available yet"), std::string::npos) << flag << ": " << r.err;
-    EXPECT_FALSE(fs::exists(dir_ / "o.onnx"));
-  }
-}
-
 // A byte flip that leaves a parseable but invalid graph (a node reading a value nothing defines,
 // which ORT refuses) is refused too: exit 2, the node and the value named, nothing written.
 TEST_F(CliTest, AnInvalidGraphIsRefusedNamingTheNodeAndTheValue) {

@@ -31,8 +31,11 @@ std::string Explain(const OptimizeReport& r) {
   return s.str();
 }
 
-ort::CompareReport CompareOrDie(const fs::path& baseline, const fs::path& optimized) {
+ort::CompareReport CompareOrDie(const fs::path& baseline, const fs::path& optimized,
+                                double rtol = 1e-3, double atol = 1e-4) {
   ort::CompareOptions c;
+  c.rtol = rtol;
+  c.atol = atol;
   c.baseline_model = baseline;
   c.optimized_model = optimized;
   c.batch_size = 2;  // the static exports are fixed at (2, 16)
@@ -67,7 +70,13 @@ TEST_P(OptimizeBert, FusesCompletelyKeepsOutputsAndIsStable) {
   const fs::path dir = TempDir(m.Label());
   const fs::path out = dir / "optimized.onnx";
   ASSERT_TRUE(io::SaveModel(*model, out).ok());
-  CompareOrDie(m.Path(), out);
+  // A float16 export's original rounds to float16 after every op (ORT on CPU runs most of them in
+  // float32 between Casts); the fused ops round only their results: equal to float16 precision.
+  if (m.args.find("--half") != std::string::npos) {
+    CompareOrDie(m.Path(), out, 1e-2, 1e-2);
+  } else {
+    CompareOrDie(m.Path(), out);
+  }
 
   for (auto level : {ort::OptLevel::kDisabled, ort::OptLevel::kBasic, ort::OptLevel::kExtended,
                      ort::OptLevel::kAll}) {

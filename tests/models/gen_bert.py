@@ -48,6 +48,10 @@ def build_parser():
     p.add_argument("--mask_value", help="-10000 (default), min (float32 min), -inf, or a number; "
                    "DistilBERT's default is -inf")
     p.add_argument("--no_token_type", action="store_true")
+    p.add_argument("--half", action="store_true",
+                   help="model.half() before export: float16 weights, constants and math")
+    p.add_argument("--weights", help="a .safetensors state dict with HF BERT names (e.g. MiniLM) "
+                   "instead of random weights; sizes must match the options")
     p.add_argument("--seed", type=int, default=0)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--cache_dir", help=f"default {DEFAULT_CACHE}")
@@ -69,7 +73,8 @@ def resolve(args):
         opset=args.opset, static=args.static, batch=args.batch, seq=args.seq, naming=args.naming,
         position=args.position,
         mask_value=canonical_mask_value(args.mask_value or ("-inf" if distil else "-10000")),
-        token_type=not (args.no_token_type or distil), seed=args.seed)
+        token_type=not (args.no_token_type or distil), seed=args.seed, half=args.half,
+        weights=file_digest(args.weights) if args.weights else None)
     if args.hidden % args.heads:
         raise SystemExit(f"--hidden {args.hidden} is not a multiple of --heads {args.heads}")
     if roberta and args.opset < 11:
@@ -83,14 +88,56 @@ def resolve(args):
     return spec
 
 
+def file_digest(path):
+    """The SHA-256 of a weights file: the cache key covers its content, not its location."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_safetensors(path):
+    """name -> numpy array. The format is an 8-byte little-endian header size, a JSON header of
+    {name: {dtype, shape, data_offsets}}, then the raw little-endian data: no package needed."""
+    import numpy as np
+    dtypes = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
+    data = Path(path).read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        buf = data[8 + size + begin:8 + size + end]
+        tensors[name] = np.frombuffer(buf, dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+    return tensors
+
+
+def load_weights(model, path):
+    """Copies a safetensors state dict into `model`; every parameter must be there, same shape."""
+    import torch
+    tensors = read_safetensors(path)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name not in tensors:
+                raise SystemExit(f"--weights {path}: no tensor '{name}'")
+            value = torch.from_numpy(tensors[name].copy())
+            if tuple(value.shape) != tuple(param.shape):
+                raise SystemExit(f"--weights {path}: '{name}' has shape {tuple(value.shape)}, "
+                                 f"the model {tuple(param.shape)}")
+            param.copy_(value)
+
+
 def canonical_mask_value(text):
     """One spelling per value, so -10000 and -1e4 hash (and cache) alike."""
     return "min" if text == "min" else repr(mask_multiplier(text))
 
 
-def mask_multiplier(text):
-    if text == "min":
-        return -3.4028234663852886e38  # torch.finfo(torch.float32).min, what HF 4.x uses
+def mask_multiplier(text, half=False):
+    if text == "min":  # torch.finfo(dtype).min, what HF 4.x uses
+        return -65504.0 if half else -3.4028234663852886e38
     try:
         return float(text)
     except ValueError:
@@ -101,7 +148,7 @@ def cache_path(spec, cache_dir):
     source = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()
     key = json.dumps({"spec": spec, "generator": source}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    suffix = "_static" if spec["static"] else ""
+    suffix = ("_static" if spec["static"] else "") + ("_half" if spec["half"] else "")
     return Path(cache_dir) / f"{spec['kind']}_op{spec['opset']}{suffix}_{digest}.onnx"
 
 
@@ -241,7 +288,7 @@ def define_models():
 
         def __init__(self, c, eps=1e-12, positions=None, pooler=True):
             super().__init__()
-            self.mask_value = mask_multiplier(c["mask_value"])
+            self.mask_value = mask_multiplier(c["mask_value"], c.get("half", False))
             self.embeddings = Embeddings(c, positions or c["position"], eps)
             self.encoder = Encoder(c, eps)
             if pooler:
@@ -249,7 +296,7 @@ def define_models():
 
         def forward(self, input_ids, attention_mask, token_type_ids=None):
             extended = attention_mask.unsqueeze(1).unsqueeze(2)
-            extended = extended.to(dtype=torch.float32)
+            extended = extended.to(dtype=self.embeddings.word_embeddings.weight.dtype)
             extended = (1.0 - extended) * self.mask_value
             sequence_output = self.encoder(self.embeddings(input_ids, token_type_ids), extended)
             pooled = self.pooler(sequence_output) if hasattr(self, "pooler") else None
@@ -300,7 +347,7 @@ def define_models():
             super().__init__()
             self.n_heads = c["heads"]
             self.dim = c["hidden"]
-            self.mask_value = mask_multiplier(c["mask_value"])
+            self.mask_value = mask_multiplier(c["mask_value"], c.get("half", False))
             self.q_lin = nn.Linear(self.dim, self.dim)
             self.k_lin = nn.Linear(self.dim, self.dim)
             self.v_lin = nn.Linear(self.dim, self.dim)
@@ -436,6 +483,64 @@ def dummy_inputs(spec):
 
 
 @contextlib.contextmanager
+def float16_cpu_kernels():
+    """Lets a model.half() run on CPU long enough to be traced.
+
+    torch 1.13 has no CPU float16 kernels for matmul, layer_norm, softmax, erf, tanh, relu or
+    sqrt, and torch.onnx.export must run the model to trace it. These stand-ins (numpy, in
+    float32, rounded back to the input's dtype) are registered for the CPU dispatch key during the
+    export only. The tracer records the aten op before its kernel runs, so the graph is exactly
+    what a GPU export of the half model records; only the traced values come from numpy.
+    """
+    import numpy as np
+    import torch
+
+    def arr(t):
+        return t.detach().float().numpy()
+
+    def like(a, t):
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(t.dtype)
+
+    def layer_norm(x, shape, weight, bias, eps):
+        a = arr(x)
+        axes = tuple(range(a.ndim - len(shape), a.ndim))
+        mean = a.mean(axis=axes, keepdims=True)
+        rstd = 1.0 / np.sqrt(a.var(axis=axes, keepdims=True) + eps)
+        y = (a - mean) * rstd
+        y = y * arr(weight) if weight is not None else y
+        y = y + arr(bias) if bias is not None else y
+        return like(y, x), like(mean, x).float(), like(rstd, x).float()
+
+    def softmax(x, dim, half_to_float):
+        a = arr(x)
+        e = np.exp(a - a.max(axis=dim, keepdims=True))
+        return like(e / e.sum(axis=dim, keepdims=True), x)
+
+    erf = np.vectorize(math.erf, otypes=[np.float32])
+    kernels = {
+        "addmm": lambda c, a, b, beta=1, alpha=1: like(beta * arr(c) + alpha * (arr(a) @ arr(b)), a),
+        "mm": lambda a, b: like(arr(a) @ arr(b), a),
+        "bmm": lambda a, b: like(np.matmul(arr(a), arr(b)), a),
+        "native_layer_norm": layer_norm,
+        "_softmax": softmax,
+        "erf": lambda x: like(erf(arr(x)), x),
+        "tanh": lambda x: like(np.tanh(arr(x)), x),
+        "relu": lambda x: like(np.maximum(arr(x), 0), x),
+        "sqrt": lambda x: like(np.sqrt(arr(x)), x),
+    }
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "overriding a previously registered kernel"
+        lib = torch.library.Library("aten", "IMPL")
+        for name, fn in kernels.items():
+            lib.impl(name, fn, "CPU")
+    try:
+        yield
+    finally:
+        del lib  # the registrations go with the library object
+
+
+@contextlib.contextmanager
 def stdout_to_stderr():
     """torch prints export diagnostics from C++; keep stdout for the model paths only."""
     sys.stdout.flush()
@@ -449,21 +554,27 @@ def stdout_to_stderr():
         os.close(saved)
 
 
-def export(spec, path):
+def export(spec, path, weights=None):
     import torch
     global _MODELS
     if _MODELS is None:
         _MODELS = define_models()
     torch.manual_seed(spec["seed"])
     model = _MODELS[spec["kind"]](spec).eval()
-    randomize(model, spec["seed"])
+    if weights:
+        load_weights(model, weights)
+    else:
+        randomize(model, spec["seed"])
+    if spec["half"]:
+        model = model.half()
     inputs, outputs = io_names(spec)
     axes = None if spec["static"] else {n: {0: "batch_size", 1: "seq_len"} for n in inputs}
     if axes is not None:
         for name in outputs:  # every output has the batch axis; all but logits/pooler the seq axis
             axes[name] = {0: "batch_size"} if name in ("logits", "pooler_output") else \
                 {0: "batch_size", 1: "seq_len"}
-    with torch.no_grad(), stdout_to_stderr():
+    kernels = float16_cpu_kernels() if spec["half"] else contextlib.nullcontext()
+    with torch.no_grad(), stdout_to_stderr(), kernels:
         torch.onnx.export(model, dummy_inputs(spec), str(path), opset_version=spec["opset"],
                           do_constant_folding=True, input_names=inputs, output_names=outputs,
                           dynamic_axes=axes)
@@ -535,7 +646,7 @@ def generate(args):
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a cached model is for everyone
     try:
         start = time.monotonic()
-        export(spec, tmp)
+        export(spec, tmp, args.weights)
         check(spec, tmp, path.name, args.verbose)
         os.replace(tmp, path)
         if args.verbose:

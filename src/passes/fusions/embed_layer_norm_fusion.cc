@@ -22,10 +22,9 @@
 // A constant [1,S,H] position term (keras2onnx 1.6.1, static tf2onnx) is first rewritten as the
 // Gather it stands for (MaterializedPositions).
 //
-// Not handled: TF's
-// flattened 2-D Gathers, float16 tables (the CPU kernel is float only), the ORT-test Expand
-// shape spelled Where(Equal(...)) (such positions go to input 8 instead), and taking over a
-// mask index when several masks have one.
+// Not handled: TF's flattened 2-D Gathers, tables and gamma/beta of different float types, the
+// ORT-test Expand shape spelled Where(Equal(...)) (such positions go to input 8 instead), and
+// taking over a mask index when several masks have one.
 #include <algorithm>
 #include <optional>
 #include <unordered_set>
@@ -169,13 +168,16 @@ P GraphInput(std::string_view bind) {
   });
 }
 
-// `table[indices]` along axis 0, the table a float32 2-D constant.
+// `table[indices]` along axis 0, the table a float32 or float16 2-D constant. (ORT's CPU kernel
+// is float32 only; ORT runs a float16 one through Casts it inserts itself, the CUDA kernel
+// natively: float16 exports must fuse too.)
 P Lookup(std::string_view table, P indices) {
   P rows = Const(table).WhereValue([](const ir::Graph& g, const ir::Value& v, const Match&) {
     const onnx::TensorProto* t = g.ConstantTensor(&v);
     if (t->dims_size() != 2) return fmt::format("table '{}' is not 2-D", v.name());
-    if (t->data_type() != onnx::TensorProto::FLOAT) {
-      return fmt::format("table '{}' is not float32", v.name());
+    if (t->data_type() != onnx::TensorProto::FLOAT &&
+        t->data_type() != onnx::TensorProto::FLOAT16) {
+      return fmt::format("table '{}' is not float32 or float16", v.name());
     }
     return std::string();
   });
@@ -723,15 +725,20 @@ class EmbedLayerNormFusion : public Fusion {
                                             table->name(), graph.ConstantTensor(table)->dims(1),
                                             hidden));
       }
+      // One type T for every table, gamma and beta.
+      if (table && graph.ConstantTensor(table)->data_type() != word->data_type()) {
+        return FuseResult::Miss(fmt::format("table '{}' and the word table differ in type",
+                                            table->name()));
+      }
     }
     for (const ir::Value* v : {gamma, beta}) {
       if (!v) continue;
       const onnx::TensorProto* t = graph.ConstantTensor(v);
       if (!t) return FuseResult::Miss(fmt::format("'{}' is not a constant", v->name()));
-      if (t->data_type() != onnx::TensorProto::FLOAT || t->dims_size() != 1 ||
-          t->dims(0) != hidden) {
-        return FuseResult::Miss(
-            fmt::format("'{}' is not a float32 vector of the hidden size {}", v->name(), hidden));
+      if (t->data_type() != word->data_type() || t->dims_size() != 1 || t->dims(0) != hidden) {
+        return FuseResult::Miss(fmt::format(
+            "'{}' is not a vector of the hidden size {} of the word table's type", v->name(),
+            hidden));
       }
     }
     const int64_t axis = ln->AttrInt("axis").value_or(-1);

@@ -23,7 +23,8 @@
 //
 // Not handled: LayerNorm without gamma or beta (elementwise_affine=False), gamma/beta that are not
 // 1-D constants, Casts that change the element type (mixed-precision exports), reductions over
-// more than the last axis, and epsilon <= 0 (fp16 exports where 1e-12 underflowed) or > 1e-4.
+// more than the last axis, and epsilon <= 0 or > 1e-4 (except a float16 epsilon of 0: an fp16
+// export whose 1e-12 underflowed keeps its 0).
 // Opset-17 exports already have LayerNormalization nodes.
 #include "bertopt/pattern/pattern.h"
 #include "fmt/format.h"
@@ -194,7 +195,12 @@ class LayerNormFusion : public Fusion {
     if (!epsilon) {
       return FuseResult::Miss(fmt::format("epsilon '{}' is not a scalar", m["epsilon"]->name()));
     }
-    if (!(*epsilon > 0 && *epsilon <= kMaxEpsilon)) {
+    // A float16 export computes with epsilon 0: BERT's 1e-12 underflowed when the model was
+    // halved. Fusing keeps the 0 the model computes with (exactly its math), rather than
+    // inventing a positive epsilon; only a float16 epsilon constant may be 0.
+    const bool underflowed_fp16_epsilon =
+        *epsilon == 0 && graph.ElementType(m["epsilon"]) == onnx::TensorProto::FLOAT16;
+    if (!underflowed_fp16_epsilon && !(*epsilon > 0 && *epsilon <= kMaxEpsilon)) {
       return FuseResult::Miss(fmt::format("epsilon {:g} of '{}' is not in (0, {:g}]", *epsilon,
                                           m["epsilon"]->name(), kMaxEpsilon));
     }
