@@ -88,7 +88,7 @@ Verdict Judge(const onnx::GraphProto& g, int layers, const std::map<std::string,
     v.missing.push_back(
         fmt::format("SkipLayerNormalization/LayerNormalization: {} of {}", norms, expected_norms));
   }
-  for (const char* op : {"Softmax", "Erf", "ReduceMean", "Pow"}) {
+  for (const char* op : {"Softmax", "Erf", "Gelu", "ReduceMean", "Pow"}) {
     if (int n = CountOps(g, op); n > 0)
       v.missing.push_back(fmt::format("{} {} left unfused", n, op));
   }
