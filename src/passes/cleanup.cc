@@ -2,7 +2,7 @@
 
 #include "bertopt/ir/tensor.h"
 #include "fmt/format.h"
-#include "passes/fusions/symbolic_dims.h"
+#include "passes/symbolic_dims.h"
 
 namespace bertopt::passes {
 namespace {

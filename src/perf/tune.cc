@@ -6,8 +6,8 @@
 #include "bertopt/io/model_io.h"
 #include "fmt/format.h"
 #include "io/cleanup_on_signal.h"
-#include "ort/perf_command.h"
 #include "passes/targets.h"
+#include "perf/command.h"
 
 namespace bertopt::perf {
 namespace {
@@ -113,14 +113,13 @@ StatusOr<TuneReport> Tune(const std::filesystem::path& input, const onnx::ModelP
   }
   std::vector<const char*> argv;
   for (const std::string& a : args) argv.push_back(a.c_str());
-  ASSIGN_OR_RETURN(ort::PerfOptions perf,
-                   ort::ParsePerfArgs(static_cast<int>(argv.size()), argv.data()));
-  if (options.intra_op_threads <= 0) perf.intra_op_threads = {ort::DefaultThreadCounts().back()};
+  ASSIGN_OR_RETURN(PerfOptions measure, ParsePerfArgs(static_cast<int>(argv.size()), argv.data()));
+  if (options.intra_op_threads <= 0) measure.intra_op_threads = {DefaultThreadCounts().back()};
   const std::time_t now = std::time(nullptr);
   std::tm started{};
   localtime_r(&now, &started);
-  ASSIGN_OR_RETURN(ort::PerfReport measured, ort::MeasurePerf(perf, started, nullptr));
-  for (const ort::PerfRow& row : measured.rows) {
+  ASSIGN_OR_RETURN(PerfReport measured, MeasurePerf(measure, started, nullptr));
+  for (const PerfRow& row : measured.rows) {
     const int index = row.setting.model_index;
     if (index == 0) {
       report.original_p50_ms = row.latency.p50_ms;

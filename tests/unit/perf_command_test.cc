@@ -1,8 +1,6 @@
 // bertopt perf end to end through RunPerfCommand: argument errors (exit code 2 and a one-line
 // message naming the flag or file), and real runs on tiny BERT-like models built in code. Nothing
 // here compares times: only that rows exist, values are positive and files have the right form.
-#include "ort/perf_command.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -17,10 +15,13 @@
 #include <vector>
 
 #include "ort/session.h"
+#include "perf/command.h"
 #include "unit/testdata_util.h"
 #include "unit/tiny_models.h"
 
-namespace bertopt::ort {
+namespace bertopt::perf {
+
+using ort::OptLevel;
 namespace {
 
 using ::testing::AllOf;
@@ -174,7 +175,7 @@ TEST_F(PerfCommandTest, StaticShapeModelAskedForAnotherShapeIsBadInput) {
 }
 
 TEST_F(PerfCommandTest, UseGpuWithoutCudaProviderIsBadInput) {
-  const std::vector<std::string> providers = AvailableProviders();
+  const std::vector<std::string> providers = ort::AvailableProviders();
   if (std::find(providers.begin(), providers.end(), "CUDAExecutionProvider") != providers.end()) {
     GTEST_SKIP() << "this ONNX Runtime build has CUDA; the message is for builds without it";
   }
@@ -327,4 +328,4 @@ TEST_F(PerfCommandTest, InclusiveAndIoBindingModesRun) {
 }
 
 }  // namespace
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "ort/perf_report.h"
-#include "ort/svg_plot.h"
+#include "perf/report.h"
+#include "perf/svg_plot.h"
 
-namespace bertopt::ort {
+namespace bertopt::perf {
 namespace {
 
 using ::testing::DoubleNear;
@@ -132,4 +132,4 @@ TEST(SvgPlotTest, BuildsGroupsPerSettingAndBarsPerModelFromTheReport) {
 }
 
 }  // namespace
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

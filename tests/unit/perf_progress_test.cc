@@ -1,11 +1,11 @@
-#include "ort/perf_progress.h"
-
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <string>
 
-namespace bertopt::ort {
+#include "perf/progress.h"
+
+namespace bertopt::perf {
 namespace {
 
 std::string Contents(std::FILE* file) {
@@ -58,4 +58,4 @@ TEST(PerfProgressTest, AShorterTextCoversTheLongerOne) {
 }
 
 }  // namespace
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -1,5 +1,3 @@
-#include "ort/perf_report.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -9,7 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace bertopt::ort {
+#include "perf/report.h"
+
+namespace bertopt::perf {
 namespace {
 
 using ::testing::ElementsAre;
@@ -277,4 +277,4 @@ TEST(PerfReportTest, DefaultOutputNameSitsBesideTheFirstModel) {
 }
 
 }  // namespace
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -1,12 +1,12 @@
-#include "ort/perf_schedule.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace bertopt::ort {
+#include "perf/schedule.h"
+
+namespace bertopt::perf {
 namespace {
 
 using ::testing::ElementsAre;
@@ -89,4 +89,4 @@ TEST(PerfScheduleTest, RejectsEmptyOrNonsenseSchedules) {
 }
 
 }  // namespace
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -1,4 +1,4 @@
-#include "ort/stats.h"
+#include "perf/stats.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <numeric>
 #include <vector>
 
-namespace bertopt::ort {
+namespace bertopt::perf {
 namespace {
 
 // Expected values below are worked by hand from h = (n - 1) * p / 100 and match what
@@ -92,4 +92,4 @@ TEST(StatsTest, QpsIsBatchTimesThousandOverAverage) {
 }
 
 }  // namespace
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -1,6 +1,6 @@
 // SymbolicDims: what the fusions rely on to call two dimensions equal. One test per rule family,
 // then the policy on declared shapes.
-#include "passes/fusions/symbolic_dims.h"
+#include "passes/symbolic_dims.h"
 
 #include <gtest/gtest.h>
 

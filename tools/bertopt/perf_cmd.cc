@@ -3,12 +3,12 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "ort/perf_command.h"
+#include "perf/command.h"
 
 namespace bertopt::cli {
 
 int PerfMain(int argc, char** argv) {
-  return bertopt::ort::RunPerfCommand(argc, argv, stdout, stderr);
+  return bertopt::perf::RunPerfCommand(argc, argv, stdout, stderr);
 }
 
 }  // namespace bertopt::cli

@@ -41,7 +41,7 @@
 #include "fmt/ranges.h"
 #include "passes/fusions/fusions.h"
 #include "passes/fusions/int32_inputs.h"
-#include "passes/fusions/symbolic_dims.h"
+#include "passes/symbolic_dims.h"
 
 namespace bertopt::passes {
 namespace {

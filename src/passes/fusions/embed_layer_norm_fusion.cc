@@ -34,7 +34,7 @@
 #include "fmt/format.h"
 #include "passes/fusions/fusions.h"
 #include "passes/fusions/int32_inputs.h"
-#include "passes/fusions/symbolic_dims.h"
+#include "passes/symbolic_dims.h"
 
 namespace bertopt::passes {
 namespace {

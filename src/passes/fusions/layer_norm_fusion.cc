@@ -30,7 +30,7 @@
 #include "fmt/format.h"
 #include "fmt/ranges.h"
 #include "passes/fusions/fusions.h"
-#include "passes/fusions/symbolic_dims.h"
+#include "passes/symbolic_dims.h"
 
 namespace bertopt::passes {
 namespace {

@@ -27,7 +27,7 @@
 #include "bertopt/pattern/pattern.h"
 #include "fmt/format.h"
 #include "passes/fusions/fusions.h"
-#include "passes/fusions/symbolic_dims.h"
+#include "passes/symbolic_dims.h"
 
 namespace bertopt::passes {
 namespace {

@@ -1,4 +1,4 @@
-#include "passes/fusions/symbolic_dims.h"
+#include "passes/symbolic_dims.h"
 
 #include <algorithm>
 #include <limits>

@@ -1,4 +1,4 @@
-#include "ort/perf_command.h"
+#include "perf/command.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -13,13 +13,20 @@
 
 #include "bertopt/exit_codes.h"
 #include "bertopt/io/model_io.h"
-#include "ort/perf_progress.h"
-#include "ort/perf_runner.h"
-#include "ort/perf_schedule.h"
 #include "ort/session.h"
 #include "ort/version.h"
+#include "perf/progress.h"
+#include "perf/runner.h"
+#include "perf/schedule.h"
 
-namespace bertopt::ort {
+namespace bertopt::perf {
+
+using ort::BertInputGenerator;
+using ort::BertSample;
+using ort::CheckBertInputShapes;
+using ort::OptLevelName;
+using ort::Session;
+using ort::SessionConfig;
 namespace {
 
 std::tm LocalTime(std::chrono::system_clock::time_point when) {
@@ -113,7 +120,7 @@ StatusOr<PerfReport> MeasurePerf(const PerfOptions& o, const std::tm& started, s
   info.test_times = o.test_times;
   info.warmup = o.warmup;
   info.seed = o.seed;
-  info.ort_version = RuntimeVersion();
+  info.ort_version = ort::RuntimeVersion();
   info.timestamp = IsoTimestamp(started);
 
   PerfProgress progress(err, err != nullptr && isatty(fileno(err)) != 0);
@@ -242,4 +249,4 @@ int RunPerfCommand(int argc, const char* const* argv, std::FILE* out, std::FILE*
   }
 }
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

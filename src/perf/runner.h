@@ -14,7 +14,13 @@
 #include "ort/bert_inputs.h"
 #include "ort/session.h"
 
-namespace bertopt::ort {
+namespace bertopt::perf {
+
+using ort::BertInputs;
+using ort::BertSample;
+using ort::PreparedRun;
+using ort::Session;
+using ort::Tensor;
 
 /// What perf needs to know about a model file before creating sessions.
 struct PerfModelInfo {
@@ -65,4 +71,4 @@ class SettingRunner {
   std::vector<std::unique_ptr<PreparedRun>> prepared_;              // per sample, exclusive only
 };
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "bertopt/status.h"
-#include "ort/stats.h"
-#include "ort/svg_plot.h"
+#include "perf/stats.h"
+#include "perf/svg_plot.h"
 
-namespace bertopt::ort {
+namespace bertopt::perf {
 
 /// One measured configuration. Sessions are shared by settings with the same (model, threads).
 struct PerfSetting {
@@ -111,4 +111,4 @@ std::filesystem::path DefaultOutputPath(const std::filesystem::path& first_model
                                         const std::vector<int64_t>& sequence_lengths,
                                         std::string_view file_timestamp);
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -1,4 +1,4 @@
-#include "ort/stats.h"
+#include "perf/stats.h"
 
 #include <algorithm>
 #include <cassert>
@@ -6,7 +6,7 @@
 #include <numeric>
 #include <string>
 
-namespace bertopt::ort {
+namespace bertopt::perf {
 
 double PercentileOfSorted(std::span<const double> sorted_values, double p) {
   assert(!sorted_values.empty());
@@ -55,4 +55,4 @@ double QueriesPerSecond(int64_t batch_size, double average_ms) {
   return static_cast<double>(batch_size) * 1000.0 / average_ms;
 }
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-namespace bertopt::ort {
+namespace bertopt::perf {
 
 struct PlotCell {
   bool present = false;  ///< false where a model has no result for a setting
@@ -39,4 +39,4 @@ std::string XmlEscape(std::string_view text);
 /// The whole SVG document.
 std::string RenderLatencyPlotSvg(const LatencyPlot& plot);
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

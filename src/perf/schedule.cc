@@ -1,8 +1,8 @@
-#include "ort/perf_schedule.h"
+#include "perf/schedule.h"
 
 #include <string>
 
-namespace bertopt::ort {
+namespace bertopt::perf {
 
 StatusOr<std::vector<std::vector<double>>> RunInterleaved(std::span<const TimedRun> runs,
                                                           const ScheduleOptions& options,
@@ -34,4 +34,4 @@ StatusOr<std::vector<std::vector<double>>> RunInterleaved(std::span<const TimedR
   return latencies;
 }
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -1,4 +1,4 @@
-#include "ort/perf_report.h"
+#include "perf/report.h"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,7 @@
 #include <set>
 #include <tuple>
 
-namespace bertopt::ort {
+namespace bertopt::perf {
 namespace {
 
 // Tables show 0.1 µs; the TSV keeps the clock's nanoseconds, so microsecond-scale models lose
@@ -422,4 +422,4 @@ std::filesystem::path DefaultOutputPath(const std::filesystem::path& first_model
   return first_model.parent_path() / name;
 }
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

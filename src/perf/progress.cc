@@ -1,9 +1,9 @@
-#include "ort/perf_progress.h"
+#include "perf/progress.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
 
-namespace bertopt::ort {
+namespace bertopt::perf {
 
 PerfProgress PerfProgress::ForStderr() { return PerfProgress(stderr, isatty(fileno(stderr)) != 0); }
 
@@ -43,4 +43,4 @@ void PerfProgress::Clear() {
   shown_width_ = 0;
 }
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -1,4 +1,4 @@
-#include "ort/perf_runner.h"
+#include "perf/runner.h"
 
 #include <fmt/format.h>
 #include <onnxruntime_cxx_api.h>
@@ -6,7 +6,19 @@
 #include <filesystem>
 #include <fstream>
 
-namespace bertopt::ort {
+namespace bertopt::perf {
+
+using ort::BertInputs;
+using ort::BertSample;
+using ort::FindBertInputs;
+using ort::FindSegmentVocabSize;
+using ort::FindVocabSize;
+using ort::kDefaultVocabSize;
+using ort::MakeBertFeeds;
+using ort::PreparedRun;
+using ort::Session;
+using ort::Tensor;
+using ort::ValueInfo;
 namespace {
 
 double MillisecondsSince(std::chrono::steady_clock::time_point start) {
@@ -111,4 +123,4 @@ Status SettingRunner::RunInclusiveWithBinding(
   }
 }
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -1,4 +1,4 @@
-#include "ort/perf_options.h"
+#include "perf/options.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -9,7 +9,10 @@
 #include <set>
 #include <thread>
 
-namespace bertopt::ort {
+namespace bertopt::perf {
+
+using ort::OptLevel;
+using ort::ParseOptLevel;
 namespace {
 
 template <typename T>
@@ -146,4 +149,4 @@ StatusOr<PerfOptions> ParsePerfArgs(int argc, const char* const* argv) {
   return o;
 }
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

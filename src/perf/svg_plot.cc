@@ -1,11 +1,11 @@
-#include "ort/svg_plot.h"
+#include "perf/svg_plot.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 
-namespace bertopt::ort {
+namespace bertopt::perf {
 namespace {
 
 // Okabe-Ito colours: distinguishable with the common colour-vision deficiencies. Yellow last since
@@ -230,4 +230,4 @@ std::string RenderLatencyPlotSvg(const LatencyPlot& plot) {
   return svg;
 }
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

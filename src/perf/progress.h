@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <string>
 
-namespace bertopt::ort {
+namespace bertopt::perf {
 
 class PerfProgress {
  public:
@@ -41,4 +41,4 @@ class PerfProgress {
   std::chrono::steady_clock::time_point last_draw_{};
 };
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

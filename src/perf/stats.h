@@ -14,7 +14,7 @@
 
 #include "bertopt/status.h"
 
-namespace bertopt::ort {
+namespace bertopt::perf {
 
 /// Percentile `p` (0..100) of `sorted_values` (ascending, non-empty) by the rule above.
 double PercentileOfSorted(std::span<const double> sorted_values, double p);
@@ -43,4 +43,4 @@ StatusOr<LatencySummary> SummarizeLatencies(std::span<const double> latencies_ms
 /// QPS = batch_size * 1000 / average_ms. 0 when the average is not positive (no meaningful rate).
 double QueriesPerSecond(int64_t batch_size, double average_ms);
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -11,7 +11,7 @@
 
 #include "bertopt/status.h"
 
-namespace bertopt::ort {
+namespace bertopt::perf {
 
 /// Performs one run on generated input number `sample` and returns the measured latency in ms. The
 /// callable owns the clock, so it decides what is measured (only ORT's run, or also creating the
@@ -34,4 +34,4 @@ StatusOr<std::vector<std::vector<double>>> RunInterleaved(std::span<const TimedR
                                                           const ScheduleOptions& options,
                                                           const ProgressCallback& progress = {});
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -6,10 +6,10 @@
 #include <ctime>
 
 #include "bertopt/status.h"
-#include "ort/perf_options.h"
-#include "ort/perf_report.h"
+#include "perf/options.h"
+#include "perf/report.h"
 
-namespace bertopt::ort {
+namespace bertopt::perf {
 
 /// Exit codes as in tools/bertopt/commands.h: 0 measured and written, 2 bad input (flags, model
 /// files, shapes, no CUDA provider), 1 the measurement or writing the results failed.
@@ -23,4 +23,4 @@ StatusOr<PerfReport> MeasurePerf(const PerfOptions& options, const std::tm& star
 /// The exit code for a failed Status: 2 where the user can fix the input, 1 otherwise.
 int ExitCodeFor(const Status& status);
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf

@@ -11,7 +11,10 @@
 #include "ort/bert_inputs.h"
 #include "ort/session.h"
 
-namespace bertopt::ort {
+namespace bertopt::perf {
+
+using ort::BertInputs;
+using ort::OptLevel;
 
 struct PerfOptions {
   std::vector<std::string> models;
@@ -47,4 +50,4 @@ StatusOr<PerfOptions> ParsePerfArgs(int argc, const char* const* argv);
 /// {1, hardware threads} without duplicates ({1} on a one-core machine).
 std::vector<int> DefaultThreadCounts();
 
-}  // namespace bertopt::ort
+}  // namespace bertopt::perf
