@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "fmt/format.h"
 #include "ort/compare.h"
+#include "quantize_report.h"
 
 namespace bertopt::cli {
 namespace {
@@ -27,6 +28,8 @@ struct Flags {
   bool verify = false;
   bool overwrite = false;
   bool external_data = false;
+  bool int8 = false;  // then quantize (bertopt quantize)
+  QuantizeFlags quantize;
 };
 
 nlohmann::json ReportJson(const Flags& f, const OptimizeReport& r) {
@@ -118,6 +121,7 @@ Status SaveVerified(const Flags& f, const onnx::ModelProto& model, io::SaveOptio
   c.sequence_length = f.sequence_length;
   c.samples = 10;
   c.write_test_data = false;
+  if (f.int8) c.min_cosine = 0.99;  // int8 cannot pass allclose: the tolerance mode
   std::ostringstream log;
   if (s.ok()) {
     auto report = ort::CompareModels(c, log);
@@ -188,9 +192,16 @@ int OptimizeMain(int argc, char** argv) {
   app.add_flag("--external_data", f.external_data, "store weights in <output>.data");
   app.add_flag("--json", f.json, "print the report as one JSON object");
   app.add_flag("--verbose", f.verbose, "per-pass statistics and why each candidate did not fuse");
+  app.add_flag("--int8", f.int8, "then quantize to int8, as bertopt quantize (flags below)");
+  AddQuantizeFlags(app, f.quantize);
   const std::string name = fs::path(argv[0]).filename().string();
   if (auto exit_code = ParseFlags(app, name, argc, argv)) return *exit_code;
   if (f.gpu_only) return Fail(Unimplemented("--gpu_only: not available yet"));
+  for (const char* flag : {"--int8_exclude", "--per_tensor", "--matmul_form", "--worst"}) {
+    if (!f.int8 && app.count(flag)) return Fail(InvalidArgument(fmt::format("{} needs --int8", flag)));
+  }
+  auto quantize_options = ToQuantizeOptions(f.quantize);
+  if (!quantize_options.ok()) return Fail(quantize_options.status());
 
   auto model = io::LoadModel(f.input);
   if (!model.ok()) return Fail(model.status());
@@ -199,6 +210,9 @@ int OptimizeMain(int argc, char** argv) {
   for (const std::string& warning : report->warnings) {
     std::fprintf(stderr, "bertopt optimize: warning: %s: %s\n", f.input.c_str(), warning.c_str());
   }
+  StatusOr<passes::QuantizeReport> int8 = passes::QuantizeReport{};
+  if (f.int8) int8 = passes::Quantize(*model, *quantize_options);
+  if (!int8.ok()) return Fail(std::move(int8).status().WithContext(f.input));
 
   io::SaveOptions save;
   save.protect = f.input;
@@ -217,9 +231,12 @@ int OptimizeMain(int argc, char** argv) {
   }
 
   if (f.json) {
-    std::cout << ReportJson(f, *report).dump(2) << "\n";
+    nlohmann::json j = ReportJson(f, *report);
+    if (f.int8) j["int8"] = QuantizeReportJson(*int8, *quantize_options);
+    std::cout << j.dump(2) << "\n";
   } else {
     PrintReport(f, *report);
+    if (f.int8) PrintQuantizeReport(*int8, *quantize_options, f.quantize.worst, f.verbose);
   }
   return kExitOk;
 }
