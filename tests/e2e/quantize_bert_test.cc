@@ -1,5 +1,5 @@
-// int8 end to end: real exports (torch BERT / DistilBERT / RoBERTa, keras2onnx 1.6.5, a committed
-// tf2onnx 1.17 file) optimized, then quantized: every Attention becomes QAttention and every
+// int8 end to end: real exports (torch BERT / DistilBERT / RoBERTa, keras2onnx 1.6.1 and 1.6.5, a
+// committed tf2onnx 1.17 file) optimized, then quantized: every Attention becomes QAttention and every
 // dense MatMul DynamicQuantizeMatMul, ORT loads the result at every level, and compare's cosine
 // mode passes against the float32 original. Then the command line: quantize, optimize --int8,
 // compare --min_cosine --json, and bad input.
@@ -120,6 +120,9 @@ TEST_P(QuantizeBert, QuantizesEveryDenseLayerLoadsAndStaysClose) {
 INSTANTIATE_TEST_SUITE_P(
     Models, QuantizeBert,
     ::testing::Values(
+        // Opset 10: raised to 11 for DynamicQuantizeLinear (every op there means the same).
+        Case{"bert_qa_op10", "gen_bert.py", "--kind bert_qa --opset 10"},
+        Case{"keras_seq_161_op10", "gen_tf_layouts.py", "--kind keras_seq --keras_version 1.6.1"},
         Case{"bert_seq_op11", "gen_bert.py", "--kind bert_seq --opset 11"},
         Case{"bert_seq_op14", "gen_bert.py", "--kind bert_seq --opset 14"},
         Case{"bert_seq_op14_static", "gen_bert.py", "--kind bert_seq --opset 14 --static"},

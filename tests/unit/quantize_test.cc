@@ -386,16 +386,35 @@ g (float[B, S, 4] x) => (float[B, S, 4] z)
   ExpectSameOutputs(model, run.after, Close());
 }
 
-TEST(QuantizeTest, AttentionStaysFloatBelowOpset11) {
-  // DynamicQuantizeLinear, which QAttention's input needs, is ai.onnx 11; MatMuls still quantize
-  // through DynamicQuantizeMatMul, which quantizes its input itself.
-  const onnx::ModelProto model =
-      ParseModel(Replaced(kAttention, "\"\" : 14", "\"\" : 10"));
+TEST(QuantizeTest, Opset10IsRaisedTo11WhenEveryOpMeansTheSame) {
+  // DynamicQuantizeLinear, which QAttention's input needs, is ai.onnx 11. Softmax and Gather got
+  // opset-11 versions that only extend the opset-10 ones, so the model may import 11.
+  const onnx::ModelProto model = ParseModel(Replaced(
+      Replaced(kAttention, "\"\" : 14", "\"\" : 10"), "  y = Add(dense, bo)",
+      "  biased = Add(dense, bo)\n  y = Softmax<axis = 2>(biased)"));
   QuantizeRun run = Quantized(model);
+  EXPECT_EQ(run.report.opset_raised_from, 10);
+  EXPECT_EQ(run.after.opset_import(0).version(), 11);
+  EXPECT_EQ(CountOps(run.after, "QAttention", "com.microsoft"), 1);
+  EXPECT_TRUE(run.report.kept_float.empty());
+  ExpectSameOutputs(model, run.after, Close());
+}
+
+TEST(QuantizeTest, Opset10StaysWhenAnOpChangedMeaningAt11) {
+  // Clip's bounds moved from attributes to inputs at 11: the model keeps opset 10 and its
+  // Attention stays float; MatMuls still quantize through DynamicQuantizeMatMul, which quantizes
+  // its input itself.
+  const onnx::ModelProto model = ParseModel(Replaced(
+      Replaced(kAttention, "\"\" : 14", "\"\" : 10"), "  y = Add(dense, bo)",
+      "  biased = Add(dense, bo)\n  y = Clip<min = -1.0, max = 1.0>(biased)"));
+  QuantizeRun run = Quantized(model);
+  EXPECT_EQ(run.report.opset_raised_from, 0);
+  EXPECT_EQ(run.after.opset_import(0).version(), 10);
   EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), 1);
   EXPECT_EQ(CountOps(run.after, "DynamicQuantizeMatMul", "com.microsoft"), 1);
   ASSERT_EQ(run.report.kept_float.size(), 1u);
-  EXPECT_THAT(run.report.kept_float[0].reason, HasSubstr("ai.onnx opset 10"));
+  EXPECT_THAT(run.report.kept_float[0].reason,
+              HasSubstr("the model imports ai.onnx opset 10 and its Clip"));
   ExpectSameOutputs(model, run.after, Close());
 }
 

@@ -92,6 +92,11 @@ void PrintQuantizeReport(const passes::QuantizeReport& r, const passes::Quantize
   std::printf("stays float: %s\n",
               CountList(r.ops_after, [](const std::string& op) { return !passes::IsInt8Op(op); })
                   .c_str());
+  if (r.opset_raised_from) {
+    std::printf("ai.onnx opset %lld -> 11 (for DynamicQuantizeLinear; every op of the model "
+                "means the same at 11)\n",
+                static_cast<long long>(r.opset_raised_from));
+  }
   if (!r.kept_float.empty()) {
     std::printf("kept in float32 (%zu):\n", r.kept_float.size());
     for (const auto& k : r.kept_float) {
@@ -138,6 +143,7 @@ nlohmann::json QuantizeReportJson(const passes::QuantizeReport& r,
   j["attention_quantized"] = r.attention_quantized;
   j["matmul_quantized"] = r.matmul_quantized;
   j["biases_folded"] = r.biases_folded;
+  j["opset_raised_from"] = r.opset_raised_from;
   nlohmann::json kept = nlohmann::json::array();
   for (const auto& k : r.kept_float) {
     kept.push_back({{"node", k.node}, {"op", k.op}, {"reason", k.reason}});

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -14,6 +15,7 @@
 #include "bertopt/ir/tensor.h"
 #include "bertopt/passes/pass.h"
 #include "fmt/format.h"
+#include "onnx/defs/schema.h"
 
 namespace bertopt::passes {
 namespace {
@@ -22,6 +24,22 @@ constexpr float kInt8Max = 127;  // symmetric: -128 is never used, so -q is alwa
 
 /// ai.onnx opset that introduced DynamicQuantizeLinear (QAttention's input needs it).
 constexpr int64_t kDynamicQuantizeLinearOpset = 11;
+
+/// ai.onnx ops whose opset-11 version only extends the opset-10 one (negative axes, more input
+/// types, an optional input, new attributes whose defaults keep the old behaviour), so a model of
+/// opset 10 computes the same when it imports 11. Not here, so a reason to keep opset 10: Clip,
+/// Pad and Resize (inputs changed), OneHot (negative indices wrap), the pooling and convolution
+/// ops, Scatter, and If / Loop / Scan (their bodies are not checked).
+const std::unordered_set<std::string>& ExtendedAt11() {
+  static const std::unordered_set<std::string> kOps = {
+      "ArgMax",     "ArgMin",       "Compress",  "Concat",          "Constant",
+      "DepthToSpace", "Equal",      "Flatten",   "Gather",          "Gemm",
+      "Hardmax",    "LogSoftmax",   "Softmax",   "ReduceL1",        "ReduceL2",
+      "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
+      "ReduceProd", "ReduceSum",    "ReduceSumSquare", "Slice",     "Split",
+      "Squeeze",    "TopK",         "Unsqueeze"};
+  return kOps;
+}
 
 /// Attention attributes that QAttention (ORT 1.29) reads with the same meaning.
 const std::unordered_set<std::string>& QAttentionAttributes() {
@@ -225,6 +243,45 @@ class Quantizer {
     return out;
   }
 
+  /// Makes the model import an ai.onnx opset with DynamicQuantizeLinear (11), raising opset 10 to
+  /// 11 when every op of the model means the same there; else says why not (`user` needs it).
+  std::string NeedDynamicQuantizeLinear(std::string_view user) {
+    const int64_t opset = graph_.OpsetVersion();
+    if (opset >= kDynamicQuantizeLinearOpset) return "";
+    if (!opset_problem_) opset_problem_ = OpsetRaiseProblem(opset);
+    if (!opset_problem_->empty()) {
+      return fmt::format("the model imports ai.onnx opset {} and {}; the DynamicQuantizeLinear "
+                         "that feeds {} needs {}",
+                         opset, *opset_problem_, user, kDynamicQuantizeLinearOpset);
+    }
+    for (auto& import : *graph_.model().mutable_opset_import()) {
+      if (import.domain().empty() || import.domain() == "ai.onnx") {
+        import.set_version(kDynamicQuantizeLinearOpset);
+      }
+    }
+    report_.opset_raised_from = opset;
+    return "";
+  }
+
+  /// Why opset `opset` cannot be raised to 11 without changing what an op computes ("" if it can).
+  std::string OpsetRaiseProblem(int64_t opset) const {
+    if (opset != kDynamicQuantizeLinearOpset - 1) return "raising it to 11 is checked from 10 only";
+    for (const ir::Node* node : graph_.Nodes()) {
+      if (!node->domain().empty() && node->domain() != "ai.onnx") continue;
+      const auto* before = onnx::OpSchemaRegistry::Schema(node->op_type(), opset);
+      const auto* after =
+          onnx::OpSchemaRegistry::Schema(node->op_type(), kDynamicQuantizeLinearOpset);
+      // Neither defined (an op ORT registers itself, e.g. LayerNormalization before 17), or one
+      // definition for both versions: the same meaning.
+      if (!before && !after) continue;
+      if (before && after && before->since_version() == after->since_version()) continue;
+      if (ExtendedAt11().count(node->op_type())) continue;
+      return fmt::format("its {} ({}) changed meaning at 11", node->op_type(),
+                         node->DisplayName());
+    }
+    return "";
+  }
+
   /// Erases `node` and a Constant that produced `weight` when nothing else reads it.
   void Erase(ir::Node* node, ir::Value* weight) {
     graph_.EraseNode(node);
@@ -259,11 +316,7 @@ class Quantizer {
       return fmt::format("weight '{}' has {} columns, not 3 equal Q, K, V parts", weight->name(),
                          w->dims(1));
     }
-    if (graph_.OpsetVersion() < kDynamicQuantizeLinearOpset) {
-      return fmt::format("the model imports ai.onnx opset {}; the DynamicQuantizeLinear that "
-                         "feeds QAttention needs {} (export at opset 11 or later)",
-                         graph_.OpsetVersion(), kDynamicQuantizeLinearOpset);
-    }
+    if (std::string p = NeedDynamicQuantizeLinear("QAttention"); !p.empty()) return p;
     std::string reason;
     auto int8 = Int8(weight, attention, "QAttention", reason);
     if (!int8) return reason;
@@ -315,11 +368,8 @@ class Quantizer {
     if (std::string p = WeightProblem(weight); !p.empty()) return p;
     if (std::string p = ActivationProblem(a); !p.empty()) return p;
     const bool integer_to_float = options_.matmul_form == MatMulForm::kMatMulIntegerToFloat;
-    if (integer_to_float && graph_.OpsetVersion() < kDynamicQuantizeLinearOpset) {
-      return fmt::format("the model imports ai.onnx opset {}; MatMulIntegerToFloat's "
-                         "DynamicQuantizeLinear needs {} (use --matmul_form "
-                         "DynamicQuantizeMatMul)",
-                         graph_.OpsetVersion(), kDynamicQuantizeLinearOpset);
+    if (integer_to_float) {
+      if (std::string p = NeedDynamicQuantizeLinear("MatMulIntegerToFloat"); !p.empty()) return p;
     }
     std::string reason;
     auto int8 = Int8(weight, matmul, MatMulFormName(options_.matmul_form), reason);
@@ -355,6 +405,7 @@ class Quantizer {
   std::unordered_set<std::string> exclude_;
   std::unordered_map<std::string, Int8Names> int8_;
   std::unordered_map<std::string, std::array<std::string, 3>> activations_;
+  std::optional<std::string> opset_problem_;  // OpsetRaiseProblem, computed once
 };
 
 }  // namespace

@@ -70,6 +70,9 @@ struct QuantizeReport {
   int attention_quantized = 0;  ///< Attention -> QAttention
   int matmul_quantized = 0;     ///< MatMul -> DynamicQuantizeMatMul / MatMulIntegerToFloat
   int biases_folded = 0;        ///< bias Adds taken into the quantized MatMul
+  /// The ai.onnx opset the model imported before it was raised to 11 for DynamicQuantizeLinear
+  /// (only from 10, and only when every op means the same at 11); 0 when not raised.
+  int64_t opset_raised_from = 0;
   std::vector<WeightError> weights;  ///< each quantized weight once, in graph order
   std::vector<KeptFloat> kept_float;
   int64_t float_weight_bytes = 0;  ///< size of the float32 weights that were quantized
