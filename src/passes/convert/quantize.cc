@@ -187,6 +187,14 @@ class Quantizer {
     return "";
   }
 
+  /// Why a MatMul or Attention (activation input 0, weight input 1) stays float, before anything
+  /// op-specific: excluded, or a weight or input of the wrong kind ("" when none of these).
+  std::string CandidateProblem(const ir::Node* node) const {
+    if (Excluded(node, node->input(1))) return "excluded by --int8_exclude";
+    if (std::string p = WeightProblem(node->input(1)); !p.empty()) return p;
+    return ActivationProblem(node->input(0));
+  }
+
   /// The int8 values and scale of `weight` as initializers (made once per weight and shared by
   /// every node that reads it), with the rounding error recorded in the report. nullopt (and
   /// `reason` set) when the payload cannot be read or is not finite.
@@ -295,9 +303,7 @@ class Quantizer {
   std::string TryAttention(ir::Node* attention) {
     ir::Value* x = attention->input(0);
     ir::Value* weight = attention->input(1);
-    if (Excluded(attention, weight)) return "excluded by --int8_exclude";
-    if (std::string p = WeightProblem(weight); !p.empty()) return p;
-    if (std::string p = ActivationProblem(x); !p.empty()) return p;
+    if (std::string p = CandidateProblem(attention); !p.empty()) return p;
     for (int i = 4; i < attention->num_inputs(); ++i) {
       if (attention->input(i)) {
         return fmt::format("input {} ('{}', past state or attention bias) has no QAttention "
@@ -364,9 +370,7 @@ class Quantizer {
   std::string TryMatMul(ir::Node* matmul) {
     ir::Value* a = matmul->input(0);
     ir::Value* weight = matmul->input(1);
-    if (Excluded(matmul, weight)) return "excluded by --int8_exclude";
-    if (std::string p = WeightProblem(weight); !p.empty()) return p;
-    if (std::string p = ActivationProblem(a); !p.empty()) return p;
+    if (std::string p = CandidateProblem(matmul); !p.empty()) return p;
     const bool integer_to_float = options_.matmul_form == MatMulForm::kMatMulIntegerToFloat;
     if (integer_to_float) {
       if (std::string p = NeedDynamicQuantizeLinear("MatMulIntegerToFloat"); !p.empty()) return p;
