@@ -1,8 +1,8 @@
 // int8 end to end: real exports (torch BERT / DistilBERT / RoBERTa, keras2onnx 1.6.1 and 1.6.5, a
-// committed tf2onnx 1.17 file) optimized, then quantized: every Attention becomes QAttention and every
-// dense MatMul DynamicQuantizeMatMul, ORT loads the result at every level, and compare's cosine
-// mode passes against the float32 original. Then the command line: quantize, optimize --int8,
-// compare --min_cosine --json, and bad input.
+// committed tf2onnx 1.17 file) optimized, then quantized: every Attention becomes QAttention and
+// every dense MatMul DynamicQuantizeMatMul, ORT loads the result at every level, and compare's
+// cosine mode passes against the float32 original. Then the command line: quantize, optimize
+// --int8, compare --min_cosine --json, and bad input.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -174,9 +174,10 @@ TEST_F(QuantizeCli, OptimizeInt8ThenCompareInCosineMode) {
   EXPECT_TRUE(int8["kept_float"].empty());
   EXPECT_TRUE(int8.contains("worst_weight"));
 
-  r = RunBertopt("compare --min_cosine 0.99 --json --batch_size 2 --sequence_length 16 "
-                 "--samples 5 --baseline_model " +
-                 Q(model_) + " --optimized_model " + Q(out) + " --output_dir " + Q(dir_));
+  r = RunBertopt(
+      "compare --min_cosine 0.99 --json --batch_size 2 --sequence_length 16 "
+      "--samples 5 --baseline_model " +
+      Q(model_) + " --optimized_model " + Q(out) + " --output_dir " + Q(dir_));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto c = nlohmann::json::parse(r.out);
   EXPECT_EQ(c["mode"], "tolerance");
@@ -188,9 +189,10 @@ TEST_F(QuantizeCli, OptimizeInt8ThenCompareInCosineMode) {
   EXPECT_NE(r.err.find("cosine min"), std::string::npos) << "the log goes to stderr";
 
   // A bar no quantized model meets fails the comparison (exit 1), not the command.
-  r = RunBertopt("compare --min_cosine 1 --max_abs_diff 0 --batch_size 2 --sequence_length 16 "
-                 "--samples 2 --baseline_model " +
-                 Q(model_) + " --optimized_model " + Q(out) + " --output_dir " + Q(dir_));
+  r = RunBertopt(
+      "compare --min_cosine 1 --max_abs_diff 0 --batch_size 2 --sequence_length 16 "
+      "--samples 2 --baseline_model " +
+      Q(model_) + " --optimized_model " + Q(out) + " --output_dir " + Q(dir_));
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(r.out.find("0 of 2 samples passed (min_cosine=1, max_abs_diff=0)"), std::string::npos)
       << r.out;
@@ -222,20 +224,20 @@ TEST_F(QuantizeCli, BadInputGetsOneLineErrorsAndExitCode2) {
   const fs::path out = dir_ / "out.onnx";
   ExpectBadInput("quantize --input " + Q(dir_ / "missing.onnx") + " --output " + Q(out),
                  "missing.onnx", out);
-  ExpectBadInput("quantize --int8_exclude no_such_weight --input " + Q(model_) + " --output " +
-                     Q(out),
-                 "'no_such_weight'", out);
-  ExpectBadInput("quantize --matmul_form MatMulInteger --input " + Q(model_) + " --output " +
-                     Q(out),
-                 "--matmul_form", out);
+  ExpectBadInput(
+      "quantize --int8_exclude no_such_weight --input " + Q(model_) + " --output " + Q(out),
+      "'no_such_weight'", out);
+  ExpectBadInput(
+      "quantize --matmul_form MatMulInteger --input " + Q(model_) + " --output " + Q(out),
+      "--matmul_form", out);
   ExpectBadInput("optimize --int8_exclude x --input " + Q(model_) + " --output " + Q(out),
                  "--int8_exclude needs --int8", out);
   ExpectBadInput("compare --min_cosine 0.99 --rtol 0.01 --baseline_model " + Q(model_) +
                      " --optimized_model " + Q(model_),
                  "--rtol", out);
-  ExpectBadInput("compare --min_cosine 2 --baseline_model " + Q(model_) + " --optimized_model " +
-                     Q(model_),
-                 "--min_cosine", out);
+  ExpectBadInput(
+      "compare --min_cosine 2 --baseline_model " + Q(model_) + " --optimized_model " + Q(model_),
+      "--min_cosine", out);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // int8 dynamic quantization (src/passes/convert/quantize.*): each rewrite on a tiny graph, run
 // through ORT with outputs close to float32 (cosine >= 0.99), the exclude list, weights that must
 // stay float, the rounding-error report, and a second run that changes nothing.
+#include "passes/convert/quantize.h"
+
 #include <gmock/gmock.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest-spi.h>
@@ -12,7 +14,6 @@
 
 #include "bertopt/ir/tensor.h"
 #include "fusion_test_util.h"
-#include "passes/convert/quantize.h"
 #include "test_models.h"
 
 namespace bertopt::testing {
@@ -95,7 +96,8 @@ ParityOptions Close() {
 }
 
 // A BERT FFN: MatMul + bias Add, a BiasGelu, MatMul + bias Add.
-const std::string kDense = WithValues(R"(
+const std::string kDense =
+    WithValues(R"(
 <ir_version: 8, opset_import: ["" : 14, "com.microsoft" : 1]>
 g (float[B, S, 8] x) => (float[B, S, 8] y)
 <float[8, 16] w1 = $w1, float[16] b1 = $b1, float[16] b_gelu = $bg, float[16, 8] w2 = $w2,
@@ -108,11 +110,7 @@ g (float[B, S, 8] x) => (float[B, S, 8] y)
   y = Add(b2, mm2)
 }
 )",
-                                      {{"w1", 128, 1},
-                                       {"b1", 16, 2},
-                                       {"bg", 16, 3},
-                                       {"w2", 128, 4},
-                                       {"b2", 8, 5}});
+               {{"w1", 128, 1}, {"b1", 16, 2}, {"bg", 16, 3}, {"w2", 128, 4}, {"b2", 8, 5}});
 
 TEST(QuantizeTest, MatMulWithBiasBecomesDynamicQuantizeMatMul) {
   const onnx::ModelProto model = ParseModel(kDense);
@@ -160,7 +158,8 @@ TEST(QuantizeTest, TheCosineCheckCatchesAWrongWeight) {
 
 TEST(QuantizeTest, MatMulIntegerToFloatFormSharesOneDynamicQuantizeLinearPerInput) {
   // Two MatMuls read x: one DynamicQuantizeLinear serves both.
-  const onnx::ModelProto model = ParseModel(WithValues(R"(
+  const onnx::ModelProto model =
+      ParseModel(WithValues(R"(
 <ir_version: 8, opset_import: ["" : 14]>
 g (float[B, S, 8] x) => (float[B, S, 4] y, float[B, S, 4] z)
 <float[8, 4] w1 = $w1, float[8, 4] w2 = $w2, float[4] b = $b>
@@ -170,7 +169,7 @@ g (float[B, S, 8] x) => (float[B, S, 4] y, float[B, S, 4] z)
   z = MatMul(x, w2)
 }
 )",
-                                                       {{"w1", 32, 6}, {"w2", 32, 7}, {"b", 4, 8}}));
+                            {{"w1", 32, 6}, {"w2", 32, 7}, {"b", 4, 8}}));
   QuantizeOptions options;
   options.matmul_form = MatMulForm::kMatMulIntegerToFloat;
   QuantizeRun run = Quantized(model, options);
@@ -179,8 +178,8 @@ g (float[B, S, 8] x) => (float[B, S, 4] y, float[B, S, 4] z)
   EXPECT_EQ(CountOps(run.after, "MatMul"), 0);
   const onnx::NodeProto* mm = FindNode(run.after, "MatMulIntegerToFloat");
   ASSERT_NE(mm, nullptr);
-  EXPECT_THAT(mm->input(), ElementsAre("x_uint8", "w1_int8", "x_scale", "w1_scale",
-                                       "x_zero_point", "", "b"));
+  EXPECT_THAT(mm->input(),
+              ElementsAre("x_uint8", "w1_int8", "x_scale", "w1_scale", "x_zero_point", "", "b"));
   ExpectSameOutputs(model, run.after, Close());
 }
 
@@ -224,7 +223,8 @@ g (float[B, 1] x) => (float[B, 2] y)
 }
 
 // One attention layer as the fusions leave it, with a raw (B, S) mask.
-const std::string kAttention = WithValues(R"(
+const std::string kAttention =
+    WithValues(R"(
 <ir_version: 8, opset_import: ["" : 14, "com.microsoft" : 1]>
 g (float[B, S, 4] x, int32[B, S] mask) => (float[B, S, 4] y)
 <float[4, 12] qkv = $qkv, float[12] qkv_bias = $qkv_bias, float[4, 4] wo = $wo, float[4] bo = $bo>
@@ -234,10 +234,7 @@ g (float[B, S, 4] x, int32[B, S] mask) => (float[B, S, 4] y)
   y = Add(dense, bo)
 }
 )",
-                                          {{"qkv", 48, 11},
-                                           {"qkv_bias", 12, 12},
-                                           {"wo", 16, 13},
-                                           {"bo", 4, 14}});
+               {{"qkv", 48, 11}, {"qkv_bias", 12, 12}, {"wo", 16, 13}, {"bo", 4, 14}});
 
 TEST(QuantizeTest, AttentionBecomesQAttentionFedByDynamicQuantizeLinear) {
   const onnx::ModelProto model = ParseModel(kAttention);
@@ -346,7 +343,8 @@ g (float[B, S, 4] x, float[4, 4] w_input) => (float[B, S, 4] a, float[B, S, 4] b
 }
 
 TEST(QuantizeTest, BiasFoldsOnlyForAOneDimensionalBiasThatIsTheOnlyReader) {
-  const onnx::ModelProto model = ParseModel(WithValues(R"(
+  const onnx::ModelProto model =
+      ParseModel(WithValues(R"(
 <ir_version: 8, opset_import: ["" : 14]>
 g (float[B, S, 4] x) => (float[B, S, 4] y, float[B, S, 4] z, float[B, S, 4] m2)
 <float[4, 4] w1 = $w1, float[4, 4] w2 = $w2, float[1, 4] row_bias = $rb, float[4] bias = $b>
@@ -357,10 +355,7 @@ g (float[B, S, 4] x) => (float[B, S, 4] y, float[B, S, 4] z, float[B, S, 4] m2)
   z = Add(m2, bias)
 }
 )",
-                                                       {{"w1", 16, 31},
-                                                        {"w2", 16, 32},
-                                                        {"rb", 4, 33},
-                                                        {"b", 4, 34}}));
+                            {{"w1", 16, 31}, {"w2", 16, 32}, {"rb", 4, 33}, {"b", 4, 34}}));
   QuantizeRun run = Quantized(model);
   EXPECT_EQ(CountOps(run.after, "DynamicQuantizeMatMul", "com.microsoft"), 2);
   EXPECT_EQ(CountOps(run.after, "Add"), 2) << "a [1, N] bias and a graph-output product stay";
@@ -389,9 +384,9 @@ g (float[B, S, 4] x) => (float[B, S, 4] z)
 TEST(QuantizeTest, Opset10IsRaisedTo11WhenEveryOpMeansTheSame) {
   // DynamicQuantizeLinear, which QAttention's input needs, is ai.onnx 11. Softmax and Gather got
   // opset-11 versions that only extend the opset-10 ones, so the model may import 11.
-  const onnx::ModelProto model = ParseModel(Replaced(
-      Replaced(kAttention, "\"\" : 14", "\"\" : 10"), "  y = Add(dense, bo)",
-      "  biased = Add(dense, bo)\n  y = Softmax<axis = 2>(biased)"));
+  const onnx::ModelProto model =
+      ParseModel(Replaced(Replaced(kAttention, "\"\" : 14", "\"\" : 10"), "  y = Add(dense, bo)",
+                          "  biased = Add(dense, bo)\n  y = Softmax<axis = 2>(biased)"));
   QuantizeRun run = Quantized(model);
   EXPECT_EQ(run.report.opset_raised_from, 10);
   EXPECT_EQ(run.after.opset_import(0).version(), 11);
@@ -404,9 +399,9 @@ TEST(QuantizeTest, Opset10StaysWhenAnOpChangedMeaningAt11) {
   // Clip's bounds moved from attributes to inputs at 11: the model keeps opset 10 and its
   // Attention stays float; MatMuls still quantize through DynamicQuantizeMatMul, which quantizes
   // its input itself.
-  const onnx::ModelProto model = ParseModel(Replaced(
-      Replaced(kAttention, "\"\" : 14", "\"\" : 10"), "  y = Add(dense, bo)",
-      "  biased = Add(dense, bo)\n  y = Clip<min = -1.0, max = 1.0>(biased)"));
+  const onnx::ModelProto model =
+      ParseModel(Replaced(Replaced(kAttention, "\"\" : 14", "\"\" : 10"), "  y = Add(dense, bo)",
+                          "  biased = Add(dense, bo)\n  y = Clip<min = -1.0, max = 1.0>(biased)"));
   QuantizeRun run = Quantized(model);
   EXPECT_EQ(run.report.opset_raised_from, 0);
   EXPECT_EQ(run.after.opset_import(0).version(), 10);
@@ -419,8 +414,8 @@ TEST(QuantizeTest, Opset10StaysWhenAnOpChangedMeaningAt11) {
 }
 
 TEST(QuantizeTest, AttentionWithAttributesQAttentionLacksStaysFloat) {
-  const onnx::ModelProto model = ParseModel(Replaced(
-      kAttention, "num_heads = 2,", "num_heads = 2, qkv_hidden_sizes = [4, 4, 4],"));
+  const onnx::ModelProto model = ParseModel(
+      Replaced(kAttention, "num_heads = 2,", "num_heads = 2, qkv_hidden_sizes = [4, 4, 4],"));
   QuantizeRun run = Quantized(model);
   EXPECT_EQ(CountOps(run.after, "Attention", "com.microsoft"), 1);
   ASSERT_EQ(run.report.kept_float.size(), 1u);

@@ -85,17 +85,18 @@ void PrintQuantizeReport(const passes::QuantizeReport& r, const passes::Quantize
   for (const auto& [op, counts] : rows) {
     std::printf("  %-30s %7d %7d\n", op.c_str(), counts.first, counts.second);
   }
-  std::printf("\nint8 ops: %s (%d bias Add folded)\n",
-              CountList(r.ops_after, [](const std::string& op) { return passes::IsInt8Op(op); })
-                  .c_str(),
-              r.biases_folded);
-  std::printf("stays float: %s\n",
-              CountList(r.ops_after, [](const std::string& op) { return !passes::IsInt8Op(op); })
-                  .c_str());
+  std::printf(
+      "\nint8 ops: %s (%d bias Add folded)\n",
+      CountList(r.ops_after, [](const std::string& op) { return passes::IsInt8Op(op); }).c_str(),
+      r.biases_folded);
+  std::printf("stays float: %s\n", CountList(r.ops_after, [](const std::string& op) {
+                                     return !passes::IsInt8Op(op);
+                                   }).c_str());
   if (r.opset_raised_from) {
-    std::printf("ai.onnx opset %lld -> 11 (for DynamicQuantizeLinear; every op of the model "
-                "means the same at 11)\n",
-                static_cast<long long>(r.opset_raised_from));
+    std::printf(
+        "ai.onnx opset %lld -> 11 (for DynamicQuantizeLinear; every op of the model "
+        "means the same at 11)\n",
+        static_cast<long long>(r.opset_raised_from));
   }
   if (!r.kept_float.empty()) {
     std::printf("kept in float32 (%zu):\n", r.kept_float.size());
@@ -111,12 +112,12 @@ void PrintQuantizeReport(const passes::QuantizeReport& r, const passes::Quantize
     std::printf(
         "weights: %zu quantized, %.1f MB float32 -> %.1f MB int8; relative RMS error mean "
         "%.3g%%, worst %.3g%% ('%s')\n",
-        r.weights.size(), r.float_weight_bytes / 1e6, r.int8_weight_bytes / 1e6,
-        100 * MeanError(r), 100 * w0.relative_rms_error, w0.weight.c_str());
+        r.weights.size(), r.float_weight_bytes / 1e6, r.int8_weight_bytes / 1e6, 100 * MeanError(r),
+        100 * w0.relative_rms_error, w0.weight.c_str());
     const size_t shown = verbose ? order.size() : std::min<size_t>(order.size(), worst);
     if (shown > 0) {
-      std::printf("\n  %-12s %-12s %-12s %-22s %s\n", "rel RMS err", "max abs err", "shape",
-                  "op", "weight");
+      std::printf("\n  %-12s %-12s %-12s %-22s %s\n", "rel RMS err", "max abs err", "shape", "op",
+                  "weight");
       for (size_t i = 0; i < shown; ++i) {
         const auto& w = r.weights[order[i]];
         std::printf("  %-12.4g %-12.4g %-12s %-22s %s\n", w.relative_rms_error, w.max_abs_error,

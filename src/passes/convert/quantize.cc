@@ -32,19 +32,18 @@ constexpr int64_t kDynamicQuantizeLinearOpset = 11;
 /// ops, Scatter, and If / Loop / Scan (their bodies are not checked).
 const std::unordered_set<std::string>& ExtendedAt11() {
   static const std::unordered_set<std::string> kOps = {
-      "ArgMax",     "ArgMin",       "Compress",  "Concat",          "Constant",
-      "DepthToSpace", "Equal",      "Flatten",   "Gather",          "Gemm",
-      "Hardmax",    "LogSoftmax",   "Softmax",   "ReduceL1",        "ReduceL2",
-      "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
-      "ReduceProd", "ReduceSum",    "ReduceSumSquare", "Slice",     "Split",
-      "Squeeze",    "TopK",         "Unsqueeze"};
+      "ArgMax",     "ArgMin",    "Compress",   "Concat",       "Constant",        "DepthToSpace",
+      "Equal",      "Flatten",   "Gather",     "Gemm",         "Hardmax",         "LogSoftmax",
+      "Softmax",    "ReduceL1",  "ReduceL2",   "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",
+      "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum",    "ReduceSumSquare", "Slice",
+      "Split",      "Squeeze",   "TopK",       "Unsqueeze"};
   return kOps;
 }
 
 /// Attention attributes that QAttention (ORT 1.29) reads with the same meaning.
 const std::unordered_set<std::string>& QAttentionAttributes() {
-  static const std::unordered_set<std::string> kAttrs = {"num_heads", "scale",
-                                                         "mask_filter_value", "unidirectional"};
+  static const std::unordered_set<std::string> kAttrs = {"num_heads", "scale", "mask_filter_value",
+                                                         "unidirectional"};
   return kAttrs;
 }
 
@@ -146,7 +145,8 @@ class Quantizer {
       } else {
         continue;
       }
-      if (!reason.empty()) report_.kept_float.push_back({node->DisplayName(), node->op_type(), reason});
+      if (!reason.empty())
+        report_.kept_float.push_back({node->DisplayName(), node->op_type(), reason});
     }
     for (ir::Node* node : graph_.Nodes()) {
       if (node->domain() == ir::kMsDomain) {
@@ -208,8 +208,8 @@ class Quantizer {
     const onnx::TensorProto* t = graph_.ConstantTensor(weight);
     auto floats = ir::DecodeFloats(*t);
     if (!floats) {
-      reason = fmt::format("weight '{}' cannot be decoded (external or malformed data)",
-                           weight->name());
+      reason =
+          fmt::format("weight '{}' cannot be decoded (external or malformed data)", weight->name());
       return std::nullopt;
     }
     for (float v : *floats) {
@@ -245,8 +245,8 @@ class Quantizer {
     std::array<std::string, 3> out = {graph_.UniqueName(base + "_uint8"),
                                       graph_.UniqueName(base + "_scale"),
                                       graph_.UniqueName(base + "_zero_point")};
-    graph_.AddNode("DynamicQuantizeLinear", {x->name()}, {out[0], out[1], out[2]},
-                   ir::kOnnxDomain, FusedNodeName(*reader, "DynamicQuantizeLinear"));
+    graph_.AddNode("DynamicQuantizeLinear", {x->name()}, {out[0], out[1], out[2]}, ir::kOnnxDomain,
+                   FusedNodeName(*reader, "DynamicQuantizeLinear"));
     activations_.emplace(x->name(), out);
     return out;
   }
@@ -258,9 +258,10 @@ class Quantizer {
     if (opset >= kDynamicQuantizeLinearOpset) return "";
     if (!opset_problem_) opset_problem_ = OpsetRaiseProblem(opset);
     if (!opset_problem_->empty()) {
-      return fmt::format("the model imports ai.onnx opset {} and {}; the DynamicQuantizeLinear "
-                         "that feeds {} needs {}",
-                         opset, *opset_problem_, user, kDynamicQuantizeLinearOpset);
+      return fmt::format(
+          "the model imports ai.onnx opset {} and {}; the DynamicQuantizeLinear "
+          "that feeds {} needs {}",
+          opset, *opset_problem_, user, kDynamicQuantizeLinearOpset);
     }
     for (auto& import : *graph_.model().mutable_opset_import()) {
       if (import.domain().empty() || import.domain() == "ai.onnx") {
@@ -284,8 +285,7 @@ class Quantizer {
       if (!before && !after) continue;
       if (before && after && before->since_version() == after->since_version()) continue;
       if (ExtendedAt11().count(node->op_type())) continue;
-      return fmt::format("its {} ({}) changed meaning at 11", node->op_type(),
-                         node->DisplayName());
+      return fmt::format("its {} ({}) changed meaning at 11", node->op_type(), node->DisplayName());
     }
     return "";
   }
@@ -306,9 +306,10 @@ class Quantizer {
     if (std::string p = CandidateProblem(attention); !p.empty()) return p;
     for (int i = 4; i < attention->num_inputs(); ++i) {
       if (attention->input(i)) {
-        return fmt::format("input {} ('{}', past state or attention bias) has no QAttention "
-                           "counterpart",
-                           i, attention->input(i)->name());
+        return fmt::format(
+            "input {} ('{}', past state or attention bias) has no QAttention "
+            "counterpart",
+            i, attention->input(i)->name());
       }
     }
     if (attention->output(1)) return "its present output has no QAttention counterpart";
@@ -341,7 +342,8 @@ class Quantizer {
     q.set_op_type("QAttention");
     q.set_domain(std::string(ir::kMsDomain));
     q.set_name(FusedNodeName(*attention, "QAttention"));
-    for (const std::string& in : {x_q, int8->values, bias, x_scale, int8->scale, mask, x_zero_point}) {
+    for (const std::string& in :
+         {x_q, int8->values, bias, x_scale, int8->scale, mask, x_zero_point}) {
       q.add_input(in);
     }
     q.add_output(attention->output(0)->name());
@@ -433,8 +435,7 @@ StatusOr<QuantizeReport> Quantize(onnx::ModelProto& model, const QuantizeOptions
   RETURN_IF_ERROR(sorted);
   report.ops_after = CountOps(model.graph());
   report.nodes_after = model.graph().node_size();
-  report.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
 

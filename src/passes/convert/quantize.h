@@ -6,7 +6,8 @@
 // rounding of the weights and activations:
 //
 //   x ─► Attention(W, b, mask)            x ─► DynamicQuantizeLinear ─► (x_q, x_scale, x_zp)
-//                                    =>        QAttention(x_q, W_q, b, x_scale, W_scale, mask, x_zp)
+//                                    =>        QAttention(x_q, W_q, b, x_scale, W_scale, mask,
+//                                    x_zp)
 //
 //   a ─► MatMul(W) [─► Add(bias)]     =>  a ─► DynamicQuantizeMatMul(W_q, W_scale, -, bias)
 //                                     or  a ─► DynamicQuantizeLinear ─► MatMulIntegerToFloat(...)
@@ -48,7 +49,7 @@ struct QuantizeOptions {
 struct WeightError {
   std::string weight;  ///< the float32 initializer's name
   std::string node;    ///< the (first) node that reads it
-  std::string op;      ///< the quantized op that now reads it (QAttention, DynamicQuantizeMatMul...)
+  std::string op;  ///< the quantized op that now reads it (QAttention, DynamicQuantizeMatMul...)
   std::vector<int64_t> shape;
   bool per_channel = true;
   /// ||W - dequant(quant(W))||₂ / ||W||₂ (0 for an all-zero weight).
