@@ -381,12 +381,16 @@ g (float[B, S, 4] x) => (float[B, S, 4] z)
   ExpectSameOutputs(model, run.after, Close());
 }
 
+/// kAttention at ai.onnx opset 10, with its output going through `op` (e.g. "Softmax").
+onnx::ModelProto AttentionAtOpset10Then(const std::string& op) {
+  return ParseModel(Replaced(Replaced(kAttention, "\"\" : 14", "\"\" : 10"), "  y = Add(dense, bo)",
+                             "  biased = Add(dense, bo)\n  y = " + op + "(biased)"));
+}
+
 TEST(QuantizeTest, Opset10IsRaisedTo11WhenEveryOpMeansTheSame) {
-  // DynamicQuantizeLinear, which QAttention's input needs, is ai.onnx 11. Softmax and Gather got
-  // opset-11 versions that only extend the opset-10 ones, so the model may import 11.
-  const onnx::ModelProto model =
-      ParseModel(Replaced(Replaced(kAttention, "\"\" : 14", "\"\" : 10"), "  y = Add(dense, bo)",
-                          "  biased = Add(dense, bo)\n  y = Softmax<axis = 2>(biased)"));
+  // DynamicQuantizeLinear, which QAttention's input needs, is ai.onnx 11. Softmax got an opset-11
+  // version that only extends the opset-10 one (negative axes), so the model may import 11.
+  const onnx::ModelProto model = AttentionAtOpset10Then("Softmax<axis = 2>");
   QuantizeRun run = Quantized(model);
   EXPECT_EQ(run.report.opset_raised_from, 10);
   EXPECT_EQ(run.after.opset_import(0).version(), 11);
@@ -399,9 +403,7 @@ TEST(QuantizeTest, Opset10StaysWhenAnOpChangedMeaningAt11) {
   // Clip's bounds moved from attributes to inputs at 11: the model keeps opset 10 and its
   // Attention stays float; MatMuls still quantize through DynamicQuantizeMatMul, which quantizes
   // its input itself.
-  const onnx::ModelProto model =
-      ParseModel(Replaced(Replaced(kAttention, "\"\" : 14", "\"\" : 10"), "  y = Add(dense, bo)",
-                          "  biased = Add(dense, bo)\n  y = Clip<min = -1.0, max = 1.0>(biased)"));
+  const onnx::ModelProto model = AttentionAtOpset10Then("Clip<min = -1.0, max = 1.0>");
   QuantizeRun run = Quantized(model);
   EXPECT_EQ(run.report.opset_raised_from, 0);
   EXPECT_EQ(run.after.opset_import(0).version(), 10);
