@@ -66,6 +66,12 @@ Status ValidateOptions(const CompareOptions& o) {
   if (o.samples < 1) return InvalidArgument("--samples must be at least 1");
   if (!(o.rtol >= 0)) return InvalidArgument("--rtol must be >= 0");
   if (!(o.atol >= 0)) return InvalidArgument("--atol must be >= 0");
+  if (o.min_cosine && !(*o.min_cosine >= -1 && *o.min_cosine <= 1)) {
+    return InvalidArgument("--min_cosine must be within [-1, 1]");
+  }
+  if (o.max_abs_diff && !(*o.max_abs_diff >= 0)) {
+    return InvalidArgument("--max_abs_diff must be >= 0");
+  }
   return Status::Ok();
 }
 
@@ -101,14 +107,17 @@ std::string ShapeText(const std::vector<int64_t>& shape) {
   return fmt::format("[{}]", fmt::join(shape, ","));
 }
 
-/// Folds one sample of one output into `diff`; returns whether the sample passes for it.
-bool CompareOutput(const Tensor& baseline, const Tensor& optimized, double rtol, double atol,
-                   OutputDiff& diff) {
+/// Folds one sample of one output into `diff` (its cosine added to `cosine_sum`); returns whether
+/// the sample passes for it.
+bool CompareOutput(const Tensor& baseline, const Tensor& optimized, const CompareOptions& o,
+                   OutputDiff& diff, double& cosine_sum) {
   if (baseline.shape() != optimized.shape()) return false;
   const std::vector<float> b = baseline.ToFloat();
   const std::vector<float> a = optimized.ToFloat();
   constexpr double kInf = std::numeric_limits<double>::infinity();
   bool close = true;
+  double sample_max_abs = 0;
+  double dot = 0, norm_a = 0, norm_b = 0;
   for (size_t i = 0; i < b.size(); ++i) {
     const double x = a[i];
     const double y = b[i];
@@ -122,16 +131,30 @@ bool CompareOutput(const Tensor& baseline, const Tensor& optimized, double rtol,
       abs_diff = ok ? 0 : kInf;
     } else {
       abs_diff = std::fabs(x - y);
-      ok = abs_diff <= atol + rtol * std::fabs(y);
+      ok = abs_diff <= o.atol + o.rtol * std::fabs(y);
     }
-    diff.max_abs_diff = std::max(diff.max_abs_diff, abs_diff);
+    sample_max_abs = std::max(sample_max_abs, abs_diff);
     if (y != 0 || abs_diff == kInf) {
       const double rel = abs_diff == kInf ? kInf : abs_diff / std::fabs(y);
       diff.max_rel_diff = std::max(diff.max_rel_diff, rel);
     }
+    dot += x * y;
+    norm_a += x * x;
+    norm_b += y * y;
     close = close && ok;
   }
-  return close;
+  diff.max_abs_diff = std::max(diff.max_abs_diff, sample_max_abs);
+  double cosine = 1;  // both all zeros: the same vector
+  if (!std::isfinite(dot) || !std::isfinite(norm_a) || !std::isfinite(norm_b)) {
+    cosine = std::numeric_limits<double>::quiet_NaN();
+  } else if (norm_a > 0 || norm_b > 0) {
+    cosine = norm_a > 0 && norm_b > 0 ? dot / std::sqrt(norm_a * norm_b) : 0;
+  }
+  if (std::isnan(cosine) || cosine < diff.min_cosine) diff.min_cosine = cosine;
+  cosine_sum += cosine;
+  if (!o.tolerance_mode()) return close;
+  return (!o.min_cosine || cosine >= *o.min_cosine) &&
+         (!o.max_abs_diff || sample_max_abs <= *o.max_abs_diff);
 }
 
 Status WriteTestData(const std::filesystem::path& dir,
@@ -191,6 +214,7 @@ StatusOr<CompareReport> CompareModels(const CompareOptions& options, std::ostrea
     report.outputs.push_back(diff);
   }
   std::vector<bool> shape_mismatch_logged(output_infos.size(), false);
+  std::vector<double> cosine_sums(output_infos.size(), 0.0);
 
   BertInputGenerator generator(options.batch_size, options.sequence_length, vocab_size,
                                options.seed, segment_vocab);
@@ -206,7 +230,7 @@ StatusOr<CompareReport> CompareModels(const CompareOptions& options, std::ostrea
     bool sample_ok = true;
     for (size_t i = 0; i < output_infos.size(); ++i) {
       OutputDiff& diff = report.outputs[i];
-      const bool ok = CompareOutput(expected[i], actual[i], options.rtol, options.atol, diff);
+      const bool ok = CompareOutput(expected[i], actual[i], options, diff, cosine_sums[i]);
       if (!ok) {
         ++diff.samples_failed;
         sample_ok = false;
@@ -233,12 +257,28 @@ StatusOr<CompareReport> CompareModels(const CompareOptions& options, std::ostrea
     }
   }
 
-  for (const OutputDiff& diff : report.outputs) {
-    fmt::print(log, "output '{}': max abs diff {:.3g}, max rel diff {:.3g}, {} samples failed\n",
-               diff.name, diff.max_abs_diff, diff.max_rel_diff, diff.samples_failed);
+  for (size_t i = 0; i < report.outputs.size(); ++i) {
+    OutputDiff& diff = report.outputs[i];
+    if (report.samples > 0) diff.mean_cosine = cosine_sums[i] / report.samples;
+    if (options.tolerance_mode()) {
+      fmt::print(log,
+                 "output '{}': cosine min {:.6f} mean {:.6f}, max abs diff {:.3g}, {} samples "
+                 "failed\n",
+                 diff.name, diff.min_cosine, diff.mean_cosine, diff.max_abs_diff,
+                 diff.samples_failed);
+    } else {
+      fmt::print(log, "output '{}': max abs diff {:.3g}, max rel diff {:.3g}, {} samples failed\n",
+                 diff.name, diff.max_abs_diff, diff.max_rel_diff, diff.samples_failed);
+    }
   }
-  fmt::print(log, "{} of {} samples passed (rtol={}, atol={})\n", report.passed, report.samples,
-             options.rtol, options.atol);
+  if (options.tolerance_mode()) {
+    fmt::print(log, "{} of {} samples passed (min_cosine={}, max_abs_diff={})\n", report.passed,
+               report.samples, options.min_cosine ? fmt::format("{}", *options.min_cosine) : "-",
+               options.max_abs_diff ? fmt::format("{}", *options.max_abs_diff) : "-");
+  } else {
+    fmt::print(log, "{} of {} samples passed (rtol={}, atol={})\n", report.passed, report.samples,
+               options.rtol, options.atol);
+  }
   if (!report.test_data_dir.empty()) {
     fmt::print(log, "test data: {}\n", report.test_data_dir.string());
   }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -34,6 +35,13 @@ struct CompareOptions {
   bool verbose = false;
   /// Write the first sample's inputs and the baseline's outputs as onnx_test_runner test data.
   bool write_test_data = true;
+  /// The tolerance mode for quantized models (--min_cosine, --max_abs_diff): when either is set, a
+  /// sample passes when each output's cosine similarity to the baseline's (both flattened) is at
+  /// least `min_cosine` and no element differs by more than `max_abs_diff`, each checked only when
+  /// set; rtol and atol are then not used.
+  std::optional<double> min_cosine;
+  std::optional<double> max_abs_diff;
+  bool tolerance_mode() const { return min_cosine || max_abs_diff; }
 };
 
 /// Differences of one output over all samples. The relative difference |a-b|/|b| is taken over
@@ -42,6 +50,10 @@ struct OutputDiff {
   std::string name;
   double max_abs_diff = 0;
   double max_rel_diff = 0;
+  /// Cosine similarity of the flattened output to the baseline's, lowest and mean over samples
+  /// (1 when both are all zeros; NaN once a non-finite value was seen).
+  double min_cosine = 1;
+  double mean_cosine = 1;
   int samples_failed = 0;
 };
 
@@ -57,8 +69,8 @@ struct CompareReport {
 
 /// Runs both models on `options.samples` batches and compares every output by position and name.
 /// A sample passes when every output has the baseline's shape and every element satisfies
-/// |a - b| <= atol + rtol * |b|. Errors (bad options, missing or unloadable model, inputs that
-/// cannot be matched, outputs that differ in count or names) are returned as a Status; a numeric
+/// |a - b| <= atol + rtol * |b| (in the tolerance mode: meets min_cosine and max_abs_diff).
+/// Errors (bad options, missing or unloadable model, inputs that cannot be matched, outputs that differ in count or names) are returned as a Status; a numeric
 /// mismatch is not an error but a report with failed samples. Progress and the per-output summary
 /// go to `log`.
 StatusOr<CompareReport> CompareModels(const CompareOptions& options, std::ostream& log);

@@ -342,3 +342,67 @@ TEST_F(CompareModelsTest, ModelsWithDifferentOptionalInputsAreAnError) {
 
 }  // namespace
 }  // namespace bertopt::ort
+
+namespace bertopt::ort {
+namespace {
+
+// The tolerance mode for quantized models: a small perturbation fails allclose but keeps the
+// outputs' direction (cosine) and stays under a loose max_abs_diff; each bar decides alone.
+class CompareToleranceModeTest : public CompareModelsTest {};
+
+TEST_F(CompareToleranceModeTest, CosineAndMaxAbsDiffDecideInsteadOfAllclose) {
+  const auto baseline = Save(TinyBertModel(), "baseline.onnx");
+  const auto perturbed = Save(PerturbWeight(TinyBertModel(), "dense_weight", 3, 0.05F), "bad.onnx");
+  CompareOptions o = Options(baseline, perturbed);
+  auto allclose = Compare(o);
+  ASSERT_TRUE(allclose.ok()) << allclose.status().ToString();
+  ASSERT_FALSE(allclose->AllPassed());
+  const double diff = allclose->outputs[0].max_abs_diff;
+  const double cosine = allclose->outputs[0].min_cosine;
+  EXPECT_LT(cosine, 1.0);
+  EXPECT_GE(allclose->outputs[0].mean_cosine, cosine);
+
+  o.min_cosine = cosine - 1e-6;
+  auto by_cosine = Compare(o);
+  ASSERT_TRUE(by_cosine.ok());
+  EXPECT_TRUE(by_cosine->AllPassed()) << log_.str();
+  EXPECT_EQ(by_cosine->outputs[0].min_cosine, cosine) << "the same samples, the same numbers";
+  EXPECT_THAT(log_.str(), HasSubstr("10 of 10 samples passed (min_cosine="));
+  EXPECT_THAT(log_.str(), HasSubstr("output 'last_hidden_state': cosine min "));
+
+  o.min_cosine = std::min(1.0, cosine + 1e-6);
+  auto too_strict = Compare(o);
+  ASSERT_TRUE(too_strict.ok());
+  EXPECT_FALSE(too_strict->AllPassed());
+
+  o.min_cosine.reset();
+  o.max_abs_diff = diff;
+  auto by_diff = Compare(o);
+  ASSERT_TRUE(by_diff.ok());
+  EXPECT_TRUE(by_diff->AllPassed()) << log_.str();
+  EXPECT_THAT(log_.str(), HasSubstr("(min_cosine=-, max_abs_diff="));
+  o.max_abs_diff = diff / 2;
+  auto too_small = Compare(o);
+  ASSERT_TRUE(too_small.ok());
+  EXPECT_FALSE(too_small->AllPassed());
+}
+
+TEST_F(CompareToleranceModeTest, IdenticalModelsHaveCosineOneAndBadBarsAreErrors) {
+  const auto baseline = Save(TinyBertModel(), "baseline.onnx");
+  CompareOptions o = Options(baseline, baseline);
+  o.min_cosine = 1.0 - 1e-9;  // dot / sqrt(|a|²|b|²) of equal vectors may round below 1
+  o.max_abs_diff = 0.0;
+  auto same = Compare(o);
+  ASSERT_TRUE(same.ok()) << same.status().ToString();
+  EXPECT_TRUE(same->AllPassed());
+  EXPECT_NEAR(same->outputs[0].min_cosine, 1.0, 1e-12);
+
+  o.min_cosine = 1.5;
+  EXPECT_THAT(Compare(o).status().message(), HasSubstr("--min_cosine"));
+  o.min_cosine = 0.9;
+  o.max_abs_diff = -1;
+  EXPECT_THAT(Compare(o).status().message(), HasSubstr("--max_abs_diff"));
+}
+
+}  // namespace
+}  // namespace bertopt::ort

@@ -129,6 +129,18 @@ bool ExpectSameOutputs(const onnx::ModelProto& before, const onnx::ModelProto& a
     if (x.shape() != y.shape()) return false;
     const auto fx = x.ToFloat();
     const auto fy = y.ToFloat();
+    if (options.min_cosine) {
+      double dot = 0, nx = 0, ny = 0;
+      for (size_t k = 0; k < fx.size(); ++k) {
+        dot += double(fx[k]) * fy[k];
+        nx += double(fx[k]) * fx[k];
+        ny += double(fy[k]) * fy[k];
+      }
+      const double cosine = nx == 0 && ny == 0 ? 1 : dot / std::sqrt(nx * ny);
+      EXPECT_GE(cosine, *options.min_cosine) << "output " << (*a)->outputs()[i].name;
+      same &= cosine >= *options.min_cosine;
+      continue;
+    }
     double worst = 0;
     size_t worst_at = 0;
     for (size_t k = 0; k < fx.size(); ++k) {

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,9 @@ struct ParityOptions {
   /// "mask" get ones followed by zeros (right padding) instead.
   std::map<std::string, int64_t> int_high;
   uint32_t seed = 1;
+  /// When set, each output is compared by the cosine similarity of the flattened values instead of
+  /// allclose (quantized models): it must be at least this.
+  std::optional<double> min_cosine;
 };
 
 /// Runs both models with ORT graph optimizations disabled on the same seeded inputs and expects

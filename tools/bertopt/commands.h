@@ -14,6 +14,7 @@ namespace bertopt::cli {
 int OptimizeMain(int argc, char** argv);
 int CompareMain(int argc, char** argv);
 int PerfMain(int argc, char** argv);
+int QuantizeMain(int argc, char** argv);
 
 using ::bertopt::kExitBadInput;
 using ::bertopt::kExitFailed;

@@ -2,14 +2,53 @@
 // random inputs and report whether their outputs agree. Exit 0 all samples passed, 1 some did not,
 // 2 bad input (flags, files, models).
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "commands.h"
 #include "ort/compare.h"
 
 namespace bertopt::cli {
+namespace {
+
+// NaN (a non-finite output) has no JSON spelling: null.
+nlohmann::json Number(double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); }
+
+nlohmann::json CompareJson(const ort::CompareOptions& o, const ort::CompareReport& r) {
+  nlohmann::json j;
+  j["baseline_model"] = o.baseline_model.string();
+  j["optimized_model"] = o.optimized_model.string();
+  j["batch_size"] = o.batch_size;
+  j["sequence_length"] = o.sequence_length;
+  if (o.tolerance_mode()) {
+    j["mode"] = "tolerance";
+    j["min_cosine"] = o.min_cosine ? nlohmann::json(*o.min_cosine) : nlohmann::json();
+    j["max_abs_diff"] = o.max_abs_diff ? nlohmann::json(*o.max_abs_diff) : nlohmann::json();
+  } else {
+    j["mode"] = "allclose";
+    j["rtol"] = o.rtol;
+    j["atol"] = o.atol;
+  }
+  j["samples"] = r.samples;
+  j["passed"] = r.passed;
+  j["all_passed"] = r.AllPassed();
+  nlohmann::json outputs = nlohmann::json::array();
+  for (const ort::OutputDiff& d : r.outputs) {
+    outputs.push_back({{"name", d.name},
+                       {"max_abs_diff", Number(d.max_abs_diff)},
+                       {"max_rel_diff", Number(d.max_rel_diff)},
+                       {"min_cosine", Number(d.min_cosine)},
+                       {"mean_cosine", Number(d.mean_cosine)},
+                       {"samples_failed", d.samples_failed}});
+  }
+  j["outputs"] = outputs;
+  return j;
+}
+
+}  // namespace
 
 int CompareMain(int argc, char** argv) {
   // "bertopt compare", or the alias name without the folder it was run from.
@@ -39,17 +78,35 @@ int CompareMain(int argc, char** argv) {
   app.add_option("--segment_ids_name", o.segment_ids_name, "graph input holding the segment ids");
   app.add_option("--input_mask_name", o.input_mask_name, "graph input holding the attention mask");
   app.add_flag("--verbose", o.verbose, "also print how inputs were found and failing samples");
+  double min_cosine = 0, max_abs_diff = 0;
+  CLI::Option* cosine_flag = app.add_option(
+      "--min_cosine", min_cosine,
+      "tolerance mode (quantized models): lowest cosine similarity of each output to the "
+      "baseline's, per sample");
+  CLI::Option* abs_flag = app.add_option(
+      "--max_abs_diff", max_abs_diff,
+      "tolerance mode (quantized models): largest absolute difference of any element");
+  bool json = false;
+  app.add_flag("--json", json, "print the result as one JSON object (the log goes to stderr)");
 
   if (auto exit_code = ParseFlags(app, name, argc, argv)) return *exit_code;
+  if (*cosine_flag) o.min_cosine = min_cosine;
+  if (*abs_flag) o.max_abs_diff = max_abs_diff;
+  if (o.tolerance_mode() && (app.count("--rtol") || app.count("--atol"))) {
+    std::cerr << name << ": --rtol/--atol set the allclose mode and cannot be combined with "
+              << "--min_cosine/--max_abs_diff (see --help)\n";
+    return kExitBadInput;
+  }
   o.baseline_model = baseline;
   o.optimized_model = optimized;
   o.output_dir = output_dir;
 
-  auto report = ort::CompareModels(o, std::cout);
+  auto report = ort::CompareModels(o, json ? std::cerr : std::cout);
   if (!report.ok()) {
     std::cerr << name << ": " << report.status().ToString() << "\n";
     return kExitBadInput;
   }
+  if (json) std::cout << CompareJson(o, *report).dump(2) << "\n";
   return report->AllPassed() ? kExitOk : kExitFailed;
 }
 

@@ -1,6 +1,6 @@
-// bertopt: one binary, three subcommands. The seed-named entry points (symlinks installed beside
+// bertopt: one binary, four subcommands. The seed-named entry points (symlinks installed beside
 // it) dispatch on argv[0]: bert_model_optimization -> optimize, compare_bert_results -> compare,
-// bert_perf_test -> perf.
+// bert_perf_test -> perf (quantize has no seed name).
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -26,12 +26,18 @@ constexpr Command kCommands[] = {
      bertopt::cli::CompareMain},
     {"perf", "bert_perf_test", "measure latency and throughput across settings",
      bertopt::cli::PerfMain},
+    {"quantize", nullptr, "int8 dynamic quantization for ONNX Runtime on CPU",
+     bertopt::cli::QuantizeMain},
 };
 
 void PrintUsage(FILE* out) {
   std::fprintf(out, "usage: bertopt <command> [flags]   (bertopt <command> --help for flags)\n\n");
   for (const Command& c : kCommands) {
-    std::fprintf(out, "  %-9s %s (also installed as %s)\n", c.name, c.summary, c.alias);
+    if (c.alias) {
+      std::fprintf(out, "  %-9s %s (also installed as %s)\n", c.name, c.summary, c.alias);
+    } else {
+      std::fprintf(out, "  %-9s %s\n", c.name, c.summary);
+    }
   }
 }
 
@@ -42,7 +48,7 @@ int main(int argc, char** argv) {
   bertopt::io::InstallCleanupOnSignal();
   const std::string self = std::filesystem::path(argv[0]).filename().string();
   for (const Command& c : kCommands) {
-    if (self == c.alias) return c.main(argc, argv);
+    if (c.alias && self == c.alias) return c.main(argc, argv);
   }
   if (argc < 2) {
     PrintUsage(stderr);

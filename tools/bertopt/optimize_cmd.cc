@@ -18,6 +18,7 @@
 #include "ort/version.h"
 #include "passes/targets.h"
 #include "perf/tune.h"
+#include "quantize_report.h"
 
 namespace bertopt::cli {
 namespace {
@@ -37,6 +38,8 @@ struct Flags {
   std::string target_ort_version;  ///< "" = the linked ORT's; "none" = every fusion
   bool tune = false;
   perf::TuneOptions tune_options;
+  bool int8 = false;  // then quantize (bertopt quantize)
+  QuantizeFlags quantize;
 };
 
 nlohmann::json ReportJson(const Flags& f, const OptimizeReport& r) {
@@ -208,7 +211,9 @@ Status SaveVerified(const Flags& f, const onnx::ModelProto& model, io::SaveOptio
   c.sequence_length = f.sequence_length;
   c.samples = 10;
   c.write_test_data = false;
-  if (f.options.float16 || f.options.gpu_only) {
+  if (f.int8) {
+    c.min_cosine = 0.99;  // int8 cannot pass allclose: the tolerance mode
+  } else if (f.options.float16 || f.options.gpu_only) {
     // float16 keeps 11 significant bits, and FastGelu approximates erf GELU: what "unchanged"
     // means for them (the bar for both).
     c.rtol = 1e-2;
@@ -355,6 +360,8 @@ int OptimizeMain(int argc, char** argv) {
   app.add_flag("--external_data", f.external_data, "store weights in <output>.data");
   app.add_flag("--json", f.json, "print the report as one JSON object");
   app.add_flag("--verbose", f.verbose, "per-pass statistics and why each candidate did not fuse");
+  app.add_flag("--int8", f.int8, "then quantize to int8, as bertopt quantize (flags below)");
+  AddQuantizeFlags(app, f.quantize);
   const std::string name = fs::path(argv[0]).filename().string();
   if (auto exit_code = ParseFlags(app, name, argc, argv)) return *exit_code;
   if (!op_block_list.empty()) f.options.float16_options.op_block_list = SplitList(op_block_list);
@@ -377,6 +384,11 @@ int OptimizeMain(int argc, char** argv) {
       !forms.ok()) {
     return Fail(forms.status());
   }
+  for (const char* flag : {"--int8_exclude", "--per_tensor", "--matmul_form", "--worst"}) {
+    if (!f.int8 && app.count(flag)) return Fail(InvalidArgument(fmt::format("{} needs --int8", flag)));
+  }
+  auto quantize_options = ToQuantizeOptions(f.quantize);
+  if (!quantize_options.ok()) return Fail(quantize_options.status());
 
   auto model = io::LoadModel(f.input);
   if (!model.ok()) return Fail(model.status());
@@ -395,6 +407,9 @@ int OptimizeMain(int argc, char** argv) {
   for (const std::string& warning : report->warnings) {
     std::fprintf(stderr, "bertopt optimize: warning: %s: %s\n", f.input.c_str(), warning.c_str());
   }
+  StatusOr<passes::QuantizeReport> int8 = passes::QuantizeReport{};
+  if (f.int8) int8 = passes::Quantize(*model, *quantize_options);
+  if (!int8.ok()) return Fail(std::move(int8).status().WithContext(f.input));
 
   io::SaveOptions save;
   save.protect = f.input;
@@ -415,10 +430,12 @@ int OptimizeMain(int argc, char** argv) {
   if (f.json) {
     nlohmann::json j = ReportJson(f, *report);
     if (tuned) j["tune"] = TuneJson(f, *tuned);
+    if (f.int8) j["int8"] = QuantizeReportJson(*int8, *quantize_options);
     std::cout << j.dump(2) << "\n";
   } else {
     if (tuned) PrintTune(*tuned);
     PrintReport(f, *report);
+    if (f.int8) PrintQuantizeReport(*int8, *quantize_options, f.quantize.worst, f.verbose);
   }
   return kExitOk;
 }

@@ -1,4 +1,4 @@
-// `bertopt perf` / bert_perf_test: the work lives in src/ort/perf_command.cc so the tests can run
+// `bertopt perf` / bert_perf_test: the work lives in src/perf/command.cc so the tests can run
 // it.
 #include <cstdio>
 

@@ -1,0 +1,32 @@
+#pragma once
+// The int8 flags and report shared by `bertopt quantize` and `bertopt optimize --int8`.
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "bertopt/status.h"
+#include "passes/convert/quantize.h"
+
+namespace bertopt::cli {
+
+struct QuantizeFlags {
+  std::vector<std::string> exclude;
+  bool per_tensor = false;
+  std::string matmul_form = "DynamicQuantizeMatMul";
+  int worst = 5;
+};
+
+/// Adds --int8_exclude, --per_tensor, --matmul_form and --worst to `app`.
+void AddQuantizeFlags(CLI::App& app, QuantizeFlags& flags);
+StatusOr<passes::QuantizeOptions> ToQuantizeOptions(const QuantizeFlags& flags);
+
+/// The op table before/after, what is int8 and what stays float, candidates kept in float and
+/// why, and the weights' rounding error (the `worst` largest, all with `verbose`).
+void PrintQuantizeReport(const passes::QuantizeReport& report,
+                         const passes::QuantizeOptions& options, int worst, bool verbose);
+nlohmann::json QuantizeReportJson(const passes::QuantizeReport& report,
+                                  const passes::QuantizeOptions& options);
+
+}  // namespace bertopt::cli
