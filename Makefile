@@ -5,7 +5,9 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 SIZE ?= base
 
-.PHONY: all setup build test test-ort130 demo bench clean
+PYVENV ?= $(BUILD)/venv
+
+.PHONY: all setup build test test-python test-ort130 demo bench clean
 all: build
 
 setup:
@@ -17,6 +19,16 @@ build: setup
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@$(MAKE) --no-print-directory test-python
+
+# The Python package installed as users install it (pip install . into a fresh venv under build/;
+# its CMake build in build/python is reused), tested against PyPI onnxruntime's optimize_model.
+test-python: setup
+	@test -x $(PYVENV)/bin/pip || /usr/bin/python3 -m venv $(PYVENV)
+	@$(PYVENV)/bin/pip install -q --disable-pip-version-check pytest numpy sympy onnx onnxruntime==1.32.0
+	@$(PYVENV)/bin/pip install -q --disable-pip-version-check .
+	@cd $(BUILD) && BERTOPT_CLI=$(abspath $(BUILD))/bertopt \
+	    $(abspath $(PYVENV))/bin/python -m pytest -q -p no:cacheprovider $(CURDIR)/tests/python
 
 # The whole suite built against ONNX Runtime 1.30 (its library with the 1.29 headers, same C API).
 test-ort130:

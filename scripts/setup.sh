@@ -29,6 +29,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-onnx python3-numpy
+  python3-venv python3-dev
   nodejs npm
 )
 

@@ -39,17 +39,20 @@ int CompareMain(int argc, char** argv) {
   app.add_option("--segment_ids_name", o.segment_ids_name, "graph input holding the segment ids");
   app.add_option("--input_mask_name", o.input_mask_name, "graph input holding the attention mask");
   app.add_flag("--verbose", o.verbose, "also print how inputs were found and failing samples");
+  bool json = false;
+  app.add_flag("--json", json, "print the result as one JSON object (the log goes to stderr)");
 
   if (auto exit_code = ParseFlags(app, name, argc, argv)) return *exit_code;
   o.baseline_model = baseline;
   o.optimized_model = optimized;
   o.output_dir = output_dir;
 
-  auto report = ort::CompareModels(o, std::cout);
+  auto report = ort::CompareModels(o, json ? std::cerr : std::cout);
   if (!report.ok()) {
     std::cerr << name << ": " << report.status().ToString() << "\n";
     return kExitBadInput;
   }
+  if (json) std::cout << ort::CompareReportToJson(o, *report).dump(2) << "\n";
   return report->AllPassed() ? kExitOk : kExitFailed;
 }
 
