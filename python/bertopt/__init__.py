@@ -159,8 +159,9 @@ def format_report(report: dict[str, Any], verbose: bool = False) -> str:
 
 def _require_ort(what: str) -> None:
     if not HAS_ORT:
-        raise Error(f"{what}: this bertopt was built without the ONNX Runtime SDK "
-                    f"(run scripts/setup.sh, then pip install . again)")
+        # Unavailable features are exit code 2 in the CLI too ("--gpu_only: not available yet").
+        raise BadInputError(f"{what}: this bertopt was built without the ONNX Runtime SDK "
+                            f"(run scripts/setup.sh, then pip install . again)", "unimplemented")
 
 
 def compare(baseline_model: str | os.PathLike[str],
