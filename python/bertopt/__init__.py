@@ -31,8 +31,8 @@ from ._options import AttentionMaskFormat, AttentionOpType, FusionOptions, _reso
 __version__ = "0.1.0"
 __all__ = [
     "AttentionMaskFormat", "AttentionOpType", "BadInputError", "BertoptWarning", "Error",
-    "FailedError", "FusionOptions", "OptimizedModel", "compare", "optimize_model", "perf",
-    "FUSED_OPERATORS", "MODEL_TYPES", "HAS_ORT",
+    "FailedError", "FusionOptions", "OptimizedModel", "compare", "format_report", "optimize_model",
+    "perf", "FUSED_OPERATORS", "MODEL_TYPES", "HAS_ORT",
 ]
 
 #: The model types optimize_model accepts. "bert" (ORT's default) takes every BERT layout, TF ones

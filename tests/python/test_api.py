@@ -3,7 +3,6 @@ codes, compare / perf / `python -m bertopt` against the CLI, saving, the README 
 
 import doctest
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -317,6 +316,11 @@ def test_python_m_bertopt_runs_the_cli(bert_model, tmp_path):
     r = run_cli(py, "optimize", "--input", bert_model, "--output", tmp_path / "o.onnx", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["fully_optimized"]
+    # The CLI's default target is the ORT it links; optimize_model's is every fusion.
+    linked = bertopt._core.ort_version()
+    m = bertopt.optimize_model(bert_model, target_ort_version=linked)
+    assert saved_bytes(m, tmp_path / "py.onnx") == (tmp_path / "o.onnx").read_bytes()
+    assert linked.rsplit(".", 1)[0] in m.report["target"]
     assert run_cli(py, "optimize", "--output", tmp_path / "x.onnx").returncode == 2
     assert run_cli(py, "frobnicate").returncode == 2
     r = run_cli(py, "compare", "--help")
@@ -337,3 +341,14 @@ def test_readme_example(bert_model, tmp_path, monkeypatch):
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+def test_type_stub_covers_the_public_api():
+    import ast
+    stub = ast.parse((Path(bertopt.__file__).parent / "__init__.pyi").read_text())
+    names = {n.name for n in stub.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    names |= {n.target.id for n in stub.body if isinstance(n, ast.AnnAssign)}
+    assert set(bertopt.__all__) <= names, set(bertopt.__all__) - names
+    assert all(hasattr(bertopt, name) for name in names), [n for n in names
+                                                           if not hasattr(bertopt, n)]
+    assert (Path(bertopt.__file__).parent / "py.typed").exists()
