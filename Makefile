@@ -31,7 +31,7 @@ test-python: setup
 	    pytest numpy sympy onnx onnxruntime==1.32.0
 	@$(PYVENV)/bin/pip install -q --disable-pip-version-check --no-build-isolation .
 	@cd $(BUILD) && BERTOPT_CLI=$(abspath $(BUILD))/bertopt \
-	    $(abspath $(PYVENV))/bin/python -m pytest -q -p no:cacheprovider $(CURDIR)/tests/python
+	    $(abspath $(PYVENV))/bin/python -m pytest -q -rs -p no:cacheprovider $(CURDIR)/tests/python
 
 # The whole suite built against ONNX Runtime 1.30 (its library with the 1.29 headers, same C API).
 test-ort130:
