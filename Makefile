@@ -5,7 +5,9 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 SIZE ?= base
 
-.PHONY: all setup build test test-ort130 demo bench clean
+PYVENV ?= $(BUILD)/venv
+
+.PHONY: all setup build test test-python test-ort130 demo bench clean
 all: build
 
 setup:
@@ -17,6 +19,19 @@ build: setup
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@$(MAKE) --no-print-directory test-python
+
+# The Python package installed with pip install . into a venv under build/, tested against PyPI
+# onnxruntime's optimize_model. Its build tools live in the venv (no build isolation), so the
+# CMake build in build/python stays valid and a rerun only compiles what changed; a plain
+# `pip install .` (isolated) builds the same way from scratch.
+test-python: setup
+	@test -x $(PYVENV)/bin/pip || /usr/bin/python3 -m venv $(PYVENV)
+	@$(PYVENV)/bin/pip install -q --disable-pip-version-check scikit-build-core pybind11 \
+	    pytest numpy sympy onnx onnxruntime==1.32.0
+	@$(PYVENV)/bin/pip install -q --disable-pip-version-check --no-build-isolation .
+	@cd $(BUILD) && BERTOPT_CLI=$(abspath $(BUILD))/bertopt \
+	    $(abspath $(PYVENV))/bin/python -m pytest -q -rs -p no:cacheprovider $(CURDIR)/tests/python
 
 # The whole suite built against ONNX Runtime 1.30 (its library with the 1.29 headers, same C API).
 test-ort130:

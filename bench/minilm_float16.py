@@ -60,6 +60,7 @@ def compare(reference, candidate):
         "worst_cosine": min(cos),
         "mean_cosine": float(np.mean(cos)),
         "below_0999": sum(c < 0.999 for c in cos),
+        "below_099": sum(c < 0.99 for c in cos),
         "max_abs_diff_embedding": max(float(np.abs(a - b).max())
                                       for a, b in zip(ref_pooled, pooled)),
         "max_abs_diff_hidden": max(float(np.abs(a - b).max()) for a, b in zip(ref_states, states)),

@@ -474,6 +474,15 @@ def main():
     float16 = read(os.path.join(BENCH, "float16.md"))
     if float16:
         o.append(float16.rstrip() + "\n")
+    # Written by hand from int8 runs (bench/int8.md says how): bertopt quantize beside ORT's
+    # quantize_dynamic.
+    int8 = read(os.path.join(BENCH, "int8.md"))
+    if int8:
+        o.append(int8.rstrip() + "\n")
+    # Written by bench/minilm_int8.sh: int8 accuracy on the trained MiniLM, beside ORT's.
+    int8_minilm = read(os.path.join(BENCH, "int8_minilm.md"))
+    if int8_minilm:
+        o.append(int8_minilm.rstrip() + "\n")
     findings = read(os.path.join(BENCH, "findings.md"))
     if findings:
         o.append(findings.rstrip() + "\n")

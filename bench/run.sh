@@ -69,12 +69,17 @@ date -u '+%Y-%m-%d %H:%M UTC' >"$bench_out/measured_at.txt"
   git -C "$bench_root" status --porcelain --untracked-files=no | grep -vc 'bench/RESULTS.md$' || true
 } >"$bench_out/code.txt"
 
-progress "== 1/3 optimize speed and memory beside the I/O floor"
+progress "== 1/4 optimize speed and memory beside the I/O floor"
 bash "$bench_root/bench/optimize_speed.sh" "${quick_flag[@]}"
-progress "== 2/3 inference latency (original, ORT level all saved, bertopt)"
+progress "== 2/4 inference latency (original, ORT level all saved, bertopt)"
 bash "$bench_root/bench/inference.sh" "${quick_flag[@]}"
-progress "== 3/3 fused forms per ONNX Runtime version, beside the reference optimizer"
+progress "== 3/4 fused forms per ONNX Runtime version, beside the reference optimizer"
 bash "$bench_root/bench/versions.sh" "${quick_flag[@]}"
+if [ "$mode" = full ]; then
+  progress "== 4/4 the trained MiniLM: float16 and int8 accuracy beside ORT's own conversions"
+  bash "$bench_root/bench/minilm_float16.sh"
+  bash "$bench_root/bench/minilm_int8.sh"
+fi
 
 cut -d' ' -f1-3 /proc/loadavg >"$bench_out/load_end.txt"
 echo "$mode" >"$bench_out/mode.txt"

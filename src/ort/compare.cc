@@ -285,4 +285,47 @@ StatusOr<CompareReport> CompareModels(const CompareOptions& options, std::ostrea
   return report;
 }
 
+nlohmann::ordered_json CompareReportToJson(const CompareOptions& options,
+                                           const CompareReport& report) {
+  nlohmann::ordered_json j;
+  j["baseline_model"] = options.baseline_model.string();
+  j["optimized_model"] = options.optimized_model.string();
+  j["batch_size"] = options.batch_size;
+  j["sequence_length"] = options.sequence_length;
+  j["seed"] = options.seed;
+  if (options.tolerance_mode()) {
+    j["mode"] = "tolerance";
+    j["min_cosine"] = options.min_cosine ? nlohmann::ordered_json(*options.min_cosine)
+                                         : nlohmann::ordered_json(nullptr);
+    j["max_abs_diff"] = options.max_abs_diff ? nlohmann::ordered_json(*options.max_abs_diff)
+                                             : nlohmann::ordered_json(nullptr);
+  } else {
+    j["mode"] = "allclose";
+    j["rtol"] = options.rtol;
+    j["atol"] = options.atol;
+  }
+  j["samples"] = report.samples;
+  j["passed"] = report.passed;
+  j["all_passed"] = report.AllPassed();
+  nlohmann::ordered_json outputs = nlohmann::ordered_json::array();
+  for (const OutputDiff& diff : report.outputs) {
+    nlohmann::ordered_json o;
+    o["name"] = diff.name;
+    o["max_abs_diff"] = diff.max_abs_diff;  // inf is written as null
+    o["max_rel_diff"] = diff.max_rel_diff;
+    // NaN (no cosine: an empty output) is written as null too.
+    o["min_cosine"] = std::isnan(diff.min_cosine) ? nlohmann::ordered_json(nullptr)
+                                                  : nlohmann::ordered_json(diff.min_cosine);
+    o["mean_cosine"] = std::isnan(diff.mean_cosine) ? nlohmann::ordered_json(nullptr)
+                                                    : nlohmann::ordered_json(diff.mean_cosine);
+    o["samples_failed"] = diff.samples_failed;
+    outputs.push_back(o);
+  }
+  j["outputs"] = outputs;
+  j["test_data_dir"] = report.test_data_dir.empty()
+                           ? nlohmann::ordered_json(nullptr)
+                           : nlohmann::ordered_json(report.test_data_dir.string());
+  return j;
+}
+
 }  // namespace bertopt::ort

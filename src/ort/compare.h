@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -74,5 +75,11 @@ struct CompareReport {
 /// mismatch is not an error but a report with failed samples. Progress and the per-output summary
 /// go to `log`.
 StatusOr<CompareReport> CompareModels(const CompareOptions& options, std::ostream& log);
+
+/// `bertopt compare --json` (and bertopt.compare in Python): the settings compared under, the
+/// counts, "all_passed", one object per output, and "test_data_dir" (null when none was
+/// written). Infinite differences (NaN, mismatched shapes) are null.
+nlohmann::ordered_json CompareReportToJson(const CompareOptions& options,
+                                           const CompareReport& report);
 
 }  // namespace bertopt::ort

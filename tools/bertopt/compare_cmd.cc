@@ -15,39 +15,6 @@ namespace bertopt::cli {
 namespace {
 
 // NaN (a non-finite output) has no JSON spelling: null.
-nlohmann::json Number(double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); }
-
-nlohmann::json CompareJson(const ort::CompareOptions& o, const ort::CompareReport& r) {
-  nlohmann::json j;
-  j["baseline_model"] = o.baseline_model.string();
-  j["optimized_model"] = o.optimized_model.string();
-  j["batch_size"] = o.batch_size;
-  j["sequence_length"] = o.sequence_length;
-  if (o.tolerance_mode()) {
-    j["mode"] = "tolerance";
-    j["min_cosine"] = o.min_cosine ? nlohmann::json(*o.min_cosine) : nlohmann::json();
-    j["max_abs_diff"] = o.max_abs_diff ? nlohmann::json(*o.max_abs_diff) : nlohmann::json();
-  } else {
-    j["mode"] = "allclose";
-    j["rtol"] = o.rtol;
-    j["atol"] = o.atol;
-  }
-  j["samples"] = r.samples;
-  j["passed"] = r.passed;
-  j["all_passed"] = r.AllPassed();
-  nlohmann::json outputs = nlohmann::json::array();
-  for (const ort::OutputDiff& d : r.outputs) {
-    outputs.push_back({{"name", d.name},
-                       {"max_abs_diff", Number(d.max_abs_diff)},
-                       {"max_rel_diff", Number(d.max_rel_diff)},
-                       {"min_cosine", Number(d.min_cosine)},
-                       {"mean_cosine", Number(d.mean_cosine)},
-                       {"samples_failed", d.samples_failed}});
-  }
-  j["outputs"] = outputs;
-  return j;
-}
-
 }  // namespace
 
 int CompareMain(int argc, char** argv) {
@@ -106,7 +73,7 @@ int CompareMain(int argc, char** argv) {
     std::cerr << name << ": " << report.status().ToString() << "\n";
     return kExitBadInput;
   }
-  if (json) std::cout << CompareJson(o, *report).dump(2) << "\n";
+  if (json) std::cout << ort::CompareReportToJson(o, *report).dump(2) << "\n";
   return report->AllPassed() ? kExitOk : kExitFailed;
 }
 
