@@ -409,7 +409,7 @@ def section_versions(out, mode):
         return []
     models = load_json(os.path.join(out, "versions_models.json")) or {}
     ref = models.get("reference", {})
-    o = ["## 3. Fused forms per ONNX Runtime version, and the reference optimizer\n"]
+    o = ["## 2c. Fused forms per ONNX Runtime version, and the reference optimizer\n"]
     o.append("BERT-base as exported by torch 1.13 at opset 11, sequence 128, 2 intra-op threads, "
              "ORT level `all`; per ORT version and batch size one `bertopt perf` process runs the "
              "five models interleaved on the same inputs (`bench/versions.sh"
@@ -446,6 +446,17 @@ def section_versions(out, mode):
 
 
 def main():
+    if sys.argv[1] == "--versions":
+        # bench/versions.sh: render its section into bench/versions.md, which RESULTS.md includes.
+        out, path, mode = sys.argv[2:5]
+        measured = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        lines = section_versions(out, mode)
+        lines.insert(1, f"Measured {measured}, machine as in the Machine section above (load "
+                        f"average at the start: {(read(os.path.join(out, 'versions_load.txt'), '?') or '?').strip()}).\n")
+        with open(path + ".tmp", "w") as f:
+            f.write("\n".join(lines))
+        os.replace(path + ".tmp", path)
+        return
     out, results, mode, command = sys.argv[1:5]
     m = machine(out)
     perf = load_json(os.path.join(out, "inference_b1.json")) or {}
@@ -469,11 +480,14 @@ def main():
              "runs made side by side, interleaved, in the same run.\n")
     o += section_optimize(speed, mode)
     o += section_inference(out, mode)
-    o += section_versions(out, mode)
     # Written by bench/minilm_float16.sh (its own run: PyPI onnxruntime in a virtual environment).
     float16 = read(os.path.join(BENCH, "float16.md"))
     if float16:
         o.append(float16.rstrip() + "\n")
+    # Written by bench/versions.sh (its own runs: a bertopt built against each ORT version).
+    versions = read(os.path.join(BENCH, "versions.md"))
+    if versions:
+        o.append(versions.rstrip() + "\n")
     # Written by hand from int8 runs (bench/int8.md says how): bertopt quantize beside ORT's
     # quantize_dynamic.
     int8 = read(os.path.join(BENCH, "int8.md"))

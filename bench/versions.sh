@@ -36,6 +36,7 @@ venv=$bench_root/bench/venv
 [ -x "$venv/bin/python" ] || die "$venv is missing (bench/run.sh makes it)"
 
 model=$(bench_model base11) || die "BERT-base (opset 11) is needed"
+cut -d' ' -f1-3 /proc/loadavg >"$bench_out/versions_load.txt"
 dir=$bench_work/versions
 mkdir -p "$dir"
 ln -sf "$model" "$dir/original.onnx"
@@ -92,4 +93,6 @@ for bin in "${builds[@]}"; do
   done
 done
 rm -rf "$dir"
-progress "versions: done ($bench_out/versions_*.json)"
+/usr/bin/python3 "$bench_root/bench/report.py" --versions "$bench_out" "$bench_root/bench/versions.md" \
+  "$([ "${1:-}" = --quick ] && echo quick || echo full)"
+progress "versions: done ($bench_out/versions_*.json, $bench_root/bench/versions.md)"
