@@ -1,5 +1,6 @@
 #include "e2e_util.h"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -9,6 +10,8 @@
 #include <iostream>
 #include <random>
 #include <sstream>
+
+#include "ort/compare.h"
 
 namespace bertopt::e2e {
 namespace fs = std::filesystem;
@@ -125,6 +128,36 @@ fs::path TempDir(const std::string& prefix) {
       fs::temp_directory_path() / ("bertopt_e2e_" + prefix + "_" + std::to_string(rng()));
   fs::create_directories(dir);
   return dir;
+}
+
+int FusedCount(const OptimizeReport& report, const std::string& op) {
+  return report.fused_ops.count(op) ? report.fused_ops.at(op) : 0;
+}
+
+std::string ExplainReport(const OptimizeReport& report) {
+  std::ostringstream s;
+  for (const auto& m : report.verdict.missing) s << "missing: " << m << "\n";
+  for (const auto& p : report.passes) {
+    for (const auto& m : p.misses) s << m << "\n";
+  }
+  return s.str();
+}
+
+void ExpectSameOutputs(const fs::path& baseline, const fs::path& optimized, int samples,
+                       double rtol, double atol) {
+  ort::CompareOptions c;
+  c.baseline_model = baseline;
+  c.optimized_model = optimized;
+  c.batch_size = 2;
+  c.sequence_length = 16;
+  c.samples = samples;
+  c.rtol = rtol;
+  c.atol = atol;
+  c.write_test_data = false;
+  std::ostringstream log;
+  auto report = ort::CompareModels(c, log);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->AllPassed()) << baseline << "\n" << log.str();
 }
 
 }  // namespace bertopt::e2e

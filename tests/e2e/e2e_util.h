@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "bertopt/optimize.h"
+
 namespace bertopt::e2e {
 
 struct GeneratedModel {
@@ -47,5 +49,16 @@ CommandResult RunBertopt(const std::string& args, const std::string& program = "
 
 /// A fresh temporary folder.
 std::filesystem::path TempDir(const std::string& prefix);
+
+/// How many `op` nodes the optimize report counts (0 when none).
+int FusedCount(const OptimizeReport& report, const std::string& op);
+/// The verdict's missing pieces and every pass's misses, one per line, for failure messages.
+std::string ExplainReport(const OptimizeReport& report);
+/// Compares `optimized` with `baseline` through ORT (optimizations off) at batch 2, sequence 16
+/// (what the static test exports are fixed at) and expects every sample of every output to pass;
+/// non-fatal failures name the outputs that differed.
+void ExpectSameOutputs(const std::filesystem::path& baseline,
+                       const std::filesystem::path& optimized, int samples = 10, double rtol = 1e-3,
+                       double atol = 1e-4);
 
 }  // namespace bertopt::e2e

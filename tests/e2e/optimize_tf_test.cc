@@ -68,19 +68,6 @@ std::vector<TfModel> Models() {
   return out;
 }
 
-int Count(const OptimizeReport& r, const std::string& op) {
-  return r.fused_ops.count(op) ? r.fused_ops.at(op) : 0;
-}
-
-std::string Explain(const OptimizeReport& r) {
-  std::ostringstream s;
-  for (const auto& m : r.verdict.missing) s << "missing: " << m << "\n";
-  for (const auto& p : r.passes) {
-    for (const auto& m : p.misses) s << m << "\n";
-  }
-  return s.str();
-}
-
 class OptimizeTf : public ::testing::TestWithParam<TfModel> {};
 
 TEST_P(OptimizeTf, FusesCompletelyKeepsOutputsAndIsStable) {
@@ -94,38 +81,30 @@ TEST_P(OptimizeTf, FusesCompletelyKeepsOutputsAndIsStable) {
   EXPECT_EQ(report->model_type.model_type, m.model_type) << report->model_type.evidence;
   EXPECT_TRUE(report->warnings.empty());
   EXPECT_EQ(report->verdict.layers, kLayers);
-  EXPECT_EQ(Count(*report, "Attention"), kLayers) << Explain(*report);
-  EXPECT_EQ(Count(*report, m.gelu), kLayers) << Explain(*report);
-  EXPECT_EQ(Count(*report, "Gelu") + Count(*report, "FastGelu") + Count(*report, "BiasGelu"),
+  EXPECT_EQ(FusedCount(*report, "Attention"), kLayers) << ExplainReport(*report);
+  EXPECT_EQ(FusedCount(*report, m.gelu), kLayers) << ExplainReport(*report);
+  EXPECT_EQ(FusedCount(*report, "Gelu") + FusedCount(*report, "FastGelu") +
+                FusedCount(*report, "BiasGelu"),
             kLayers);
   if (m.embed_layer_norm) {
-    EXPECT_EQ(Count(*report, "EmbedLayerNormalization"), 1) << Explain(*report);
-    EXPECT_EQ(Count(*report, "SkipLayerNormalization"), 2 * kLayers) << Explain(*report);
-    EXPECT_EQ(Count(*report, "LayerNormalization"), 0) << Explain(*report);
-    EXPECT_TRUE(report->verdict.fully_optimized) << Explain(*report);
+    EXPECT_EQ(FusedCount(*report, "EmbedLayerNormalization"), 1) << ExplainReport(*report);
+    EXPECT_EQ(FusedCount(*report, "SkipLayerNormalization"), 2 * kLayers) << ExplainReport(*report);
+    EXPECT_EQ(FusedCount(*report, "LayerNormalization"), 0) << ExplainReport(*report);
+    EXPECT_TRUE(report->verdict.fully_optimized) << ExplainReport(*report);
   } else {
     // The embedding LayerNorm stays, as SkipLayerNormalization of word + position or as
     // LayerNormalization: the only thing the verdict misses.
-    EXPECT_EQ(Count(*report, "SkipLayerNormalization") + Count(*report, "LayerNormalization"),
-              2 * kLayers + 1)
-        << Explain(*report);
+    EXPECT_EQ(
+        FusedCount(*report, "SkipLayerNormalization") + FusedCount(*report, "LayerNormalization"),
+        2 * kLayers + 1)
+        << ExplainReport(*report);
     EXPECT_EQ(report->verdict.missing, std::vector<std::string>{"EmbedLayerNormalization: 0 of 1"});
   }
 
   const fs::path dir = TempDir(m.label);
   const fs::path out = dir / "optimized.onnx";
   ASSERT_TRUE(io::SaveModel(*model, out).ok());
-  ort::CompareOptions c;
-  c.baseline_model = input;
-  c.optimized_model = out;
-  c.batch_size = 2;  // the static models are fixed at (2, 16), keras2onnx's sequence at 16
-  c.sequence_length = 16;
-  c.samples = 10;
-  c.write_test_data = false;
-  std::ostringstream log;
-  auto compared = ort::CompareModels(c, log);
-  ASSERT_TRUE(compared.ok()) << compared.status().ToString();
-  EXPECT_TRUE(compared->AllPassed()) << log.str();
+  ExpectSameOutputs(input, out, 10);
 
   for (auto level : {ort::OptLevel::kDisabled, ort::OptLevel::kBasic, ort::OptLevel::kExtended,
                      ort::OptLevel::kAll}) {
@@ -156,20 +135,10 @@ TEST(OptimizeTfRawMask, KerasAndTf2onnxKeepOutputs) {
     options.pass.use_raw_attention_mask = true;
     auto report = Optimize(*model, options);
     ASSERT_TRUE(report.ok()) << report.status().ToString();
-    EXPECT_TRUE(report->verdict.fully_optimized) << input << "\n" << Explain(*report);
+    EXPECT_TRUE(report->verdict.fully_optimized) << input << "\n" << ExplainReport(*report);
     const fs::path dir = TempDir("tf_raw_mask");
     ASSERT_TRUE(io::SaveModel(*model, dir / "optimized.onnx").ok());
-    ort::CompareOptions c;
-    c.baseline_model = input;
-    c.optimized_model = dir / "optimized.onnx";
-    c.batch_size = 2;
-    c.sequence_length = 16;
-    c.samples = 5;
-    c.write_test_data = false;
-    std::ostringstream log;
-    auto compared = ort::CompareModels(c, log);
-    ASSERT_TRUE(compared.ok()) << compared.status().ToString();
-    EXPECT_TRUE(compared->AllPassed()) << input << "\n" << log.str();
+    ExpectSameOutputs(input, dir / "optimized.onnx", 5);
     fs::remove_all(dir);
   }
 }

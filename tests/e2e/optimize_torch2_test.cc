@@ -34,19 +34,6 @@ std::vector<std::string> Files() {
   return out;
 }
 
-int Count(const OptimizeReport& r, const std::string& op) {
-  return r.fused_ops.count(op) ? r.fused_ops.at(op) : 0;
-}
-
-std::string Explain(const OptimizeReport& r) {
-  std::ostringstream s;
-  for (const auto& m : r.verdict.missing) s << "missing: " << m << "\n";
-  for (const auto& p : r.passes) {
-    for (const auto& m : p.misses) s << m << "\n";
-  }
-  return s.str();
-}
-
 class OptimizeTorch2 : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(OptimizeTorch2, KeepsOutputsFusesAllButAttentionAndIsStable) {
@@ -59,29 +46,20 @@ TEST_P(OptimizeTorch2, KeepsOutputsFusesAllButAttentionAndIsStable) {
 
   EXPECT_EQ(report->model_type.model_type, "bert");
   EXPECT_EQ(report->verdict.layers, kLayers);
-  EXPECT_EQ(Count(*report, "EmbedLayerNormalization"), 1) << Explain(*report);
-  EXPECT_EQ(Count(*report, "SkipLayerNormalization"), 2 * kLayers) << Explain(*report);
-  EXPECT_GE(Count(*report, "BiasGelu") + Count(*report, "FastGelu") + Count(*report, "Gelu"),
+  EXPECT_EQ(FusedCount(*report, "EmbedLayerNormalization"), 1) << ExplainReport(*report);
+  EXPECT_EQ(FusedCount(*report, "SkipLayerNormalization"), 2 * kLayers) << ExplainReport(*report);
+  EXPECT_GE(FusedCount(*report, "BiasGelu") + FusedCount(*report, "FastGelu") +
+                FusedCount(*report, "Gelu"),
             kLayers)
-      << Explain(*report);
+      << ExplainReport(*report);
   EXPECT_EQ(report->verdict.missing,
             (std::vector<std::string>{"Attention: 0 of 2", "2 Softmax left unfused"}))
-      << Explain(*report);
+      << ExplainReport(*report);
 
   const fs::path dir = TempDir(name);
   const fs::path out = dir / "optimized.onnx";
   ASSERT_TRUE(io::SaveModel(*model, out).ok());
-  ort::CompareOptions c;
-  c.baseline_model = input;
-  c.optimized_model = out;
-  c.batch_size = 2;  // the static exports are fixed at (2, 16)
-  c.sequence_length = 16;
-  c.samples = 5;
-  c.write_test_data = false;
-  std::ostringstream log;
-  auto compared = ort::CompareModels(c, log);
-  ASSERT_TRUE(compared.ok()) << compared.status().ToString();
-  EXPECT_TRUE(compared->AllPassed()) << log.str();
+  ExpectSameOutputs(input, out, 5);
   for (auto level : {ort::OptLevel::kDisabled, ort::OptLevel::kAll}) {
     auto session = ort::Session::Create(out, {.level = level, .intra_op_threads = 1});
     EXPECT_TRUE(session.ok()) << ort::OptLevelName(level) << ": " << session.status().ToString();
