@@ -387,6 +387,18 @@ Session::~Session() = default;
 
 Ort::Session& Session::ort_session() { return impl_->session; }
 
+Status CheckLoads(const std::string& bytes) {
+  try {
+    Ort::SessionOptions options;
+    options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_DISABLE_ALL);
+    options.SetIntraOpNumThreads(1);
+    Ort::Session session(GlobalEnv(), bytes.data(), bytes.size(), options);
+  } catch (const Ort::Exception& e) {
+    return RuntimeError(e.what());
+  }
+  return Status::Ok();
+}
+
 StatusOr<std::unique_ptr<Session>> Session::Create(const std::filesystem::path& model_path,
                                                    const SessionConfig& config) {
   const std::string file = model_path.string();

@@ -111,6 +111,10 @@ std::vector<std::string> AvailableProviders();
 class PreparedRun;
 
 /// One ORT inference session over a model file.
+/// Whether ONNX Runtime accepts the serialized model `bytes`: creates a session from memory
+/// (graph optimizations off, nothing run). Ok, or kRuntime with ORT's own message.
+Status CheckLoads(const std::string& bytes);
+
 class Session {
  public:
   /// Loads `model_path` into ORT. Errors name the file and carry ORT's message.

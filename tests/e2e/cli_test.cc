@@ -138,6 +138,27 @@ TEST_F(CliTest, AnInvalidGraphIsRefusedNamingTheNodeAndTheValue) {
 // SIGINT / SIGTERM at each stage (raised by the tool itself at that point, through the test hook
 // BERTOPT_TEST_SIGNAL_AT, so the test needs no timing): exit 130 / 143, nothing left in the output
 // folder (no output, no temporary, no verify staging folder), the input untouched.
+// A graph our structural checks accept but ORT refuses (an op it does not know) is refused as bad
+// input after the ORT check of the output: exit 2, ORT's reason, nothing written.
+TEST_F(CliTest, AModelOrtRefusesIsRefusedBeforeWriting) {
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(ReadBytes(model_)));
+  for (auto& node : *m.mutable_graph()->mutable_node()) {
+    if (node.op_type() == "Tanh") node.set_op_type("Tanhh");  // the pooler's activation
+  }
+  const fs::path bad = dir_ / "unknown_op.onnx";
+  WriteBytes(bad, m.SerializeAsString());
+  CommandResult r = RunBertopt("optimize --input " + Q(bad) + " --output " + Q(dir_ / "o.onnx"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("ONNX Runtime refuses the input model"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Tanhh"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "o.onnx"));
+  // --skip_ort_check writes it (the user asked for no check).
+  r = RunBertopt("optimize --skip_ort_check --input " + Q(bad) + " --output " + Q(dir_ / "o.onnx"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir_ / "o.onnx"));
+}
+
 TEST_F(CliTest, SignalsAtEveryStageLeaveNothingBehind) {
   const std::string before = ReadBytes(model_);
   for (const char* stage : {"load", "passes", "write", "verify"}) {

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "ort/session.h"
+#include "test_models.h"
 #include "unit/tiny_models.h"
 
 namespace bertopt::ort {
@@ -243,6 +244,30 @@ TEST(TensorTest, FromValuesConvertsToEachType) {
     EXPECT_THAT(t->ToFloat(), ElementsAre(1, 0, last)) << DataTypeName(type);
   }
   EXPECT_FALSE(Tensor::FromValues(onnx::TensorProto::FLOAT, {2, 2}, values).ok());
+}
+
+}  // namespace
+}  // namespace bertopt::ort
+
+namespace bertopt::ort {
+namespace {
+
+// optimize's last check before writing: ORT must accept the model from memory.
+TEST(CheckLoadsTest, AcceptsAValidModelAndNamesWhyAnInvalidOneIsRefused) {
+  onnx::ModelProto model = testing::ParseModel(R"(
+<ir_version: 8, opset_import: ["" : 14]>
+g (float[N, 4] x) => (float[N, 4] y)
+{
+  y = Relu(x)
+}
+)");
+  EXPECT_TRUE(CheckLoads(model.SerializeAsString()).ok());
+  // An op ORT does not know (a typo of a contrib op): refused, with ORT's message.
+  model.mutable_graph()->mutable_node(0)->set_op_type("Reluu");
+  const Status s = CheckLoads(model.SerializeAsString());
+  EXPECT_EQ(s.code(), StatusCode::kRuntime);
+  EXPECT_NE(s.message().find("Reluu"), std::string::npos) << s.message();
+  EXPECT_FALSE(CheckLoads("not a model").ok());
 }
 
 }  // namespace
