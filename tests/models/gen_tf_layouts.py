@@ -17,11 +17,12 @@ import hashlib
 import json
 import math
 import os
-import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import generator_cli
 
 import numpy as np
 
@@ -783,38 +784,8 @@ def generate(args):
     return path
 
 
-def without_batch_file(argv):
-    out, skip = [], False
-    for word in argv:
-        if skip:
-            skip = False
-        elif word == "--batch_file":
-            skip = True
-        elif not word.startswith("--batch_file="):
-            out.append(word)
-    return out
-
-
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.batch_file:
-        print(generate(args), flush=True)
-        return
-    base = without_batch_file(argv)
-    lines = Path(args.batch_file).read_text().splitlines()
-    for number, line in enumerate(lines, 1):
-        words = shlex.split(line, comments=True)
-        if not words:
-            continue
-        if any(w.startswith("--batch_file") for w in words):
-            raise SystemExit(f"{args.batch_file}:{number}: --batch_file cannot nest")
-        try:
-            print(generate(parser.parse_args(base + words)), flush=True)
-        except SystemExit:
-            print(f"{args.batch_file}:{number}: failed: {line}", file=sys.stderr)
-            raise
+    generator_cli.run(build_parser(), generate, argv)
 
 
 if __name__ == "__main__":
