@@ -16,13 +16,14 @@
 #include "bertopt/io/model_io.h"
 #include "bertopt/optimize.h"
 #include "onnx/onnx_pb.h"
+#include "passes/report_json.h"
 #include "passes/targets.h"
 
 #ifdef BERTOPT_HAVE_ORT
 #include "commands.h"
 #include "ort/compare.h"
-#include "perf/command.h"
 #include "ort/version.h"
+#include "perf/command.h"
 #endif
 
 namespace py = pybind11;
@@ -71,52 +72,9 @@ py::bytes SerializeModel(const onnx::ModelProto& model) {
 }
 
 // The report with the keys of `bertopt optimize --json` (less input and output, which a model in
-// memory has not).
-py::dict ReportDict(const OptimizeReport& r) {
-  py::dict d;
-  d["model_type"] = r.model_type.model_type;
-  d["model_type_evidence"] = r.model_type.evidence;
-  d["warnings"] = r.warnings;
-  d["target"] = r.target;
-  d["fused_ops"] = r.fused_ops;
-  d["layers"] = r.verdict.layers;
-  d["fully_optimized"] = r.verdict.fully_optimized;
-  d["missing"] = r.verdict.missing;
-  d["nodes_before"] = r.nodes_before;
-  d["nodes_after"] = r.nodes_after;
-  d["bytes_before"] = r.bytes_before;
-  d["bytes_after"] = r.bytes_after;
-  if (r.float16) {
-    const Float16Report& f = *r.float16;
-    py::dict f16;
-    f16["tensors_converted"] = f.tensors_converted;
-    f16["values_converted"] = f.values_converted;
-    f16["values_clamped"] = f.values_clamped;
-    f16["values_raised"] = f.values_raised;
-    f16["most_changed_tensor"] = f.most_changed_tensor;
-    f16["max_relative_change"] = f.max_relative_change;
-    f16["worst_tensor"] = f.worst_tensor;
-    f16["casts_added"] = f.casts_added;
-    f16["casts_removed"] = f.casts_removed;
-    f16["blocked_nodes"] = f.blocked_nodes;
-    d["float16"] = f16;
-  } else {
-    d["float16"] = py::none();
-  }
-  d["seconds"] = r.seconds;
-  py::list passes;
-  for (const auto& p : r.passes) {
-    py::dict pass;
-    pass["name"] = p.name;
-    pass["candidates"] = p.candidates;
-    pass["fused"] = p.fused;
-    pass["counters"] = p.counters;
-    pass["misses"] = p.misses;
-    pass["seconds"] = p.seconds;
-    passes.append(pass);
-  }
-  d["passes"] = passes;
-  return d;
+// memory has not), as plain Python data.
+py::object ReportDict(const OptimizeReport& r, const OptimizeOptions& o) {
+  return py::module_::import("json").attr("loads")(OptimizeReportJson(r, o).dump());
 }
 
 // Loads `path` (external data read in, as the CLI does) or parses `model`, runs the pipeline and
@@ -146,7 +104,7 @@ py::tuple Optimize(const std::string& path, const py::object& model_bytes,
     return bertopt::Optimize(model, options);
   }();
   if (!report.ok()) ThrowOptimizeError(std::move(report).status().WithContext(context));
-  return py::make_tuple(SerializeModel(model), ReportDict(*report));
+  return py::make_tuple(SerializeModel(model), ReportDict(*report, options));
 }
 
 void Save(const py::bytes& model_bytes, const std::string& path, bool external_data,
