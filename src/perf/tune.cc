@@ -91,30 +91,22 @@ StatusOr<TuneReport> Tune(const std::filesystem::path& input, const onnx::ModelP
   }
 
   // One interleaved measurement: the original first (ratios are to it), then every variant.
-  std::vector<std::string> args = {"bertopt perf", "--model", input.string()};
-  for (const TuneVariant& v : report.variants) args.push_back(v.file.string());
-  for (const std::string& a :
-       {std::string("--batch_size"), std::to_string(options.batch_size),
-        std::string("--sequence_length"), std::to_string(options.sequence_length),
-        std::string("--test_times"), std::to_string(options.test_times), std::string("--warmup"),
-        std::to_string(options.warmup), std::string("--samples"), std::string("5"),
-        std::string("--output"), (work_dir / "tune.tsv").string()}) {
-    args.push_back(a);
-  }
-  if (options.intra_op_threads > 0) {
-    args.push_back("--intra_op_num_threads");
-    args.push_back(std::to_string(options.intra_op_threads));
-  }
+  PerfOptions measure;
+  measure.models = {input.string()};
+  for (const TuneVariant& v : report.variants) measure.models.push_back(v.file.string());
+  measure.batch_sizes = {options.batch_size};
+  measure.sequence_lengths = {options.sequence_length};
+  measure.test_times = options.test_times;
+  measure.warmup = options.warmup;
+  measure.samples = 5;
+  measure.intra_op_threads = {options.intra_op_threads > 0 ? options.intra_op_threads
+                                                           : DefaultThreadCounts().back()};
   if (err) {
     std::fprintf(err,
                  "tune: measuring the original and %zu variants, B=%lld S=%lld, %d runs each\n",
                  report.variants.size(), static_cast<long long>(options.batch_size),
                  static_cast<long long>(options.sequence_length), options.test_times);
   }
-  std::vector<const char*> argv;
-  for (const std::string& a : args) argv.push_back(a.c_str());
-  ASSIGN_OR_RETURN(PerfOptions measure, ParsePerfArgs(static_cast<int>(argv.size()), argv.data()));
-  if (options.intra_op_threads <= 0) measure.intra_op_threads = {DefaultThreadCounts().back()};
   const std::time_t now = std::time(nullptr);
   std::tm started{};
   localtime_r(&now, &started);

@@ -218,10 +218,8 @@ StatusOr<perf::TuneReport> TuneInto(const Flags& f, const onnx::ModelProto& mode
   fs::create_directories(work, ec);
   if (ec) return IoError(fmt::format("--tune: cannot create {}: {}", work.string(), ec.message()));
   const int slot = io::RememberForCleanup(work, /*is_folder=*/true);
-  const int tsv_slot = io::RememberForCleanup(work / "tune.tsv");
   auto report = perf::Tune(f.input, model, f.options, f.tune_options, work, stderr);
   fs::remove_all(work, ec);
-  io::ForgetCleanup(tsv_slot);
   io::ForgetCleanup(slot);
   return report;
 }
