@@ -535,6 +535,12 @@ int Graph::RemoveUnusedInitializers() {
   return removed;
 }
 
+std::optional<std::vector<int64_t>> Graph::AttrOrInputInts(const Node& node, std::string_view attr,
+                                                           int input) const {
+  if (auto ints = node.AttrInts(attr)) return ints;
+  return node.input(input) ? ConstantAsInts(node.input(input)) : std::nullopt;
+}
+
 Status Graph::CheckInputsDefined() const {
   for (const Node* node : Nodes()) {
     for (const Value* v : node->inputs()) {

@@ -140,15 +140,8 @@ std::optional<Tensor> Binary(const std::string& op, const Tensor& a, const Tenso
   return out;
 }
 
-std::optional<std::vector<int64_t>> IntsOf(const ir::Graph& graph, const ir::Node& node,
-                                           const char* attr, int input) {
-  if (auto a = node.AttrInts(attr)) return a;
-  if (node.input(input)) return graph.ConstantAsInts(node.input(input));
-  return std::nullopt;
-}
-
 std::optional<Tensor> Unsqueeze(const ir::Graph& graph, const ir::Node& n, Tensor x) {
-  auto axes = IntsOf(graph, n, "axes", 1);
+  auto axes = graph.AttrOrInputInts(n, "axes", 1);
   if (!axes) return std::nullopt;
   const auto rank = static_cast<int64_t>(x.dims.size() + axes->size());
   std::vector<bool> inserted(rank, false);
@@ -165,7 +158,7 @@ std::optional<Tensor> Unsqueeze(const ir::Graph& graph, const ir::Node& n, Tenso
 }
 
 std::optional<Tensor> Squeeze(const ir::Graph& graph, const ir::Node& n, Tensor x) {
-  auto axes = IntsOf(graph, n, "axes", 1);
+  auto axes = graph.AttrOrInputInts(n, "axes", 1);
   const auto rank = static_cast<int64_t>(x.dims.size());
   std::vector<bool> removed(rank, !axes);
   for (int64_t a : axes.value_or(std::vector<int64_t>{})) {
@@ -242,13 +235,14 @@ std::optional<Tensor> Range(const Tensor& start, const Tensor& limit, const Tens
 // Slice with constant starts/ends (and optional axes/steps), opset >= 10 inputs or opset < 10
 // attributes.
 std::optional<Tensor> Slice(const ir::Graph& graph, const ir::Node& n, const Tensor& x) {
-  auto starts = IntsOf(graph, n, "starts", 1);
-  auto ends = IntsOf(graph, n, "ends", 2);
+  auto starts = graph.AttrOrInputInts(n, "starts", 1);
+  auto ends = graph.AttrOrInputInts(n, "ends", 2);
   if (!starts || !ends || starts->size() != ends->size()) return std::nullopt;
   std::optional<std::vector<int64_t>> axes =
-      n.Attr("axes") || n.input(3) ? IntsOf(graph, n, "axes", 3) : std::nullopt;
+      n.Attr("axes") || n.input(3) ? graph.AttrOrInputInts(n, "axes", 3) : std::nullopt;
   if ((n.Attr("axes") || n.input(3)) && !axes) return std::nullopt;
-  std::optional<std::vector<int64_t>> steps = n.input(4) ? IntsOf(graph, n, "", 4) : std::nullopt;
+  std::optional<std::vector<int64_t>> steps =
+      n.input(4) ? graph.AttrOrInputInts(n, "", 4) : std::nullopt;
   if (n.input(4) && !steps) return std::nullopt;
   const auto rank = static_cast<int64_t>(x.dims.size());
   std::vector<int64_t> first(rank, 0);

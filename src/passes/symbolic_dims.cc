@@ -60,13 +60,6 @@ std::optional<Dim> Literal(int64_t value) {
   return std::nullopt;
 }
 
-// Ints given as an attribute (older opsets) or as a constant input (newer ones).
-std::optional<std::vector<int64_t>> Ints(const ir::Graph& graph, const ir::Node& node,
-                                         const char* attr, int input) {
-  if (auto ints = node.AttrInts(attr)) return ints;
-  return node.input(input) ? graph.ConstantAsInts(node.input(input)) : std::nullopt;
-}
-
 // The dims Shape(y) returns of a rank-`rank` y: [start, end) with the opset-15 attributes.
 std::pair<int64_t, int64_t> ShapeRange(const ir::Node& shape, size_t rank) {
   const auto r = static_cast<int64_t>(rank);
@@ -266,10 +259,10 @@ bool SymbolicDims::IsInfer(const std::optional<Dim>& e) { return e && e->symbol 
 std::optional<SymbolicDims::Elements> SymbolicDims::SliceElements(const ir::Node& n) {
   // A 1-D slice with constant bounds along axis 0 (keras' Slice(Shape(x), {0}, {1})).
   const auto in = ElementsOf(n.input(0));
-  const auto starts = Ints(graph_, n, "starts", 1);
-  const auto ends = Ints(graph_, n, "ends", 2);
-  const auto axes = Ints(graph_, n, "axes", 3);
-  const auto steps = Ints(graph_, n, "steps", 4);
+  const auto starts = graph_.AttrOrInputInts(n, "starts", 1);
+  const auto ends = graph_.AttrOrInputInts(n, "ends", 2);
+  const auto axes = graph_.AttrOrInputInts(n, "axes", 3);
+  const auto steps = graph_.AttrOrInputInts(n, "steps", 4);
   if (!in || !starts || !ends || starts->size() != 1 || ends->size() != 1) return std::nullopt;
   if ((n.input(3) || n.Attr("axes")) &&
       (!axes || axes->size() != 1 || ((*axes)[0] != 0 && (*axes)[0] != -1))) {
@@ -340,10 +333,10 @@ std::optional<Dims> SymbolicDims::DeriveSlice(const ir::Node& n, const ir::Value
   const std::optional<Dims> in = Of(n.input(0));
   if (!in) return std::nullopt;
   // Opset < 10 has attributes, later opsets inputs: data, starts, ends, axes, steps.
-  const auto starts = Ints(graph_, n, "starts", 1);
-  const auto ends = Ints(graph_, n, "ends", 2);
-  auto axes = Ints(graph_, n, "axes", 3);
-  const auto steps = Ints(graph_, n, "steps", 4);
+  const auto starts = graph_.AttrOrInputInts(n, "starts", 1);
+  const auto ends = graph_.AttrOrInputInts(n, "ends", 2);
+  auto axes = graph_.AttrOrInputInts(n, "axes", 3);
+  const auto steps = graph_.AttrOrInputInts(n, "steps", 4);
   // A computed end may still be a known dim, e.g. Gather(Shape(ids), 1) (position ids P4).
   const auto dim_ends = ends ? std::nullopt : ElementsOf(n.input(2));
   const size_t count = starts     ? starts->size()
@@ -390,7 +383,7 @@ std::optional<Dims> SymbolicDims::DeriveSlice(const ir::Node& n, const ir::Value
 
 std::optional<Dims> SymbolicDims::DeriveAxes(const ir::Node& n, const ir::Value& value) {
   std::optional<Dims> in = Of(n.input(0));
-  const auto axes = Ints(graph_, n, "axes", 1);
+  const auto axes = graph_.AttrOrInputInts(n, "axes", 1);
   if (!in || (!axes && n.input(1))) return std::nullopt;  // computed axes
   const bool unsqueeze = n.Is("Unsqueeze");
   const bool reduce = In(kReduce, n.op_type());
@@ -570,7 +563,7 @@ DimRead ReadDimPiece(const ir::Graph& graph, const ir::Value* piece, SymbolicDim
   const ir::Node* gather = piece->producer();
   bool scalar_index = false;
   if (gather && gather->Is("Unsqueeze")) {
-    std::optional<std::vector<int64_t>> axes = Ints(graph, *gather, "axes", 1);
+    std::optional<std::vector<int64_t>> axes = graph.AttrOrInputInts(*gather, "axes", 1);
     // On a scalar, axis 0 and axis -1 are the same single axis.
     if (!axes || axes->size() != 1 || ((*axes)[0] != 0 && (*axes)[0] != -1)) {
       read.reason = fmt::format("{} does not unsqueeze axis 0 only", gather->DisplayName());

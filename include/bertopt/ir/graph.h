@@ -148,6 +148,11 @@ class Graph {
   std::optional<std::vector<double>> ConstantAsDoubles(const Value* value) const;
   /// Decoded elements of an integer constant (int32 / int64 / uint8 / ...).
   std::optional<std::vector<int64_t>> ConstantAsInts(const Value* value) const;
+  /// Ints an op takes as an attribute in older opsets and as a constant input in newer ones
+  /// (Unsqueeze / Squeeze / Reduce* axes, Slice starts / ends / axes / steps): the attribute
+  /// `attr` when present, else the constant input `input`; nullopt when neither.
+  std::optional<std::vector<int64_t>> AttrOrInputInts(const Node& node, std::string_view attr,
+                                                      int input) const;
   /// The single element of a constant of rank 0 or with exactly one element.
   std::optional<double> ScalarValue(const Value* value) const;
   /// Declared shape of a value (graph input/output, value_info, initializer or Constant); dims
