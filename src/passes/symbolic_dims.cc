@@ -6,6 +6,7 @@
 #include <string_view>
 #include <utility>
 
+#include "bertopt/ir/tensor.h"
 #include "fmt/format.h"
 
 namespace bertopt::passes {
@@ -30,7 +31,8 @@ bool In(std::string_view ops, const std::string& op) {
 
 // Ops whose output 0 has the shape of input 0.
 constexpr std::string_view kKeepShape =
-    " Abs Cast CastLike Ceil Clip Cos Dropout Elu Erf Exp Floor Gelu HardSigmoid Identity IsInf"
+    " Abs Cast CastLike Ceil Clip Cos CumSum Dropout Elu Erf Exp Floor Gelu HardSigmoid Identity "
+    "IsInf"
     " IsNaN LayerNormalization LeakyRelu Log LogSoftmax Neg Not Reciprocal Relu Round Selu Sigmoid"
     " Sign Sin Softmax Softplus Sqrt Tanh ";
 // Elementwise ops with multidirectional (numpy) broadcasting.
@@ -82,6 +84,12 @@ Dims Broadcast(const std::vector<Dims>& operands, const ir::Value& value) {
       if (dim.known() && dim.size != 1) sizes.insert(dim.size);
       if (!dim.known()) symbols.push_back(dim);
     }
+    // min(X, k) against X: where it is not X it is k < X, which broadcasts only when k is 1.
+    std::erase_if(symbols, [&](const Dim& s) {
+      return !s.at_most.empty() && std::any_of(symbols.begin(), symbols.end(), [&](const Dim& t) {
+        return t.at_most.empty() && t.symbol == s.at_most;
+      });
+    });
     const bool one_symbol = std::all_of(symbols.begin(), symbols.end(),
                                         [&](const Dim& s) { return s == symbols.front(); });
     if (sizes.size() == 1) {
@@ -247,6 +255,9 @@ std::optional<SymbolicDims::Elements> SymbolicDims::ElementsOf(const ir::Value* 
       }
     }
   }
+  if (n && n->domain().empty()) {
+    if (auto computed = ComputedElements(*n)) return computed;
+  }
   // Unknown values, but maybe a known count.
   const std::optional<Dims> dims = Of(value);
   if (dims && dims->empty()) return Elements(1);
@@ -255,6 +266,67 @@ std::optional<SymbolicDims::Elements> SymbolicDims::ElementsOf(const ir::Value* 
 }
 
 bool SymbolicDims::IsInfer(const std::optional<Dim>& e) { return e && e->symbol == kInfer; }
+
+// TorchScript's expand(-1, ...) idiom: Where(Equal(y, ones·-1), ones, y) with ones =
+// ConstantOfShape(Shape(y), 1) turns the -1 entries of a target into 1. Elementwise on 1-D
+// shape tensors: ConstantOfShape of a known count, Mul of known entries, and that Where.
+std::optional<SymbolicDims::Elements> SymbolicDims::ComputedElements(const ir::Node& n) {
+  if (n.Is("ConstantOfShape")) {
+    const auto shape = ElementsOf(n.input(0));
+    const onnx::AttributeProto* fill = n.Attr("value");
+    const auto value = fill ? ir::DecodeAsInts(fill->t()) : std::nullopt;
+    if (!shape || shape->size() != 1 || !shape->front() || !shape->front()->known() || !value ||
+        value->size() != 1 || fill->t().data_type() == onnx::TensorProto::BOOL) {
+      return std::nullopt;
+    }
+    return Elements(shape->front()->size, Literal(value->front()));
+  }
+  if (n.Is("Mul")) {
+    const auto a = ElementsOf(n.input(0));
+    const auto b = ElementsOf(n.input(1));
+    if (!a || !b || (a->size() != b->size() && a->size() != 1 && b->size() != 1)) {
+      return std::nullopt;
+    }
+    Elements out;
+    for (size_t i = 0; i < std::max(a->size(), b->size()); ++i) {
+      const auto& x = (*a)[a->size() == 1 ? 0 : i];
+      const auto& y = (*b)[b->size() == 1 ? 0 : i];
+      const auto number = [](const std::optional<Dim>& e) -> std::optional<int64_t> {
+        if (IsInfer(e)) return -1;
+        if (e && e->known()) return e->size;
+        return std::nullopt;
+      };
+      const auto p = number(x);
+      const auto q = number(y);
+      out.push_back(p && q ? Literal(*p * *q) : std::nullopt);
+    }
+    return out;
+  }
+  if (n.Is("Where")) {
+    const ir::Node* equal = n.input(0) ? n.input(0)->producer() : nullptr;
+    if (!equal || !equal->Is("Equal") || equal->input(0) != n.input(2)) return std::nullopt;
+    const auto y = ElementsOf(n.input(2));
+    const auto m = ElementsOf(equal->input(1));
+    const auto x = ElementsOf(n.input(1));
+    if (!y || !m || !x || m->size() != y->size() || x->size() != y->size()) return std::nullopt;
+    Elements out;
+    for (size_t i = 0; i < y->size(); ++i) {
+      const auto& yi = (*y)[i];
+      const auto& mi = (*m)[i];
+      std::optional<bool> equal_here;
+      if (IsInfer(yi) && IsInfer(mi)) {
+        equal_here = true;
+      } else if (yi && !IsInfer(yi) && IsInfer(mi)) {
+        equal_here = false;  // a size or a known entry >= 0 is never -1
+      } else if (yi && mi && yi->known() && mi->known()) {
+        equal_here = yi->size == mi->size;
+      }
+      out.push_back(!equal_here ? std::nullopt : *equal_here ? (*x)[i] : yi);
+    }
+    return out;
+  }
+  return std::nullopt;
+}
 
 std::optional<SymbolicDims::Elements> SymbolicDims::SliceElements(const ir::Node& n) {
   // A 1-D slice with constant bounds along axis 0 (keras' Slice(Shape(x), {0}, {1})).
@@ -376,6 +448,14 @@ std::optional<Dims> SymbolicDims::DeriveSlice(const ir::Node& n, const ir::Value
     } else if (dim_ends && i < dim_ends->size() && start == 0 && step == 1 &&
                (*dim_ends)[i] == whole) {
       result[axis] = whole;  // [0, size of this very axis)
+    } else if (dim_ends && i < dim_ends->size() && start == 0 && step == 1 && (*dim_ends)[i] &&
+               !(*dim_ends)[i]->known() && !IsInfer((*dim_ends)[i]) && whole.known()) {
+      // [0, X) of a known k: min(X, k) (dynamo's position_ids[:, :S] of the [1, max] buffer).
+      const Dim& end = *(*dim_ends)[i];
+      result[axis] = Dim{.size = -1,
+                         .symbol = fmt::format("min({}, {})", end.symbol, whole.size),
+                         .of_input = false,
+                         .at_most = end.symbol};
     }
   }
   return result;
@@ -548,6 +628,39 @@ std::optional<Dims> SymbolicDims::Derive(const ir::Value& value) {
       return std::nullopt;
     }
     return Dims{*limit->front()};
+  }
+  if (op == "Flatten") {
+    // [d0·…·d(axis-1), d(axis)·…]: a product of known sizes is known, of one dim that dim.
+    const auto in = Of(n.input(0));
+    if (!in) return std::nullopt;
+    const int64_t rank = static_cast<int64_t>(in->size());
+    int64_t axis = n.AttrInt("axis").value_or(1);
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis > rank) return std::nullopt;
+    Dims r;
+    for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, axis}, {axis, rank}}) {
+      std::optional<Dim> product = Dim::Known(1);
+      for (int64_t i = begin; i < end; ++i) {
+        const Dim& d = (*in)[i];
+        if (d == Dim::Known(1)) continue;
+        product = *product == Dim::Known(1)       ? d
+                  : product->known() && d.known() ? Dim::Known(product->size * d.size)
+                                                  : Own(value, r.size());
+      }
+      r.push_back(*product);
+    }
+    return r;
+  }
+  if (op == "GatherND" && n.AttrInt("batch_dims").value_or(0) == 0) {
+    // indices [.., k] pick k leading coordinates of data: [.., data dims k..].
+    const auto data = Of(n.input(0));
+    const auto indices = Of(n.input(1));
+    if (!data || !indices || indices->empty() || !indices->back().known()) return std::nullopt;
+    const int64_t k = indices->back().size;
+    if (k > static_cast<int64_t>(data->size())) return std::nullopt;
+    Dims r(indices->begin(), indices->end() - 1);
+    r.insert(r.end(), data->begin() + k, data->end());
+    return r;
   }
   if (op == "Shape") {
     const auto in = Of(n.input(0));

@@ -34,9 +34,12 @@
 //   per axis the one size other than 1 (a symbol broadcast against k is 1 or k, so the result is
 //   k), else the symbol all operands share, else 1;
 // - MatMul [.., m, k]·[.., k, n] is [.., m, n] (1-D operands as numpy); Transpose permutes;
-//   Gather, Unsqueeze, Squeeze and Reduce* move or drop dims; Concat sums its axis' known sizes;
+//   Gather, GatherND, Unsqueeze, Squeeze and Reduce* move or drop dims; Flatten multiplies them
+//   (a product of symbols is a new symbol); Concat sums its axis' known sizes;
 //   Slice keeps the axes it does not slice, and a sliced axis keeps its dim for [0, INT64_MAX) or
-//   [0, its own size), or gets a size from constant bounds on a known size;
+//   [0, its own size), or gets a size from constant bounds on a known size; [0, X) of a known k
+//   is min(X, k), which broadcast against X gives X (it is X, or k < X and then only k = 1
+//   broadcasts);
 // - Reshape: an entry k > 0 is k, 0 copies the input's dim, -1 is what the element count leaves
 //   once known sizes and shared symbols cancel, and an entry computed from a shape
 //   (Gather(Shape(y), i) pieces, through Unsqueeze/Squeeze/Slice/Concat/Cast) is dim i of y where
@@ -63,9 +66,11 @@ struct Dim {
   std::string symbol;  ///< when size < 0: a graph input's dim_param, or "dim i of 'v'"
   /// A dim of a graph input: never 0 under the policy below (a function of `symbol`).
   bool of_input = false;
+  /// When set: this size is min(that symbol's size, a known size), at most that symbol's.
+  std::string at_most;
 
-  static Dim Known(int64_t size) { return Dim{size, {}, false}; }
-  static Dim Named(std::string symbol) { return Dim{-1, std::move(symbol), false}; }
+  static Dim Known(int64_t size) { return Dim{size, {}, false, {}}; }
+  static Dim Named(std::string symbol) { return Dim{-1, std::move(symbol), false, {}}; }
   bool known() const { return size >= 0; }
   /// True when both are provably the same size in every run.
   bool operator==(const Dim&) const = default;
@@ -98,6 +103,7 @@ class SymbolicDims {
 
  private:
   std::optional<Elements> SliceElements(const ir::Node& node);
+  std::optional<Elements> ComputedElements(const ir::Node& node);
   std::optional<Dims> Declared(const ir::Value& value) const;
   std::optional<Dims> Derive(const ir::Value& value);
   std::optional<Dims> DeriveMs(const ir::Node& node, const ir::Value& value);

@@ -246,10 +246,12 @@ g (int64[B, S] ids, float[B, 6, 4] x, int64[1] computed_axes) => (float[B, 2, 4]
   all_but_last = Slice(x, start, end_minus_1, axis1)
   somewhere = Slice(x, start, end_2, computed_axes)
   zeros = ConstantOfShape(shape)
+  with_ids = Add(ids, positions)
   y = Identity(first_two)
 }
 )");
-  EXPECT_EQ(f.Of("positions"), "[1, dim 1 of 'positions']") << "min(S, 16): not provably S";
+  EXPECT_EQ(f.Of("positions"), "[1, min(S, 16)]") << "not provably S";
+  EXPECT_EQ(f.Of("with_ids"), "[B, S]") << "min(S, 16) broadcasts against S only where it is S";
   EXPECT_EQ(f.Of("ids_again"), "[B, S]");
   EXPECT_EQ(f.Of("whole"), "[B, 6, 4]");
   EXPECT_EQ(f.Of("first_two"), "[B, 2, 4]");
@@ -279,6 +281,38 @@ g (int32[B, S] ids, float[B, S, 4] skip) => (float[B, S, 4] y)
 }
 
 // --- Policy: what declared shapes count for --------------------------------------------------
+
+// torch 2.x's mask arithmetic: Flatten, GatherND, and TorchScript's expand(-1, ..) idiom
+// Where(Equal(t, ones·-1), ones, t) that turns the -1 entries of a target into 1.
+TEST(SymbolicDimsTest, FlattenGatherNdAndTheExpandIdiom) {
+  Fixture f(R"(
+<ir_version: 8, opset_import: ["" : 14]>
+g (bool[B, S] m, int64[B, 1, 1, S, 2] pairs, float[B, 1, S, S] x) => (float[B, 1, S, S] y)
+<int64 zero = {0}, int64 one = {1}, int64[1] minus_one = {-1}, int64[1] axis0 = {0}>
+{
+  flat = Flatten<axis = 2>(m)
+  flat1 = Flatten<axis = 1>(m)
+  picked = GatherND(m, pairs)
+  shape = Shape(m)
+  b = Gather(shape, zero)
+  s = Gather(shape, one)
+  b1 = Unsqueeze(b, axis0)
+  s1 = Unsqueeze(s, axis0)
+  target = Concat<axis = 0>(b1, minus_one, s1, s1)
+  target_shape = Shape(target)
+  ones = ConstantOfShape<value = int64[1] {1}>(target_shape)
+  minus_ones = Mul(ones, minus_one)
+  is_infer = Equal(target, minus_ones)
+  fixed = Where(is_infer, ones, target)
+  expanded = Expand(picked, fixed)
+  y = Identity(x)
+}
+)");
+  EXPECT_EQ(f.Of("flat"), "[dim 0 of 'flat', 1]") << "B·S is no one symbol";
+  EXPECT_EQ(f.Of("flat1"), "[B, S]");
+  EXPECT_EQ(f.Of("picked"), "[B, 1, 1, S]");
+  EXPECT_EQ(f.Of("expanded"), "[B, 1, S, S]");
+}
 
 TEST(SymbolicDimsTest, EqualNamesOnGraphInputsAreTheSameSize) {
   // ONNX gives one dim_param one size throughout a model; shape inference's unk__N are not names.
