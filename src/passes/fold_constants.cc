@@ -14,9 +14,13 @@
 // that ORT computes. Only float32, int32 and int64 values are folded, and only when every input and
 // the result have at most kMaxElements elements, so weights are never decoded or duplicated.
 //
-// Not folded: float16 and other types, float → integer Casts (rounding is not specified), Gather
+// CastLike(c, like) folds when c is constant and like's element type known.
+//
+// Not folded: float16 and other types, float → integer Casts of fractions (rounding is not
+// specified; whole numbers, dynamo's CastLike(0.0, n), are exact), Gather
 // (its data may be a weight table), ops with subgraphs, outputs that are graph outputs or are read
 // inside a subgraph.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -174,6 +178,23 @@ std::optional<Tensor> Squeeze(const ir::Graph& graph, const ir::Node& n, Tensor 
   return x;
 }
 
+// Expand of one element (dynamo's zeros / new_ones): that element in the target shape.
+std::optional<Tensor> Expand(Tensor x, const Tensor& shape) {
+  if (x.size() != 1 || shape.is_float()) return std::nullopt;
+  std::vector<int64_t> dims(std::max(x.dims.size(), shape.i.size()), 1);
+  int64_t count = 1;
+  for (size_t k = 0; k < shape.i.size(); ++k) {
+    if (shape.i[k] < 0) return std::nullopt;
+    dims[dims.size() - shape.i.size() + k] = shape.i[k];
+    count *= shape.i[k];
+    if (count > kMaxElements) return std::nullopt;
+  }
+  x.dims = dims;
+  if (x.is_float()) x.f.assign(count, x.f.front());
+  if (!x.is_float()) x.i.assign(count, x.i.front());
+  return x;
+}
+
 std::optional<Tensor> Reshape(const ir::Node& n, Tensor x, const Tensor& target) {
   if (target.is_float() || n.AttrInt("allowzero").value_or(0) != 0) return std::nullopt;
   std::vector<int64_t> dims;
@@ -283,15 +304,19 @@ std::optional<Tensor> Slice(const ir::Graph& graph, const ir::Node& n, const Ten
   return out;
 }
 
-std::optional<Tensor> Cast(const ir::Node& n, Tensor x) {
-  const auto to = static_cast<int32_t>(n.AttrInt("to").value_or(0));
+std::optional<Tensor> Cast(int32_t to, Tensor x) {
   if (!Supported(to)) return std::nullopt;
-  if (x.is_float() && to != onnx::TensorProto::FLOAT) return std::nullopt;  // rounding unspecified
+  if (x.is_float() && to != onnx::TensorProto::FLOAT &&
+      !std::all_of(x.f.begin(), x.f.end(), [](double v) {
+        return v == std::trunc(v) && std::abs(v) < 9.0e15;  // whole numbers convert exactly
+      })) {
+    return std::nullopt;  // rounding a fraction is unspecified
+  }
   Tensor out{.type = to, .dims = x.dims, .f = {}, .i = {}};
   if (to == onnx::TensorProto::FLOAT) {
     for (int64_t k = 0; k < x.size(); ++k) out.f.push_back(static_cast<float>(x.At(k)));
   } else {
-    for (int64_t v : x.i) StoreInt(out, v);
+    for (int64_t k = 0; k < x.size(); ++k) StoreInt(out, static_cast<int64_t>(x.At(k)));
   }
   return out;
 }
@@ -301,8 +326,12 @@ std::optional<Tensor> Fold(const ir::Graph& graph, const ir::Node& n) {
   if (!n.domain().empty() || n.num_outputs() != 1 || !n.implicit_inputs().empty()) {
     return std::nullopt;
   }
+  // CastLike(c, like) (dynamo's scalar constants) is a Cast to like's type, which need not be
+  // constant.
+  const bool cast_like = n.Is("CastLike") && n.num_inputs() == 2;
   std::vector<Tensor> in;
   for (const ir::Value* v : n.inputs()) {
+    if (cast_like && !in.empty()) break;
     if (!v) {
       in.emplace_back();  // an omitted optional input
       continue;
@@ -328,11 +357,13 @@ std::optional<Tensor> Fold(const ir::Graph& graph, const ir::Node& n) {
   if ((op == "Add" || op == "Sub" || op == "Mul" || op == "Div") && in.size() == 2) {
     return Binary(op, in[0], in[1]);
   }
-  if (op == "Cast") return Cast(n, in[0]);
+  if (op == "Cast") return Cast(static_cast<int32_t>(n.AttrInt("to").value_or(0)), in[0]);
+  if (cast_like) return Cast(graph.ElementType(n.input(1)), in[0]);
   if (op == "Unsqueeze") return Unsqueeze(graph, n, in[0]);
   if (op == "Squeeze") return Squeeze(graph, n, in[0]);
   if (op == "Reshape" && in.size() == 2) return Reshape(n, in[0], in[1]);
   if (op == "Concat") return Concat(n, in);
+  if (op == "Expand" && in.size() == 2) return Expand(in[0], in[1]);
   if (op == "Range" && in.size() == 3) return Range(in[0], in[1], in[2]);
   if (op == "Slice") return Slice(graph, n, in[0]);
   if (op == "Shape" && !n.Attr("start") && !n.Attr("end")) {

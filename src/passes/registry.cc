@@ -25,6 +25,7 @@ StatusOr<Pipeline> MakePipeline(const OptimizeOptions& options) {
   add(true, MakeRemoveIdentityPass());
   add(true, MakeConstantToInitializerPass());
   add(true, MakeFoldConstantsPass());
+  add(true, MakeTransposedWeightsPass());
   add(true, MakeGlobalPoolToReduceMeanPass());
   add(true, MakeDeadCodePass());
   add(true, MakeDenseReshapeFusion());

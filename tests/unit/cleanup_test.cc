@@ -49,6 +49,50 @@ g (float[N, 4] x) => (float[N, 4] y, float[N, 4] w)
   ExpectSameOutputs(model, run.after);
 }
 
+TEST(RemoveIdentityTest, TransposeWithTheIdentityPermutationGoes) {
+  auto model = ParseModel(R"(
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[N, 4] x) => (float[4, N] y)
+{
+  a = Transpose<perm = [0, 1]>(x)
+  y = Transpose<perm = [1, 0]>(a)
+}
+)");
+  auto run = RunFusion(model, MakeRemoveIdentityPass());
+  EXPECT_EQ(CountOps(run.after, "Transpose"), 1);
+  ExpectSameOutputs(model, run.after);
+}
+
+// dynamo without its optimizer: MatMul(x, Transpose(W[out, in])). W read twice (ALBERT's shared
+// layers) is transposed once; W also read untransposed stays as it is.
+TEST(TransposedWeightsTest, TransposesWeightsReadOnlyThroughTransposes) {
+  auto model = ParseModel(R"(
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[N, 2] x, float[N, 3] u) => (float[N, 3] y, float[N, 2] z)
+<float[3, 2] w = {1, 2, 3, 4, 5, 6}, float[2, 3] kept = {1, 0, 2, 0, 3, 0}>
+{
+  wt = Transpose<perm = [1, 0]>(w)
+  h = MatMul(x, wt)
+  wt2 = Transpose<perm = [1, 0]>(w)
+  h2 = MatMul(x, wt2)
+  y = Add(h, h2)
+  kt = Transpose<perm = [1, 0]>(kept)
+  z0 = MatMul(u, kt)
+  z1 = MatMul(x, kept)
+  z2 = MatMul(z1, kt)
+  z = Add(z0, z2)
+}
+)");
+  auto run = RunFusion(model, MakeTransposedWeightsPass());
+  EXPECT_EQ(run.stats[0].fused, 2);
+  EXPECT_EQ(CountOps(run.after, "Transpose"), 1) << "kept's Transpose stays";
+  EXPECT_NE(run.stats[0].misses.front().find("also read untransposed"), std::string::npos);
+  int weights = 0;
+  for (const auto& init : run.after.graph().initializer()) weights += init.dims_size() == 2;
+  EXPECT_EQ(weights, 2) << "w replaced by one transposed copy, kept as it was";
+  ExpectSameOutputs(model, run.after);
+}
+
 TEST(ConstantToInitializerTest, MovesEveryConstantFormExactly) {
   auto model = ParseModel(R"(
 <ir_version: 8, opset_import: ["" : 13]>

@@ -263,6 +263,26 @@ g (int64[B, 2] n) => (int64[B, 2] y)
 )"));
 }
 
+// Whole numbers convert exactly (dynamo's CastLike(0.0, n) Range bounds); CastLike casts to its
+// second input's type, which need not be constant; Expand of one element is that element repeated.
+TEST(FoldConstantsTest, WholeFloatToIntCastLikeAndExpandOfOneElement) {
+  FusionRun run = ExpectFolds(ParseModel(R"(
+<ir_version: 8, opset_import: ["" : 15]>
+g (int64[B, 2] n, float[B, 2] x) => (int64[B, 2] y, float[B, 2] z)
+<float[2] f = {2.0, -1.0}, float half = {0.5}, int64[2] shape = {1, 2}>
+{
+  c = CastLike(f, n)
+  y = Add(n, c)
+  h = CastLike(half, x)
+  e = Expand(h, shape)
+  z = Mul(x, e)
+}
+)"),
+                              3, 2);
+  ExpectInts(run.after, "c", onnx::TensorProto::INT64, {2}, {2, -1});
+  EXPECT_EQ(CountOps(run.after, "CastLike") + CountOps(run.after, "Expand"), 0);
+}
+
 // Above 4096 elements a constant is a weight: it is neither decoded nor duplicated, even by an op
 // that only reads its dims (Shape); and a result above the limit is not made from small operands.
 TEST(FoldConstantsTest, TensorsAboveTheLimitAreNotFolded) {
