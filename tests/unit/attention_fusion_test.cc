@@ -72,6 +72,20 @@ struct Layout {
   // expanded along the query axis to (B, 1, S, S).
   bool masked_fill = false;
   bool expand_mask = false;
+  // transformers 4.5x+ (torch 2.x): mask = "index", a boolean [B, 1, S, S] keep-mask built by
+  // index arithmetic, then Where(keep, 0, mask_value). index_form: "torchscript" (Gather of the
+  // flattened mask at b·S + k), "dynamo" (GatherND of (b, k) pairs); the negatives "no_mul"
+  // (row b + k), "swapped" (pairs (k, b)), "ge_one" (q >= 1, not always true).
+  std::string index_form = "torchscript";
+  // scaled_dot_product_attention: scale = "split" multiplies Q and Kᵀ by √(1/√Hd) each;
+  // nan_guard adds Where(IsNaN(p), 0, p) after the Softmax; context_target (not empty) reshapes
+  // the context to that constant target before the merge Transpose.
+  bool nan_guard = false;
+  std::string context_target;
+  // dynamo's Kᵀ: Reshape(Transpose[0,2,1](Reshape(K, [-1, S, Hd])), [B, N, Hd, S]) from Slices
+  // of Shape(K); key_flat_wrong reshapes to [-1, Hd, S] instead (not a transpose).
+  bool key_flat_transpose = false;
+  bool key_flat_wrong = false;
 };
 
 std::string Name(const std::string& base, int layer) {
@@ -94,7 +108,23 @@ std::string LayerNodes(const Layout& l, int layer, const std::string& in, const 
   projection("k", l.key_input == "x" ? in : l.key_input);
   projection("v", in);
   s += fmt::format("  {0} = Transpose<perm = [0, 2, 1, 3]>({1})\n", n("q_heads"), n("q_split"));
-  if (l.key_two_transposes) {
+  if (l.key_flat_transpose) {
+    s += fmt::format(R"(  {0} = Transpose<perm = [0, 2, 1, 3]>({1})
+  {0}_shape = Shape({0})
+  {0}_hd = Slice({0}_shape, minus_one, int_max)
+  {0}_s = Slice({0}_shape, minus_two, minus_one)
+  {0}_bn = Slice({0}_shape, int_min, minus_two)
+  {0}_flat_target = Concat<axis = 0>(minus_one, {2})
+  {0}_flat = Reshape({0}, {0}_flat_target)
+  {0}_flat_t = Transpose<perm = [0, 2, 1]>({0}_flat)
+  {0}_unflat_target = Concat<axis = 0>({0}_bn, {0}_hd, {0}_s)
+  {3} = Reshape({0}_flat_t, {0}_unflat_target)
+)",
+                     n("k_heads"), n("k_split"),
+                     l.key_flat_wrong ? fmt::format("{0}_hd, {0}_s", n("k_heads"))
+                                      : fmt::format("{0}_s, {0}_hd", n("k_heads")),
+                     n("k_heads_t"));
+  } else if (l.key_two_transposes) {
     s += fmt::format("  {0} = Transpose<perm = [0, 2, 1, 3]>({1})\n", n("k_heads"), n("k_split"));
     s += fmt::format("  {0} = Transpose<perm = [0, 1, 3, 2]>({1})\n", n("k_heads_t"), n("k_heads"));
   } else {
@@ -102,7 +132,11 @@ std::string LayerNodes(const Layout& l, int layer, const std::string& in, const 
                      n("k_split"));
   }
   s += fmt::format("  {0} = Transpose<perm = [0, 2, 1, 3]>({1})\n", n("v_heads"), n("v_split"));
-  if (l.scale == "q_div") {
+  if (l.scale == "split") {
+    s += fmt::format("  {0} = Mul({1}, sqrt_scale)\n", n("q_scaled"), n("q_heads"));
+    s += fmt::format("  {0} = Mul({1}, sqrt_scale)\n", n("k_scaled"), n("k_heads_t"));
+    s += fmt::format("  {0} = MatMul({1}, {2})\n", n("scores"), n("q_scaled"), n("k_scaled"));
+  } else if (l.scale == "q_div") {
     s += fmt::format("  {0} = Div({1}, sqrt_head_size)\n", n("q_scaled"), n("q_heads"));
     s += fmt::format("  {0} = MatMul({1}, {2})\n", n("scores"), n("q_scaled"), n("k_heads_t"));
   } else {
@@ -116,7 +150,7 @@ std::string LayerNodes(const Layout& l, int layer, const std::string& in, const 
       s += fmt::format("  {0} = Mul(inv_sqrt_head_size, {1})\n", n("scores"), n("qk"));
     }
   }
-  if (l.mask == "add") {
+  if (l.mask == "add" || l.mask == "index") {
     s += l.mask_first ? fmt::format("  {0} = Add(mask_term, {1})\n", n("masked"), n("scores"))
                       : fmt::format("  {0} = Add({1}, mask_term)\n", n("masked"), n("scores"));
   } else if (l.mask == "where") {
@@ -139,9 +173,20 @@ std::string LayerNodes(const Layout& l, int layer, const std::string& in, const 
   }
   const std::string softmax_in = l.mask == "none" ? n("scores") : n("masked");
   const int axis = l.softmax_axis != 0 ? l.softmax_axis : (l.opset >= 13 ? -1 : 3);
-  s += fmt::format("  {0} = Softmax<axis = {1}>({2})\n", n("probs"), axis, softmax_in);
+  if (l.nan_guard) {
+    s += fmt::format("  {0}_raw = Softmax<axis = {1}>({2})\n", n("probs"), axis, softmax_in);
+    s += fmt::format("  {0}_nan = IsNaN({0}_raw)\n  {0} = Where({0}_nan, zero_f, {0}_raw)\n",
+                     n("probs"));
+  } else {
+    s += fmt::format("  {0} = Softmax<axis = {1}>({2})\n", n("probs"), axis, softmax_in);
+  }
   s += fmt::format("  {0} = MatMul({1}, {2})\n", n("context"), n("probs"), n("v_heads"));
-  s += fmt::format("  {0} = Transpose<perm = [0, 2, 1, 3]>({1})\n", n("context_t"), n("context"));
+  std::string context = n("context");
+  if (!l.context_target.empty()) {
+    s += fmt::format("  {0}_same = Reshape({0}, context_target)\n", n("context"));
+    context = n("context") + "_same";
+  }
+  s += fmt::format("  {0} = Transpose<perm = [0, 2, 1, 3]>({1})\n", n("context_t"), context);
   if (l.mask == "where") {
     // DistilBERT's merge target {B, -1, H} reads B from x.
     s += fmt::format("  {0}_b = Unsqueeze<axes = [0]>({1}_bsz)\n", n("merge"), n("pad"));
@@ -188,6 +233,12 @@ std::string ModelText(const Layout& l) {
   add("int64[1] hidden = {8}, int64[1] axis1 = {1}, int64[1] axis2 = {2}, int64[2] axes12 = {1, "
       "2}");
   if (!l.mask_slice.empty()) add(l.mask_slice);
+  if (!l.context_target.empty())
+    add(fmt::format("int64[4] context_target = {{{}}}", l.context_target));
+  add("float zero_f = {0.0}, float sqrt_scale = {0.70710678}, int64[1] minus_two = {-2}");
+  add("int64[1] int_max = {9223372036854775807}, int64[1] int_min = {-9223372036854775807}");
+  add("int64[3] axes123 = {1, 2, 3}, int64[3] axes012 = {0, 1, 2}, int64[3] axes013 = {0, 1, 3}");
+  add("bool true_init = {1}");
   if (l.expand_mask) add("int64[1] exp_one = {1}, int64[1] exp_two = {2}");
 
   std::string nodes = l.mask_nodes;
@@ -229,6 +280,44 @@ std::string ModelText(const Layout& l) {
       nodes += l.multiplier_first ? "  mask_term = Mul(mask_value, inverted)\n"
                                   : "  mask_term = Mul(inverted, mask_value)\n";
     }
+  } else if (l.mask == "index") {
+    nodes += fmt::format(R"(  m_bool = Cast<to = 9>({0})
+  m_shape = Shape(m_bool)
+  m_batch = Gather<axis = 0>(m_shape, zero)
+  m_len = Gather<axis = 0>(m_shape, one)
+  b_range = Range(zero, m_batch, one)
+  k_range = Range(zero, m_len, one)
+  q_range = Range(zero, m_len, one)
+  b_idx = Unsqueeze(b_range, axes123)
+  k_idx = Unsqueeze(k_range, axes012)
+  q_idx = Unsqueeze(q_range, axes013)
+  q_keep = GreaterOrEqual(q_idx, {1})
+)",
+                         mask, l.index_form == "ge_one" ? "one" : "zero");
+    if (l.index_form == "dynamo" || l.index_form == "swapped") {
+      nodes += fmt::format(R"(  bk_max = Max(b_idx, k_idx)
+  bk_shape = Shape(bk_max)
+  b_exp = Expand(b_idx, bk_shape)
+  k_exp = Expand(k_idx, bk_shape)
+  b_col = Unsqueeze(b_exp, minus_one)
+  k_col = Unsqueeze(k_exp, minus_one)
+  pairs = Concat<axis = -1>({0})
+  m_4d = GatherND(m_bool, pairs)
+  keep = And(true_init, q_keep)
+)",
+                           l.index_form == "swapped" ? "k_col, b_col" : "b_col, k_col");
+    } else {
+      nodes += fmt::format(R"(  m_flat = Flatten<axis = 2>(m_bool)
+  b_rows = Mul(b_idx, m_len)
+  row = Add(k_idx, {0})
+  m_rows = Gather<axis = 0>(m_flat, row)
+  row_shape = Shape(row)
+  m_4d = Reshape(m_rows, row_shape)
+  keep = Identity(q_keep)
+)",
+                           l.index_form == "no_mul" ? "b_idx" : "b_rows");
+    }
+    nodes += "  cond = And(keep, m_4d)\n  mask_term = Where(cond, zero_f, mask_value)\n";
   } else if (l.mask == "where") {
     nodes += fmt::format("  is_padding = Equal({}, zero)\n", mask);
     if (l.shared_padding) {
@@ -762,6 +851,68 @@ TEST(AttentionFusionTest, MaskedFillOfTheInvertedMaskExpandedAlongTheQueries) {
         {.mask_value = -3.4028234663852886e+38, .masked_fill = true, .expand_mask = expand});
     EXPECT_EQ(CountOps(fused, "Where"), 0) << "expand " << expand;
   }
+}
+
+// transformers 4.5x+ (torch 2.x exports): the [B, 1, S, S] keep-mask is built by index arithmetic,
+// Gather of the flattened mask at b·S + k (TorchScript) or GatherND of (b, k) pairs (dynamo),
+// And-ed with always-true terms, then Where(keep, 0, fill): float32 min (eager) or -inf (sdpa),
+// which Attention gets as float32 lowest.
+TEST(AttentionFusionTest, IndexBuiltMaskOfBothExporters) {
+  for (const std::string form : {"torchscript", "dynamo"}) {
+    for (double fill : {-3.4028234663852886e+38, -std::numeric_limits<double>::infinity()}) {
+      SCOPED_TRACE(fmt::format("{} fill {}", form, fill));
+      onnx::ModelProto fused = ExpectFused(
+          {.opset = 14, .mask = "index", .mask_value = fill, .layers = 2, .index_form = form});
+      EXPECT_EQ(CountOps(fused, "Where") + CountOps(fused, "Gather") + CountOps(fused, "GatherND"),
+                0)
+          << "the mask arithmetic goes with the last layer";
+      onnx::ModelProto copy;
+      std::unique_ptr<ir::Graph> g;
+      EXPECT_EQ(FloatAttr(OnlyAttention(fused, g, copy), "mask_filter_value"),
+                std::numeric_limits<float>::lowest());
+    }
+  }
+}
+
+TEST(AttentionFusionTest, IndexBuiltMaskThatIsNotMaskAtBatchAndKeyMisses) {
+  ExpectMiss({.opset = 14, .mask = "index", .index_form = "no_mul"},
+             "the row index is not b·S + k");
+  ExpectMiss({.opset = 14, .mask = "index", .index_form = "swapped"}, "the pairs are not (b, k)");
+  ExpectMiss({.opset = 14, .mask = "index", .index_form = "ge_one"}, "is not always true");
+}
+
+// scaled_dot_product_attention as torch 2.x exports it: √scale on Q and on Kᵀ, Kᵀ through
+// dynamo's [-1, S, Hd] reshapes, the NaN guard after the Softmax, a no-op Reshape of the context,
+// and transformers 5's head split view(B, S, -1, Hd).
+TEST(AttentionFusionTest, ScaledDotProductAttention) {
+  for (bool flat_key : {false, true}) {
+    SCOPED_TRACE(flat_key);
+    onnx::ModelProto fused = ExpectFused({.opset = 14,
+                                          .scale = "split",
+                                          .mask = "index",
+                                          .mask_value = -std::numeric_limits<double>::infinity(),
+                                          .split_target = "0, 0, -1, 4",
+                                          .index_form = "dynamo",
+                                          .nan_guard = true,
+                                          .context_target = "0, -1, 0, 4",
+                                          .key_flat_transpose = flat_key});
+    onnx::ModelProto copy;
+    std::unique_ptr<ir::Graph> g;
+    const ir::Node* attention = OnlyAttention(fused, g, copy);
+    ASSERT_NE(attention, nullptr);
+    EXPECT_EQ(attention->AttrInt("num_heads"), 2) << "N inferred from -1: 8 / 4";
+    EXPECT_FALSE(attention->Attr("scale")) << "0.7071² = 1/√4, the default";
+    EXPECT_EQ(CountOps(fused, "IsNaN") + CountOps(fused, "Reshape"), 0);
+  }
+}
+
+TEST(AttentionFusionTest, KeyReshapedNotTransposedMisses) {
+  ExpectMiss({.opset = 14, .key_flat_transpose = true, .key_flat_wrong = true},
+             "the K reshapes are not [-1, S, Hd] then [B, N, Hd, S]");
+}
+
+TEST(AttentionFusionTest, ContextReshapeThatMovesDataMisses) {
+  ExpectMiss({.opset = 14, .context_target = "0, 4, -1, 2"}, "is not provably a no-op");
 }
 
 // A masked_fill whose value is taken where the mask is 1 (the condition not inverted) is another

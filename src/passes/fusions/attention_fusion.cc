@@ -41,6 +41,7 @@
 #include "fmt/ranges.h"
 #include "passes/fusions/fusions.h"
 #include "passes/fusions/int32_inputs.h"
+#include "passes/key_mask.h"
 #include "passes/symbolic_dims.h"
 
 namespace bertopt::passes {
@@ -121,6 +122,8 @@ P AdditiveMask() {
       Op("Where", {CastTo(inverted, {onnx::TensorProto::BOOL}), Const("mask_filter"), inverted},
          "mask_term")
           .Shared(),
+      // transformers 4.5x+: a boolean [B, 1, Q, S] "keep" mask selects 0 or the filter.
+      Op("Where", {Any("mask_cond"), Scalar(0.0), Const("mask_filter")}, "mask_term").Shared(),
   });
 }
 
@@ -147,12 +150,27 @@ P SplitHeads(const std::string& name) {
   return Op("Reshape", {Projection(name), Any(name + "_target")}, name + "_split");
 }
 
+// A Reshape target Concat-ed of `pieces` constants or Slices of Shape(k), or any other value.
+P KShapeTarget(const P& k, int pieces, std::string_view bind) {
+  P slice = Op("Slice", {Op("Shape", {k})});
+  std::vector<P> inputs(pieces, OneOf({slice, Const()}));
+  return OneOf({Op("Concat", inputs, bind), Any(bind)});
+}
+
 const P& AttentionPattern() {
   static const P kPattern = [] {
     P q_heads = Transpose(SplitHeads("q"), {0, 2, 1, 3});
+    P k_heads = Transpose(SplitHeads("k"), {0, 2, 1, 3}, "k_heads");
     P k_heads_transposed = OneOf({
         Transpose(SplitHeads("k"), {0, 2, 3, 1}),
-        Transpose(Transpose(SplitHeads("k"), {0, 2, 1, 3}), {0, 1, 3, 2}),
+        Transpose(k_heads, {0, 1, 3, 2}),
+        // torch 2.x dynamo (sdpa): [B, N, S, Hd] -> [B·N, S, Hd] -> [B·N, Hd, S] -> [B, N, Hd, S],
+        // the targets made of Slices of Shape(K) (their values are checked after the match).
+        Op("Reshape",
+           {Transpose(Op("Reshape", {k_heads, KShapeTarget(k_heads, 3, "k_flat_target")}, "k_flat"),
+                      {0, 2, 1}),
+            KShapeTarget(k_heads, 3, "k_unflat_target")},
+           "k_unflat"),
     });
     P v_heads = Transpose(SplitHeads("v"), {0, 2, 1, 3});
     // "scores" names the value entering the mask, whichever node computes it.
@@ -164,6 +182,11 @@ const P& AttentionPattern() {
         Op("MatMul",
            {Op("Mul", {q_heads, Const("scale_factor")}).Commutative(), k_heads_transposed},
            "scores"),
+        // scaled_dot_product_attention: √scale on each side.
+        Op("MatMul",
+           {Op("Mul", {q_heads, Const("q_scale")}).Commutative(),
+            Op("Mul", {k_heads_transposed, Const("k_scale")}).Commutative()},
+           "scores"),
         qk.Bind("scores"),
     });
     P masked = OneOf({
@@ -171,8 +194,16 @@ const P& AttentionPattern() {
         Op("Where", {PaddingCondition(), Const("fill"), scores}, "where"),
         scores,
     });
-    P probs = Op("Softmax", {masked}, "softmax");
-    P context = Op("MatMul", {probs, v_heads});
+    P softmax = Op("Softmax", {masked}, "softmax");
+    // scaled_dot_product_attention's NaN guard: rows that were all -inf become zeros.
+    P probs = OneOf({
+        Op("Where", {Op("IsNaN", {softmax}), Scalar(0.0), softmax}, "nan_guard"),
+        softmax,
+    });
+    P product = Op("MatMul", {probs, v_heads}, "context");
+    // TorchScript sdpa: a Reshape of the context to its own shape ([B, -1, S, Hd]).
+    P context =
+        OneOf({Op("Reshape", {product, Any("context_target")}, "context_reshape"), product});
     return Op("Reshape", {Transpose(context, {0, 2, 1, 3}), Any("merge_target")}, "merge");
   }();
   return kPattern;
@@ -183,31 +214,25 @@ const P& AttentionPattern() {
 // What a Reshape target entry says about the output dimension at its position.
 struct Entry {
   enum Kind { kConstant, kDimension } kind = kConstant;
-  int64_t value = 0;  // kConstant: the entry (0 copies, -1 infers)
-  DimRead read;       // kDimension: the dimension it reads
+  int64_t value = 0;  // kConstant: the entry (0 copies, -1 infers), or a known dimension read
+  Dim dim;            // kDimension: the symbolic dimension it reads
 };
 
-// The entries of a Reshape target: a constant, or a Concat of one-element pieces.
-std::optional<std::vector<Entry>> TargetEntries(const ir::Graph& graph, const ir::Value* target,
-                                                SymbolicDims& dims) {
+// The entries of a Reshape target, every one known: a constant, or shape arithmetic the
+// symbolic dims read (Concat of dimension reads, Shape(x, start, end), ...).
+std::optional<std::vector<Entry>> TargetEntries(const ir::Value* target, SymbolicDims& dims) {
+  const std::optional<SymbolicDims::Elements> elements = dims.ElementsOf(target);
+  if (!elements) return std::nullopt;
   std::vector<Entry> entries;
-  if (auto values = graph.ConstantAsInts(target)) {
-    for (int64_t v : *values) entries.push_back({.kind = Entry::kConstant, .value = v, .read = {}});
-    return entries;
-  }
-  const ir::Node* concat = target->producer();
-  if (!concat || !concat->Is("Concat")) return std::nullopt;
-  for (const ir::Value* piece : concat->inputs()) {
-    if (!piece) return std::nullopt;
-    if (const onnx::TensorProto* t = graph.ConstantTensor(piece)) {
-      auto values = graph.ConstantAsInts(piece);
-      if (!values || ir::NumElements(*t) != 1) return std::nullopt;
-      entries.push_back({.kind = Entry::kConstant, .value = (*values)[0], .read = {}});
-      continue;
+  for (const std::optional<Dim>& e : *elements) {
+    if (!e) return std::nullopt;
+    if (SymbolicDims::IsInfer(e)) {
+      entries.push_back({.kind = Entry::kConstant, .value = -1, .dim = {}});
+    } else if (e->known()) {
+      entries.push_back({.kind = Entry::kConstant, .value = e->size, .dim = {}});
+    } else {
+      entries.push_back({.kind = Entry::kDimension, .value = 0, .dim = *e});
     }
-    DimRead read = ReadDimPiece(graph, piece, dims);
-    if (!read.source) return std::nullopt;
-    entries.push_back({.kind = Entry::kDimension, .read = read});
   }
   return entries;
 }
@@ -223,10 +248,9 @@ std::string CheckBatchAndSequence(const std::vector<Entry>& entries, const ir::V
     const Entry& e = entries[d];
     const char* what = d == 0 ? "batch" : "sequence";
     if (e.kind == Entry::kDimension) {
-      if (dims.SameDim(e.read.source, e.read.dim, x, d)) continue;
-      return fmt::format(
-          "entry {} reads dimension {} of '{}', which is not provably the {} size of '{}'", d,
-          e.read.dim, e.read.source->name(), what, x->name());
+      if (dims.At(x, d) == e.dim) continue;
+      return fmt::format("entry {} is {}, which is not provably the {} size of '{}'", d,
+                         ToString({e.dim}), what, x->name());
     }
     if (e.value == 0 && !allowzero) continue;
     if (e.value == -1) {
@@ -246,14 +270,14 @@ struct HeadSplit {
   std::string reason;  // why the target is not {B, S, N, Hd}
 };
 
-// The head split target: {B, S, N, Hd} in any of the forms above.
-HeadSplit ReadSplitTarget(const ir::Graph& graph, const ir::Node& split, const ir::Value* x,
-                          const std::vector<int64_t>& x_dims, SymbolicDims& dims) {
-  auto entries = TargetEntries(graph, split.input(1), dims);
+// The head split target: {B, S, N, Hd} in any of the forms above; N may be -1 (transformers 5's
+// view(B, S, -1, Hd)) when B and S are pinned.
+HeadSplit ReadSplitTarget(const ir::Node& split, const ir::Value* x,
+                          const std::vector<int64_t>& x_dims, SymbolicDims& dims, int64_t hidden) {
+  auto entries = TargetEntries(split.input(1), dims);
   if (!entries) {
     return {.reason =
-                fmt::format("{}: the target is neither constant nor a Concat of dimension reads",
-                            split.DisplayName())};
+                fmt::format("{}: the target's entries are not all known", split.DisplayName())};
   }
   if (entries->size() != 4) {
     return {.reason = fmt::format("{}: the target has {} entries, expected 4 (B, S, N, Hd)",
@@ -265,19 +289,29 @@ HeadSplit ReadSplitTarget(const ir::Graph& graph, const ir::Node& split, const i
   if (!why.empty()) return {.reason = fmt::format("{}: {}", split.DisplayName(), why)};
   const Entry& n = (*entries)[2];
   const Entry& hd = (*entries)[3];
-  if (n.kind != Entry::kConstant || hd.kind != Entry::kConstant || n.value <= 0 || hd.value <= 0) {
+  if (n.kind != Entry::kConstant || hd.kind != Entry::kConstant ||
+      (n.value <= 0 && n.value != -1) || hd.value <= 0) {
     return {.reason = fmt::format("{}: the head count and head size are not positive constants",
                                   split.DisplayName())};
   }
+  int64_t heads = n.value;
+  if (heads == -1) {
+    ++inferred;
+    if (hidden % hd.value != 0) {
+      return {.reason = fmt::format("{}: head size {} does not divide the hidden size {}",
+                                    split.DisplayName(), hd.value, hidden)};
+    }
+    heads = hidden / hd.value;
+  }
   if (inferred > 1) return {.reason = fmt::format("{}: more than one -1", split.DisplayName())};
-  return {.heads = n.value, .head_size = hd.value};
+  return {.heads = heads, .head_size = hd.value};
 }
 
 // The merge target: {B, S, H} (or -1 for H when B and S are pinned).
 std::string CheckMergeTarget(const ir::Graph& graph, const ir::Node& merge, const ir::Value* x,
                              const std::vector<int64_t>& x_dims, SymbolicDims& dims,
                              int64_t hidden) {
-  auto entries = TargetEntries(graph, merge.input(1), dims);
+  auto entries = TargetEntries(merge.input(1), dims);
   if (!entries || entries->size() != 3) {
     return fmt::format("{}: the target is not a 3-entry constant or Concat of dimension reads",
                        merge.DisplayName());
@@ -299,7 +333,7 @@ std::string CheckMergeTarget(const ir::Graph& graph, const ir::Node& merge, cons
 // entries are 1 and the outer ones are x's batch and sequence sizes (or copy / infer the mask's).
 std::string CheckPaddingTarget(const ir::Graph& graph, const ir::Node& reshape, const ir::Value* x,
                                const std::vector<int64_t>& x_dims, SymbolicDims& dims) {
-  auto entries = TargetEntries(graph, reshape.input(1), dims);
+  auto entries = TargetEntries(reshape.input(1), dims);
   if (!entries || entries->size() != 4) {
     return fmt::format("{}: the mask target is not a 4-entry constant or Concat",
                        reshape.DisplayName());
@@ -320,6 +354,25 @@ std::string CheckPaddingTarget(const ir::Graph& graph, const ir::Node& reshape, 
   std::string why = CheckBatchAndSequence(outer, x, x_dims, allowzero, dims, inferred);
   if (!why.empty()) return fmt::format("{}: mask {}", reshape.DisplayName(), why);
   if (inferred > 1) return fmt::format("{}: more than one -1", reshape.DisplayName());
+  return {};
+}
+
+// dynamo's Kᵀ: Reshape(Transpose[0,2,1](Reshape(k, [-1, S, Hd])), [B, N, Hd, S]) of k = [B, N, S,
+// Hd] merges (B, N) and splits it back in the same order, so it is k transposed by [0, 1, 3, 2].
+std::string CheckFlatKTranspose(const Match& m, SymbolicDims& dims) {
+  const std::optional<Dims> k = dims.Of(m["k_heads"]);
+  const auto flat = dims.ElementsOf(m["k_flat_target"]);
+  const auto unflat = dims.ElementsOf(m["k_unflat_target"]);
+  if (!k || k->size() != 4 || !flat || flat->size() != 3 || !unflat || unflat->size() != 4) {
+    return "the K transpose through [-1, S, Hd] has unknown dims";
+  }
+  const bool merges = (*flat)[1] == (*k)[2] && (*flat)[2] == (*k)[3];
+  const bool splits = (*unflat)[0] == (*k)[0] && (*unflat)[1] == (*k)[1] &&
+                      (*unflat)[2] == (*k)[3] && (*unflat)[3] == (*k)[2];
+  if (!merges || !splits) {
+    return fmt::format("{}: the K reshapes are not [-1, S, Hd] then [B, N, Hd, S] of K {}",
+                       m.node("k_unflat")->DisplayName(), ToString(*k));
+  }
   return {};
 }
 
@@ -479,7 +532,22 @@ MaskFilter ReadMaskFilter(const ir::Graph& graph, const Match& m, const ir::Valu
                           SymbolicDims& dims) {
   if (!m.has("mask_term") && !m.has("where")) return {};
   MaskFilter traced;
-  if (m.has("mask_term")) {
+  if (m.has("mask_cond")) {
+    const KeyMask key = ProveKeyMask(graph, m["mask_cond"], dims);
+    if (!key.mask) return {.reason = key.reason};
+    // [B, 1|N, 1|Q, S]: the middle axes are 1 or the scores' own, so the Add keeps their shape.
+    const std::optional<Dims> cond = dims.Of(m["mask_cond"]);
+    const std::optional<Dims> scores = dims.Of(m["scores"]);
+    for (int d : {1, 2}) {
+      if (!cond || !scores || scores->size() != 4 ||
+          ((*cond)[d] != Dim::Known(1) && (*cond)[d] != (*scores)[d])) {
+        return {.reason = fmt::format("the mask '{}' is {}, which could broadcast the scores {}",
+                                      m["mask_cond"]->name(), cond ? ToString(*cond) : "?",
+                                      scores ? ToString(*scores) : "?")};
+      }
+    }
+    traced.source = key.mask;
+  } else if (m.has("mask_term")) {
     traced = TraceMask(graph, m["mask_float"], dims);
     if (!traced.reason.empty()) return traced;
   } else {
@@ -503,7 +571,13 @@ MaskFilter ReadMaskFilter(const ir::Graph& graph, const Match& m, const ir::Valu
     }
   }
   if (m.has("mask_term")) {
+    // Mul(1 - mask, filter) and the Where forms add the filter to masked scores, as Attention
+    // does. A -inf filter (scaled_dot_product_attention) is float32 lowest, as for the Where
+    // below: the same probabilities in every row that keeps a token.
     auto multiplier = ScalarOf(graph, m, "mask_filter");
+    if (m.has("mask_cond") && multiplier && std::isinf(*multiplier) && *multiplier < 0) {
+      multiplier = std::numeric_limits<float>::lowest();
+    }
     if (!multiplier || !std::isfinite(*multiplier) || *multiplier >= 0) {
       return {.reason = multiplier ? fmt::format("the mask multiplier '{}' is {}, not a finite "
                                                  "negative scalar",
@@ -661,7 +735,7 @@ class AttentionFusion : public Fusion {
     for (const std::string name : {"q", "k", "v"}) {
       const ir::Node& split = *m.node(name + "_split");
       const HeadSplit target = flat ? ReadFlatSplitTarget(graph, split, *m.node("q_split"), dims)
-                                    : ReadSplitTarget(graph, split, x, x_dims, dims);
+                                    : ReadSplitTarget(split, x, x_dims, dims, hidden);
       if (!target.reason.empty()) return FuseResult::Miss(target.reason);
       const int64_t n = target.heads;
       const int64_t hd = target.head_size;
@@ -675,6 +749,20 @@ class AttentionFusion : public Fusion {
       }
       heads = n;
       head_size = hd;
+    }
+    if (m.has("k_unflat")) {
+      if (std::string why = CheckFlatKTranspose(m, dims); !why.empty()) {
+        return FuseResult::Miss(why);
+      }
+    }
+    if (m.has("context_reshape")) {
+      const std::optional<Dims> in = dims.Of(m["context"]);
+      const std::optional<Dims> out = dims.Of(m["context_reshape"]);
+      if (!in || !out || *in != *out) {
+        return FuseResult::Miss(fmt::format("{} is not provably a no-op: {} to {}",
+                                            m.node("context_reshape")->DisplayName(),
+                                            in ? ToString(*in) : "?", out ? ToString(*out) : "?"));
+      }
     }
     const std::string merge_reason = flat
                                          ? CheckFlatMergeTarget(*merge, dims, hidden)
@@ -699,6 +787,14 @@ class AttentionFusion : public Fusion {
         return FuseResult::Miss("the attention scale is not a finite non-zero scalar");
       }
       scale = m.has("scale_divisor") ? 1.0 / *s : *s;
+    }
+    if (m.has("q_scale")) {
+      auto q = ScalarOf(graph, m, "q_scale");
+      auto k = ScalarOf(graph, m, "k_scale");
+      if (!q || !k || *q * *k == 0 || !std::isfinite(*q * *k)) {
+        return FuseResult::Miss("the Q and K scales are not finite non-zero scalars");
+      }
+      scale = *q * *k;
     }
 
     const MaskFilter mask_filter = ReadMaskFilter(graph, m, x, x_dims, batch_seq, dims);
@@ -765,15 +861,23 @@ class AttentionFusion : public Fusion {
   }
 
  private:
-  // Softmax -> MatMul(probs, V) -> Transpose -> Reshape, following the only consumers.
+  // Softmax -> (NaN guard) -> MatMul(probs, V) -> (Reshape) -> Transpose -> Reshape, following
+  // the only consumers; the pattern checks the details.
   static ir::Node* FindMerge(const ir::Node* softmax) {
     const ir::Value* probs = softmax->output(0);
+    if (!probs) return nullptr;
+    for (const ir::Use& use : probs->uses()) {
+      if (use.node->Is("Where") && use.index == 2) probs = use.node->output(0);  // the NaN guard
+    }
     if (!probs || probs->uses().size() != 1) return nullptr;
     const ir::Use context = probs->uses()[0];
     if (!context.node->Is("MatMul") || context.index != 0) return nullptr;
     const ir::Value* context_out = context.node->output(0);
     if (!context_out || context_out->uses().size() != 1) return nullptr;
     const ir::Node* transpose = context_out->uses()[0].node;
+    if (transpose->Is("Reshape") && transpose->output(0)->uses().size() == 1) {
+      transpose = transpose->output(0)->uses()[0].node;
+    }
     if (!transpose->Is("Transpose")) return nullptr;
     for (const ir::Use& use : transpose->output(0)->uses()) {
       if (use.node->Is("Reshape") && use.index == 0) return use.node;
