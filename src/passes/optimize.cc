@@ -8,10 +8,12 @@
 
 #include "bertopt/ir/validate.h"
 #include "fmt/format.h"
+#include "fmt/ranges.h"
 #include "onnx/shape_inference/implementation.h"
 #include "passes/convert/float16.h"
 #include "passes/convert/gpu_only.h"
 #include "passes/convert/input_int32.h"
+#include "passes/inline_functions.h"
 #include "passes/registry.h"
 #include "passes/targets.h"
 
@@ -222,6 +224,14 @@ StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions
     return InvalidModel(fmt::format("the input is not a valid model: {}", s.message()));
   }
   OptimizeReport report;
+  ASSIGN_OR_RETURN(const passes::InlineReport inlined, passes::InlineLocalFunctions(model));
+  if (inlined.calls > 0) {
+    report.warnings.push_back(fmt::format("inlined {} call(s) of the local function(s) {}",
+                                          inlined.calls, fmt::join(inlined.inlined, ", ")));
+  }
+  for (const std::string& kept : inlined.kept) {
+    report.warnings.push_back("local function left as a call (its ops are not fused): " + kept);
+  }
   const ModelTypeChoice detected = DetectModelType(model);
   OptimizeOptions resolved = options;
   if (options.pass.model_type == "auto") {

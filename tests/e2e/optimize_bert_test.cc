@@ -97,5 +97,41 @@ INSTANTIATE_TEST_SUITE_P(Layouts, RawMask,
                            return s;
                          });
 
+// torch.onnx.export(export_modules_as_functions=...): each encoder layer an ONNX local function.
+// Inlined before matching, then fused completely; no function is left in the output.
+class LocalFunctions : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LocalFunctions, AreInlinedThenFusedCompletely) {
+  const fs::path path = GenerateModel(GetParam() + " --functions");
+  auto model = io::LoadModel(path);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  // One function per distinct layer body (DistilBERT's two layers differ in constants).
+  ASSERT_GE(model->functions_size(), 1);
+  auto report = Optimize(*model, {});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->verdict.fully_optimized) << ExplainReport(*report);
+  EXPECT_EQ(FusedCount(*report, "Attention"), kLayers) << ExplainReport(*report);
+  EXPECT_EQ(model->functions_size(), 0);
+  ASSERT_FALSE(report->warnings.empty());
+  EXPECT_NE(report->warnings.front().find("inlined 2 call(s)"), std::string::npos)
+      << report->warnings.front();
+  const fs::path dir = TempDir("functions");
+  ASSERT_TRUE(io::SaveModel(*model, dir / "optimized.onnx").ok());
+  ExpectSameOutputs(path, dir / "optimized.onnx");
+  fs::remove_all(dir);
+}
+
+// torch 1.13 crashes exporting RoBERTa's layers as functions; these two export.
+INSTANTIATE_TEST_SUITE_P(Layouts, LocalFunctions,
+                         ::testing::Values("--kind bert_seq --opset 15",
+                                           "--kind distilbert --opset 17"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (char& c : s) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return s;
+                         });
+
 }  // namespace
 }  // namespace bertopt::e2e

@@ -54,6 +54,9 @@ def build_parser():
     p.add_argument("--weights", help="a .safetensors state dict with HF BERT names (e.g. MiniLM) "
                    "instead of random weights; sizes must match the options")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--functions", action="store_true",
+                   help="export each encoder layer as an ONNX local function "
+                        "(export_modules_as_functions; opset >= 15)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--cache_dir", help=f"default {DEFAULT_CACHE}")
     out.add_argument("--output", help="write exactly here (always regenerated)")
@@ -76,6 +79,10 @@ def resolve(args):
         mask_value=canonical_mask_value(args.mask_value or ("-inf" if distil else "-10000")),
         token_type=not (args.no_token_type or distil), seed=args.seed, half=args.half,
         weights=file_digest(args.weights) if args.weights else None)
+    if args.functions:  # only when asked, so every other model keeps its cache key
+        spec["functions"] = True
+        if args.opset < 15:
+            raise SystemExit("--functions needs --opset >= 15 (local functions)")
     if args.hidden % args.heads:
         raise SystemExit(f"--hidden {args.hidden} is not a multiple of --heads {args.heads}")
     if roberta and args.opset < 11:
@@ -149,7 +156,8 @@ def cache_path(spec, cache_dir):
     source = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()
     key = json.dumps({"spec": spec, "generator": source}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    suffix = ("_static" if spec["static"] else "") + ("_half" if spec["half"] else "")
+    suffix = ("_static" if spec["static"] else "") + ("_half" if spec["half"] else "") + \
+        ("_functions" if spec.get("functions") else "")
     return Path(cache_dir) / f"{spec['kind']}_op{spec['opset']}{suffix}_{digest}.onnx"
 
 
@@ -575,10 +583,14 @@ def export(spec, path, weights=None):
             axes[name] = {0: "batch_size"} if name in ("logits", "pooler_output") else \
                 {0: "batch_size", 1: "seq_len"}
     kernels = float16_cpu_kernels() if spec["half"] else contextlib.nullcontext()
+    # The encoder layer classes (BERT / RoBERTa "Layer", DistilBERT "TransformerBlock").
+    functions = {type(m) for m in model.modules()
+                 if type(m).__name__ in ("Layer", "TransformerBlock")} \
+        if spec.get("functions") else False
     with torch.no_grad(), stdout_to_stderr(), kernels:
         torch.onnx.export(model, dummy_inputs(spec), str(path), opset_version=spec["opset"],
                           do_constant_folding=True, input_names=inputs, output_names=outputs,
-                          dynamic_axes=axes)
+                          dynamic_axes=axes, export_modules_as_functions=functions)
 
 
 def describe(model, label):
@@ -601,7 +613,12 @@ def check(spec, path, label, verbose):
         if "ir_version" not in str(e).lower() and "ir version" not in str(e).lower():
             raise
         print(f"warning: {label}: onnx.checker: {e}", file=sys.stderr)
-    hist = collections.Counter(n.op_type for n in model.graph.node)
+    # Local functions (--functions): their bodies count once per call.
+    calls = collections.Counter(n.op_type for n in model.graph.node)
+    hist = collections.Counter(calls)
+    for f in model.functions:
+        for n in f.node:
+            hist[n.op_type] += calls[f.name]
     if verbose:
         describe(model, label)
     layers, roberta = spec["layers"], spec["kind"] == "roberta"
