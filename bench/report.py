@@ -497,6 +497,10 @@ def main():
     int8_minilm = read(os.path.join(BENCH, "int8_minilm.md"))
     if int8_minilm:
         o.append(int8_minilm.rstrip() + "\n")
+    # bench/torch2_base.sh (needs a torch 2.x venv, so not run by make bench).
+    torch2_base = read(os.path.join(BENCH, "torch2_base.md"))
+    if torch2_base:
+        o.append(torch2_base.rstrip() + "\n")
     findings = read(os.path.join(BENCH, "findings.md"))
     if findings:
         o.append(findings.rstrip() + "\n")

@@ -382,12 +382,39 @@ def run_row(row):
     return rec
 
 
+def export_bert_base(path):
+    """BertConfig's defaults are BERT-base (12 layers, hidden 768, 12 heads, vocab 30522); random
+    weights: the latency does not depend on them."""
+    cfg = BertConfig(attn_implementation="sdpa", hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0)
+    torch.manual_seed(SEED)
+    model = BertForSequenceClassification(cfg).eval()
+    ins, outs = ["input_ids", "attention_mask", "token_type_ids"], ["logits"]
+    wrapper = Wrapper(model, ins, outs)
+    example = make_inputs(ins, EXPORT_BATCH, EXPORT_SEQ, EXPORT_LENGTHS, 0, SEED)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    seq = torch.export.Dim("sequence", min=2, max=cfg.max_position_embeddings)
+    prog = torch.onnx.export(wrapper, tuple(example), None, dynamo=True, opset_version=20,
+                             input_names=ins, output_names=outs,
+                             dynamic_shapes={k: {0: batch, 1: seq} for k in ins}, optimize=True,
+                             external_data=False)
+    prog.save(path, external_data=False)
+    strip_node_metadata(path)
+    print(path)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*", help="names of matrix rows to run (default: all)")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--bert_base", metavar="PATH",
+                    help="instead: export a BERT-base-sized BertForSequenceClassification (sdpa, "
+                         "dynamo, opset 20, dynamic batch and sequence) to PATH, for bench/")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    if a.bert_base:
+        export_bert_base(a.bert_base)
+        return
     rows = matrix()
     if a.list:
         for r in rows:
