@@ -390,7 +390,7 @@ def export_bert_base(path):
     torch.manual_seed(SEED)
     model = BertForSequenceClassification(cfg).eval()
     ins, outs = ["input_ids", "attention_mask", "token_type_ids"], ["logits"]
-    wrapper = Wrapper(model, ins, outs)
+    wrapper = Wrapper(model, ins, outs).eval()
     example = make_inputs(ins, EXPORT_BATCH, EXPORT_SEQ, EXPORT_LENGTHS, 0, SEED)
     batch = torch.export.Dim("batch", min=1, max=1024)
     seq = torch.export.Dim("sequence", min=2, max=cfg.max_position_embeddings)

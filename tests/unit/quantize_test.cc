@@ -13,6 +13,7 @@
 #include <random>
 
 #include "bertopt/ir/tensor.h"
+#include "fmt/format.h"
 #include "fusion_test_util.h"
 #include "test_models.h"
 
@@ -220,6 +221,36 @@ g (float[B, 1] x) => (float[B, 2] y)
   QuantizeRun per_channel = Quantized(model);
   EXPECT_LT(per_channel.report.weights[0].max_abs_error, 1e-8);
   EXPECT_LT(per_channel.report.weights[0].relative_rms_error, 1e-8);
+}
+
+// A heavy-tailed weight (as trained FFN output layers are) rounds badly per column: above
+// --int8_max_error (1 % by default) it stays float, with the error in the reason; 0 quantizes it.
+TEST(QuantizeTest, WeightThatWouldLoseTooMuchStaysFloat) {
+  // Each column: one 1.0 sets the scale to 1/127, and fifteen ±0.0035 round to 0: 1.36 % lost.
+  std::string w2 = "{";
+  for (int r = 0; r < 16; ++r) {
+    for (int c = 0; c < 8; ++c) {
+      w2 += fmt::format("{}{}", r + c ? ", " : "", r == c ? 1.0 : ((r + c) % 2 ? 0.0035 : -0.0035));
+    }
+  }
+  w2 += "}";
+  const size_t at = kDense.find("float[16, 8] w2 = {");
+  ASSERT_NE(at, std::string::npos);
+  const size_t end = kDense.find('}', at);
+  std::string text = kDense;
+  text.replace(at, end + 1 - at, "float[16, 8] w2 = " + w2);
+  const onnx::ModelProto model = ParseModel(text);
+
+  QuantizeRun run = Quantized(model);
+  EXPECT_EQ(run.report.matmul_quantized, 1) << "w1 only";
+  ASSERT_EQ(run.report.kept_float.size(), 1u);
+  EXPECT_THAT(run.report.kept_float[0].reason, HasSubstr("weight 'w2' would lose 1.36 %"));
+  EXPECT_THAT(run.report.kept_float[0].reason, HasSubstr("more than --int8_max_error 1.00 %"));
+  ExpectSameOutputs(model, run.after, Close());
+
+  QuantizeOptions everything;
+  everything.max_weight_error = 0;
+  EXPECT_EQ(Quantized(model, everything).report.matmul_quantized, 2);
 }
 
 // One attention layer as the fusions leave it, with a raw (B, S) mask.

@@ -345,7 +345,8 @@ int OptimizeMain(int argc, char** argv) {
       !forms.ok()) {
     return Fail(forms.status());
   }
-  for (const char* flag : {"--int8_exclude", "--per_tensor", "--matmul_form", "--worst"}) {
+  for (const char* flag :
+       {"--int8_exclude", "--per_tensor", "--matmul_form", "--worst", "--int8_max_error"}) {
     if (!f.int8 && app.count(flag))
       return Fail(InvalidArgument(fmt::format("{} needs --int8", flag)));
   }

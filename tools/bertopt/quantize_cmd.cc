@@ -61,6 +61,11 @@ void AddQuantizeFlags(CLI::App& app, QuantizeFlags& flags) {
                  "DynamicQuantizeMatMul (default) or MatMulIntegerToFloat (behind a "
                  "DynamicQuantizeLinear)")
       ->capture_default_str();
+  app.add_option("--int8_max_error", flags.max_weight_error,
+                 "keep in float32 a weight whose int8 rounding error (relative RMS) would exceed "
+                 "this (0: quantize every weight)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--worst", flags.worst, "how many of the worst-quantized weights to list")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -70,6 +75,7 @@ StatusOr<passes::QuantizeOptions> ToQuantizeOptions(const QuantizeFlags& flags) 
   passes::QuantizeOptions o;
   o.exclude = flags.exclude;
   o.per_channel = !flags.per_tensor;
+  o.max_weight_error = flags.max_weight_error;
   ASSIGN_OR_RETURN(o.matmul_form, passes::ParseMatMulForm(flags.matmul_form));
   return o;
 }

@@ -14,11 +14,12 @@ namespace bertopt::cli {
 struct QuantizeFlags {
   std::vector<std::string> exclude;
   bool per_tensor = false;
+  double max_weight_error = passes::QuantizeOptions{}.max_weight_error;
   std::string matmul_form = "DynamicQuantizeMatMul";
   int worst = 5;
 };
 
-/// Adds --int8_exclude, --per_tensor, --matmul_form and --worst to `app`.
+/// Adds --int8_exclude, --per_tensor, --int8_max_error, --matmul_form and --worst to `app`.
 void AddQuantizeFlags(CLI::App& app, QuantizeFlags& flags);
 StatusOr<passes::QuantizeOptions> ToQuantizeOptions(const QuantizeFlags& flags);
 

@@ -220,6 +220,13 @@ class Quantizer {
     }
     const std::vector<int64_t> dims(t->dims().begin(), t->dims().end());
     const Int8Weight q = QuantizeSymmetric(*floats, dims[0], dims[1], options_.per_channel);
+    if (options_.max_weight_error > 0 && q.relative_rms_error > options_.max_weight_error) {
+      reason = fmt::format(
+          "weight '{}' would lose {:.2f} % in int8 (relative RMS), more than --int8_max_error "
+          "{:.2f} %",
+          weight->name(), 100 * q.relative_rms_error, 100 * options_.max_weight_error);
+      return std::nullopt;
+    }
     const int64_t scale_count = static_cast<int64_t>(q.scales.size());
     Int8Names names;
     names.values =
