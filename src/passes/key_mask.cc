@@ -231,6 +231,21 @@ class Prover {
     return r;
   }
 
+  // The (B, S) mask itself: mask[x[0], x[1]].
+  static bool IsWholeMask(const Elem& e) {
+    return e.kind == Elem::kMask && e.dims.size() == 2 && AsCoordinate(e.a) == 0 &&
+           AsCoordinate(e.b) == 1;
+  }
+
+  // mask[x[p], x[q]] over `out`.
+  static Elem MaskAt(int64_t p, int64_t q, const Elem& mask, const Dims& out) {
+    return {.kind = Elem::kMask,
+            .a = Coordinate(p),
+            .b = Coordinate(q),
+            .mask = mask.mask,
+            .dims = out};
+  }
+
   // Gather(Flatten(m, 2), x[p]·S + x[q], axis 0) with m = mask[B, S] and x[p] < B, x[q] < S:
   // row x[p]·S + x[q] of the flattened mask is mask[x[p], x[q]].
   std::optional<Elem> GatherFlat(const ir::Node& n, const Dims& out) {
@@ -241,9 +256,7 @@ class Prover {
     std::optional<Elem> data = Eval(flatten->input(0));
     std::optional<Elem> index = data ? Eval(n.input(1)) : std::nullopt;
     if (!index) return std::nullopt;
-    if (data->kind != Elem::kMask || data->dims.size() != 2 ||
-        flatten->AttrInt("axis").value_or(1) != 2 || AsCoordinate(data->a) != 0 ||
-        AsCoordinate(data->b) != 1) {
+    if (!IsWholeMask(*data) || flatten->AttrInt("axis").value_or(1) != 2) {
       return Fail(
           fmt::format("{} does not flatten a (B, S) mask into rows", flatten->DisplayName()));
     }
@@ -260,11 +273,7 @@ class Prover {
       return Fail(
           fmt::format("{}: the row index is not b·S + k over the mask's (B, S)", n.DisplayName()));
     }
-    return Elem{.kind = Elem::kMask,
-                .a = Coordinate(*p),
-                .b = Coordinate(*q),
-                .mask = data->mask,
-                .dims = out};
+    return MaskAt(*p, *q, *data, out);
   }
 
   // GatherND(mask[B, S], [x[p], x[q]] along the last axis) with x[p] < B, x[q] < S.
@@ -272,8 +281,7 @@ class Prover {
     std::optional<Elem> data = Eval(n.input(0));
     std::optional<Elem> index = data ? Eval(n.input(1)) : std::nullopt;
     if (!index) return std::nullopt;
-    if (n.AttrInt("batch_dims").value_or(0) != 0 || data->kind != Elem::kMask ||
-        data->dims.size() != 2 || AsCoordinate(data->a) != 0 || AsCoordinate(data->b) != 1 ||
+    if (n.AttrInt("batch_dims").value_or(0) != 0 || !IsWholeMask(*data) ||
         index->kind != Elem::kPair) {
       return Fail(
           fmt::format("{} does not gather (b, k) pairs from a (B, S) mask", n.DisplayName()));
@@ -286,11 +294,7 @@ class Prover {
       return Fail(
           fmt::format("{}: the pairs are not (b, k) over the mask's (B, S)", n.DisplayName()));
     }
-    return Elem{.kind = Elem::kMask,
-                .a = Coordinate(*p),
-                .b = Coordinate(*q),
-                .mask = data->mask,
-                .dims = out};
+    return MaskAt(*p, *q, *data, out);
   }
 
   // Concat(a[.., 1], b[.., 1], axis = last) of two indices: the pair GatherND reads.

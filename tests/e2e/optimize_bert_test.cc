@@ -68,6 +68,15 @@ INSTANTIATE_TEST_SUITE_P(Matrix, OptimizeBert, ::testing::ValuesIn(MatrixModels(
 // The raw 2-D mask is exact for any padding; check it on the layouts with different mask paths.
 class RawMask : public ::testing::TestWithParam<std::string> {};
 
+// Generator options as a test name: "--kind bert_seq" -> "__kind_bert_seq".
+std::string ParamName(const ::testing::TestParamInfo<std::string>& info) {
+  std::string s = info.param;
+  for (char& c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return s;
+}
+
 TEST_P(RawMask, FusesWithRawMaskAndKeepsOutputs) {
   const fs::path path = GenerateModel(GetParam());
   auto model = io::LoadModel(path);
@@ -89,13 +98,7 @@ INSTANTIATE_TEST_SUITE_P(Layouts, RawMask,
                                            "--kind bert_seq --opset 14 --static",
                                            "--kind distilbert --opset 14",
                                            "--kind roberta --opset 17"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& c : s) {
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           }
-                           return s;
-                         });
+                         ParamName);
 
 // torch.onnx.export(export_modules_as_functions=...): each encoder layer an ONNX local function.
 // Inlined before matching, then fused completely; no function is left in the output.
@@ -125,13 +128,7 @@ TEST_P(LocalFunctions, AreInlinedThenFusedCompletely) {
 INSTANTIATE_TEST_SUITE_P(Layouts, LocalFunctions,
                          ::testing::Values("--kind bert_seq --opset 15",
                                            "--kind distilbert --opset 17"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& c : s) {
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           }
-                           return s;
-                         });
+                         ParamName);
 
 }  // namespace
 }  // namespace bertopt::e2e
