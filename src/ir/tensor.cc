@@ -344,6 +344,15 @@ std::optional<std::string> PayloadBytes(const TensorProto& t) {
   return bytes;
 }
 
+std::optional<std::string_view> PayloadView(const TensorProto& t) {
+  const int size = ElementSize(t.data_type());
+  const std::optional<std::string_view> raw = RawPayload(t);
+  if (size == 0 || !raw || static_cast<int64_t>(raw->size()) != NumElements(t) * size) {
+    return std::nullopt;
+  }
+  return raw;
+}
+
 uint16_t FloatToHalf(float value) {
   const uint32_t f = std::bit_cast<uint32_t>(value);
   const uint32_t sign = (f >> 16) & 0x8000u;

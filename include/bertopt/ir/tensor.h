@@ -29,6 +29,10 @@ std::optional<std::vector<float>> DecodeFloats(const onnx::TensorProto& tensor);
 /// stored in raw_data or in a typed field (float16 in int32_data included); bit-exact, no
 /// conversion through another type. nullopt for strings, external data or a size mismatch.
 std::optional<std::string> PayloadBytes(const onnx::TensorProto& tensor);
+/// The same bytes without copying them, when the tensor stores them as such (raw_data, or left in
+/// a mapped file); nullopt otherwise (a typed field: use PayloadBytes). Valid until the tensor
+/// changes.
+std::optional<std::string_view> PayloadView(const onnx::TensorProto& tensor);
 
 // --- Payloads left in a mapped file ----------------------------------------------------------
 // io::LoadModelMapped leaves the bytes of large initializers in the mapped input file instead of
