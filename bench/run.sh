@@ -6,6 +6,8 @@
 #                           once the models are cached, plus ~1 min per model the first time)
 #   bench/run.sh --quick    BERT-base only, fewer repetitions and runs (~1-2 min) ->
 #                           build/bench/RESULTS.quick.md, so trying it never overwrites the results
+#   bench/run.sh --speed    section 1 only (optimize beside the I/O floor, BERT-base and -large):
+#                           measures it and rewrites that section of bench/RESULTS.md in place
 #   bench/run.sh --report   measure nothing: rewrite bench/RESULTS.md from the last full run's
 #                           measurements (after editing bench/findings.md or report.py)
 # Environment: BUILD (default build/), BENCH_OUT (default $BUILD/bench), JOBS (default 2).
@@ -18,9 +20,32 @@ case "${1:-}" in
   "") ;;
   --quick) mode=quick ;;
   --report) mode=report ;;
-  -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) die "run.sh: unknown argument '$1' (use --quick, --report or nothing)" ;;
+  --speed) mode=speed ;;
+  -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) die "run.sh: unknown argument '$1' (use --quick, --speed, --report or nothing)" ;;
 esac
+if [ "$mode" = speed ]; then
+  # Its own folder: a full run's measurements stay as they were.
+  speed_out=$bench_out/speed
+  mkdir -p "$speed_out"
+  progress "build: bertopt, io_floor ($bench_build, -j${JOBS:-2})"
+  cmake -S "$bench_root" -B "$bench_build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$bench_build" -j "${JOBS:-2}" --target bertopt io_floor >/dev/null
+  rm -f "$speed_out"/optimize_speed.tsv "$speed_out"/optimize_*.json
+  cut -d' ' -f1-3 /proc/loadavg >"$speed_out/load_start.txt"
+  date -u '+%Y-%m-%d %H:%M UTC' >"$speed_out/measured_at.txt"
+  {
+    git -C "$bench_root" rev-parse --abbrev-ref HEAD
+    git -C "$bench_root" rev-parse --short HEAD
+    git -C "$bench_root" status --porcelain --untracked-files=no | grep -vc 'bench/RESULTS.md$' || true
+  } >"$speed_out/code.txt"
+  BENCH_OUT=$speed_out bash "$bench_root/bench/optimize_speed.sh"
+  cut -d' ' -f1-3 /proc/loadavg >"$speed_out/load_end.txt"
+  /usr/bin/python3 "$bench_root/bench/report.py" --speed "$speed_out" "$bench_root/bench/RESULTS.md" \
+    "bench/run.sh --speed"
+  progress "rewrote section 1 of $bench_root/bench/RESULTS.md"
+  exit 0
+fi
 if [ "$mode" = report ]; then
   [ "$(cat "$bench_out/mode.txt" 2>/dev/null)" = full ] ||
     die "no full run's measurements in $bench_out: run bench/run.sh first"

@@ -80,6 +80,69 @@ class ExternalReader {
   std::map<std::string, InputFile> files_;
 };
 
+// The same checks as ExternalReader, on mapped files: large payloads stay where they are.
+class ExternalMapper {
+ public:
+  ExternalMapper(const fs::path& model_path, int64_t threshold,
+                 std::vector<std::unique_ptr<MappedFile>>* files)
+      : label_(model_path.string()),
+        folder_(model_path.parent_path()),
+        threshold_(threshold),
+        files_(files) {}
+
+  Status Map(onnx::TensorProto* tensor) {
+    for (const onnx::StringStringEntryProto& entry : tensor->external_data()) {
+      if (entry.key() == ir::kMappedRegionKey) {
+        return InvalidModel(label_ + ": tensor " + DescribeTensor(*tensor) +
+                            " uses the reserved external data key '" + entry.key() + "'");
+      }
+    }
+    if (tensor->data_location() != onnx::TensorProto::EXTERNAL) return Status::Ok();
+    ASSIGN_OR_RETURN(ExternalRef ref, ParseExternalRef(*tensor, label_));
+    const std::string what =
+        "external data file '" + ref.location + "' for tensor " + DescribeTensor(*tensor);
+    if (tensor->has_raw_data()) {
+      return InvalidModel(label_ + ": tensor " + DescribeTensor(*tensor) +
+                          " has both raw_data and external data");
+    }
+    ASSIGN_OR_RETURN(const MappedFile* file, Open(ref.location, what));
+    const auto size = static_cast<int64_t>(file->bytes().size());
+    int64_t length = ref.length.value_or(size - ref.offset);
+    if (ref.offset > size || length > size - ref.offset) {
+      return InvalidModel(label_ + ": " + what + " is " + std::to_string(size) +
+                          " bytes, needs offset " + std::to_string(ref.offset) + " + length " +
+                          (ref.length ? std::to_string(*ref.length) : "to end of file"));
+    }
+    if (length >= threshold_) {
+      ir::MarkMapped(tensor, file->region(), ref.offset, length, ref.location);
+      return Status::Ok();
+    }
+    tensor->clear_data_location();
+    tensor->clear_external_data();
+    const std::string_view bytes = file->bytes().substr(ref.offset, length);
+    tensor->set_raw_data(bytes.data(), bytes.size());
+    return Status::Ok();
+  }
+
+ private:
+  StatusOr<const MappedFile*> Open(const std::string& location, const std::string& what) {
+    auto it = by_location_.find(location);
+    if (it == by_location_.end()) {
+      ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> file,
+                       MappedFile::Open(folder_ / location, label_ + ": " + what));
+      files_->push_back(std::move(file));
+      it = by_location_.emplace(location, files_->back().get()).first;
+    }
+    return it->second;
+  }
+
+  std::string label_;
+  fs::path folder_;
+  int64_t threshold_;
+  std::vector<std::unique_ptr<MappedFile>>* files_;
+  std::map<std::string, const MappedFile*> by_location_;
+};
+
 using google::protobuf::internal::WireFormatLite;
 using google::protobuf::io::CodedInputStream;
 
@@ -167,6 +230,12 @@ StatusOr<ExternalRef> ParseExternalRef(const onnx::TensorProto& tensor,
 Status InlineExternalData(onnx::ModelProto* model, const fs::path& model_path) {
   ExternalReader reader(model_path);
   return ForEachTensor(model, [&](onnx::TensorProto* t) { return reader.Read(t); });
+}
+
+Status MapExternalData(onnx::ModelProto* model, const fs::path& model_path, int64_t threshold,
+                       std::vector<std::unique_ptr<MappedFile>>* files) {
+  ExternalMapper mapper(model_path, threshold, files);
+  return ForEachTensor(model, [&](onnx::TensorProto* t) { return mapper.Map(t); });
 }
 
 StatusOr<std::vector<fs::path>> ListExternalDataFiles(const fs::path& model_path) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,8 @@
 #include "onnx/onnx_pb.h"
 
 namespace bertopt::io {
+
+class MappedFile;
 
 /// Where one tensor's bytes are, as written in its `external_data` key/value pairs.
 struct ExternalRef {
@@ -28,6 +31,14 @@ StatusOr<ExternalRef> ParseExternalRef(const onnx::TensorProto& tensor,
 /// external-data fields.
 [[nodiscard]] Status InlineExternalData(onnx::ModelProto* model,
                                         const std::filesystem::path& model_path);
+
+/// As InlineExternalData, with the same checks and errors, except that each file is mapped
+/// (once, into `files`) and a payload of at least `threshold` bytes is not read: the tensor is
+/// marked as a view of its file instead (ir::MarkMapped). A tensor that carries the mark's
+/// reserved key in the file is invalid.
+[[nodiscard]] Status MapExternalData(onnx::ModelProto* model,
+                                     const std::filesystem::path& model_path, int64_t threshold,
+                                     std::vector<std::unique_ptr<MappedFile>>* files);
 
 /// The files (model folder / location) that the model at `model_path` refers to, without parsing
 /// its tensor bytes: the wire format is walked and everything but external_data entries skipped,

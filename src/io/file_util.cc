@@ -1,6 +1,7 @@
 #include "io/file_util.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +49,31 @@ StatusOr<InputFile> InputFile::Open(const fs::path& path, const std::string& sub
 
 InputFile::~InputFile() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const fs::path& path,
+                                                       const std::string& subject) {
+  ASSIGN_OR_RETURN(InputFile file, InputFile::Open(path, subject));
+  const auto size = static_cast<size_t>(file.size());
+  void* data = nullptr;
+  if (size > 0) {
+    data = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, file.fd(), 0);
+    if (data == MAP_FAILED) {
+      return IoError(subject + ": cannot map the file (" + ErrnoText(errno) + ")");
+    }
+  }
+  const int fd = file.fd();
+  auto mapped = std::unique_ptr<MappedFile>(new MappedFile(std::move(file), data));
+  mapped->region_ = std::make_unique<ir::MappedRegion>(
+      std::string_view(static_cast<const char*>(data), size), fd);
+  return mapped;
+}
+
+MappedFile::~MappedFile() {
+  // Unregistered first, so no marked tensor can reach the bytes once they are unmapped.
+  const size_t size = region_ ? region_->bytes().size() : 0;
+  region_.reset();
+  if (data_ != nullptr) ::munmap(data_, size);
 }
 
 StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const fs::path& target) {
@@ -129,6 +155,26 @@ Status AtomicFile::WriteZeros(size_t count) {
     count -= n;
   }
   return Status::Ok();
+}
+
+Status AtomicFile::WritePayload(const ir::MappedPayload& payload) {
+  loff_t from = payload.offset;
+  size_t left = payload.bytes.size();
+  while (left > 0 && payload.fd >= 0) {
+    ssize_t n = ::copy_file_range(payload.fd, &from, fd_, nullptr, left, 0);
+    if (n < 0 && errno == EINTR) continue;
+    // Not supported here (an older kernel, another file system, a special file): write instead.
+    if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
+                  errno == EBADF)) {
+      break;
+    }
+    if (n < 0) return WriteFailed(errno);
+    // Reading its mapping now would fault: say what happened instead.
+    if (n == 0) return IoError(target_.string() + ": the input file shrank while being copied");
+    left -= static_cast<size_t>(n);
+    size_ += static_cast<size_t>(n);
+  }
+  return Write(payload.bytes.substr(payload.bytes.size() - left));
 }
 
 Status AtomicFile::Finish() {

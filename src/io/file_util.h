@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "bertopt/ir/tensor.h"
 #include "bertopt/status.h"
 
 namespace bertopt::io {
@@ -39,6 +40,29 @@ class InputFile {
   int64_t size_;
 };
 
+/// A regular file mapped read-only, its bytes readable through tensors marked with its region
+/// (ir::MarkMapped). The file stays open too, so ranges can be copied file to file. Nothing is
+/// read when mapping: pages come in as they are touched, from the page cache when the file is
+/// there. The file must not be truncated while mapped (reads past its new end fault).
+class MappedFile {
+ public:
+  /// Opens and maps `path`; errors as InputFile::Open, plus kIoError when mmap fails.
+  static StatusOr<std::unique_ptr<MappedFile>> Open(const std::filesystem::path& path,
+                                                    const std::string& subject);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  std::string_view bytes() const { return region_->bytes(); }
+  const ir::MappedRegion& region() const { return *region_; }
+
+ private:
+  MappedFile(InputFile file, void* data) : file_(std::move(file)), data_(data) {}
+  InputFile file_;
+  void* data_;  // nullptr for an empty file
+  std::unique_ptr<ir::MappedRegion> region_;
+};
+
 /// A file being written under a temporary name beside `target`; `Publish` renames it into place.
 /// Destroying it before `Publish` removes the temporary, so early returns clean up by themselves.
 class AtomicFile {
@@ -57,6 +81,9 @@ class AtomicFile {
 
   [[nodiscard]] Status Write(std::string_view bytes);
   [[nodiscard]] Status WriteZeros(size_t count);
+  /// Appends `payload`: copied file to file in the kernel (copy_file_range, as cp does) when it
+  /// can, else written from its mapped bytes.
+  [[nodiscard]] Status WritePayload(const ir::MappedPayload& payload);
   /// For writes made directly on fd() (e.g. through a protobuf stream): report the failure.
   [[nodiscard]] Status WriteFailed(int errno_value) const;
   /// Flushes to disk and closes; after this only Publish is allowed.

@@ -7,8 +7,10 @@
 
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "io/external_data.h"
 #include "io/file_util.h"
+#include "io/mapped_model.h"
 #include "io/model_io_internal.h"
 #include "io/split_model.h"
 
@@ -19,17 +21,36 @@ namespace {
 // Large blocks: a BERT-large file is 1.3 GB, and 8 KiB reads or writes would mean ~160k syscalls.
 constexpr int kStreamBlockBytes = 1 << 20;
 
+// Protobuf happily parses many non-ONNX byte strings as unknown fields; a real model has these.
+Status CheckLooksLikeOnnx(const onnx::ModelProto& model, const std::string& label) {
+  std::string missing;
+  auto require = [&](bool present, const char* field) {
+    if (!present) missing += (missing.empty() ? "" : ", ") + std::string(field);
+  };
+  require(model.has_graph(), "graph");
+  require(model.ir_version() > 0, "ir_version");
+  require(model.opset_import_size() > 0, "opset_import");
+  if (!missing.empty()) return InvalidModel(label + ": not an ONNX model (no " + missing + ")");
+  return Status::Ok();
+}
+
+// Checked before parsing, by both loaders.
+Status CheckModelFileSize(int64_t size, const std::string& label) {
+  if (size == 0) return InvalidModel(label + ": empty file, not an ONNX model");
+  if (size > INT_MAX) {
+    return InvalidModel(label + ": is " + std::to_string(size) +
+                        " bytes; protobuf cannot parse a model file over 2 GB (weights that "
+                        "large must be stored as external data)");
+  }
+  return Status::Ok();
+}
+
 // Streams the model from the file instead of reading it into a buffer first, so peak memory is
 // the parsed model plus one block rather than twice the file.
 StatusOr<onnx::ModelProto> ParseModelFile(const fs::path& path) {
   const std::string label = path.string();
   ASSIGN_OR_RETURN(InputFile input, InputFile::Open(path, label));
-  if (input.size() == 0) return InvalidModel(label + ": empty file, not an ONNX model");
-  if (input.size() > INT_MAX) {
-    return InvalidModel(label + ": is " + std::to_string(input.size()) +
-                        " bytes; protobuf cannot parse a model file over 2 GB (weights that "
-                        "large must be stored as external data)");
-  }
+  RETURN_IF_ERROR(CheckModelFileSize(input.size(), label));
 
   onnx::ModelProto model;
   google::protobuf::io::FileInputStream file(input.fd(), kStreamBlockBytes);
@@ -46,15 +67,7 @@ StatusOr<onnx::ModelProto> ParseModelFile(const fs::path& path) {
   if (!parsed) {
     return InvalidModel(label + ": truncated or not an ONNX model (protobuf parse failed)");
   }
-  // Protobuf happily parses many non-ONNX byte strings as unknown fields; a real model has these.
-  std::string missing;
-  auto require = [&](bool present, const char* field) {
-    if (!present) missing += (missing.empty() ? "" : ", ") + std::string(field);
-  };
-  require(model.has_graph(), "graph");
-  require(model.ir_version() > 0, "ir_version");
-  require(model.opset_import_size() > 0, "opset_import");
-  if (!missing.empty()) return InvalidModel(label + ": not an ONNX model (no " + missing + ")");
+  RETURN_IF_ERROR(CheckLooksLikeOnnx(model, label));
   return model;
 }
 
@@ -92,17 +105,30 @@ Status CheckNotProtected(const std::vector<fs::path>& targets, const SaveOptions
   return Status::Ok();
 }
 
-// Serializes straight into the file: no serialized copy of a 1.3 GB model in memory.
+// Serializes straight into the file: no serialized copy of a 1.3 GB model in memory. Mapped
+// payloads go from their file to this one in the kernel, between flushes of the stream.
 Status WriteModel(const onnx::ModelProto& model, AtomicFile* file) {
   bool ok = false;
+  Status payload_status;
   google::protobuf::io::FileOutputStream stream(file->fd(), kStreamBlockBytes);
   {
     google::protobuf::io::CodedOutputStream out(&stream);
     out.SetSerializationDeterministic(true);
     // Large raw_data strings go to write() directly instead of through the block buffer.
     out.EnableAliasing(true);
-    ok = model.SerializeToCodedStream(&out) && !out.HadError();
+    if (HasMappedMarks(model)) {
+      payload_status = SerializeResolved(
+          model, &out,
+          [&](google::protobuf::io::CodedOutputStream*, const ir::MappedPayload& payload) {
+            if (!stream.Flush()) return file->WriteFailed(stream.GetErrno());
+            return file->WritePayload(payload);
+          });
+      ok = payload_status.ok() && !out.HadError();
+    } else {
+      ok = model.SerializeToCodedStream(&out) && !out.HadError();
+    }
   }
+  if (!payload_status.ok()) return payload_status;
   ok = stream.Flush() && ok;
   if (!ok) {
     int err = stream.GetErrno();
@@ -129,7 +155,7 @@ Status SaveExternal(const SplitModel& split, const fs::path& path, const fs::pat
     ASSIGN_OR_RETURN(data, AtomicFile::Create(data_path));
     for (const SplitModel::Chunk& chunk : split.chunks) {
       RETURN_IF_ERROR(data->WriteZeros(static_cast<size_t>(chunk.offset) - data->size()));
-      RETURN_IF_ERROR(data->Write(chunk.bytes));
+      RETURN_IF_ERROR(data->WritePayload(chunk.payload));
     }
     RETURN_IF_ERROR(data->Finish());
   }
@@ -146,7 +172,8 @@ Status SaveExternal(const SplitModel& split, const fs::path& path, const fs::pat
 
 Status SaveModelImpl(const onnx::ModelProto& model, const fs::path& path,
                      const SaveOptions& options, size_t inline_limit) {
-  const bool external = options.external_data || model.ByteSizeLong() > inline_limit;
+  const bool external =
+      options.external_data || static_cast<size_t>(SerializedSize(model)) > inline_limit;
   if (!external) {
     RETURN_IF_ERROR(CheckNotProtected({path}, options));
     return WriteAtomically(path, [&](AtomicFile* file) { return WriteModel(model, file); });
@@ -155,6 +182,10 @@ Status SaveModelImpl(const onnx::ModelProto& model, const fs::path& path,
   const fs::path data_path = path.parent_path() / data_name;
   SplitModel split = SplitForExternalData(
       model, std::max<int64_t>(options.external_threshold_bytes, 0), data_name);
+  if (!split.dead_mark.empty()) {
+    return FailedPrecondition(path.string() + ": tensor " + split.dead_mark +
+                              " refers to a mapped input file that is no longer open");
+  }
   std::vector<fs::path> targets = {path};
   if (!split.chunks.empty()) targets.push_back(data_path);
   RETURN_IF_ERROR(CheckNotProtected(targets, options));
@@ -181,6 +212,64 @@ StatusOr<onnx::ModelProto> LoadModel(const fs::path& path) {
     RETURN_IF_ERROR(InlineExternalData(&model, path));
     return model;
   });
+}
+
+MappedModel::MappedModel() = default;
+MappedModel::MappedModel(MappedModel&&) noexcept = default;
+MappedModel& MappedModel::operator=(MappedModel&&) noexcept = default;
+MappedModel::~MappedModel() = default;
+
+StatusOr<MappedModel> LoadModelMapped(const fs::path& path, int64_t map_threshold_bytes) {
+  return CatchExceptions(path, [&]() -> StatusOr<MappedModel> {
+    const std::string label = path.string();
+    ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> file, MappedFile::Open(path, label));
+    RETURN_IF_ERROR(CheckModelFileSize(static_cast<int64_t>(file->bytes().size()), label));
+    MappedModel result;
+    std::vector<PendingView> views;
+    if (!ParseLeavingPayloads(file->bytes(), std::max<int64_t>(map_threshold_bytes, 1),
+                              &result.model_, &views)) {
+      return InvalidModel(label + ": truncated or not an ONNX model (protobuf parse failed)");
+    }
+    RETURN_IF_ERROR(CheckLooksLikeOnnx(result.model_, label));
+    // Before the inline payloads are marked: every external reference here is the file's own.
+    RETURN_IF_ERROR(MapExternalData(&result.model_, path, std::max<int64_t>(map_threshold_bytes, 1),
+                                    &result.files_));
+    const std::string name = path.filename().string();
+    for (const PendingView& view : views) {
+      ir::MarkMapped(view.tensor, file->region(), view.offset, view.length, name);
+    }
+    result.files_.push_back(std::move(file));
+    return result;
+  });
+}
+
+StatusOr<std::string> SerializeModel(const onnx::ModelProto& model) {
+  const int64_t size = SerializedSize(model);
+  if (size > static_cast<int64_t>(internal::kMaxInlineModelBytes)) {
+    return InvalidArgument("the model is " + std::to_string(size) +
+                           " bytes, over protobuf's 2 GB limit for one message");
+  }
+  std::string bytes;
+  bytes.reserve(static_cast<size_t>(size));
+  Status status;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream out(&stream);
+    out.SetSerializationDeterministic(true);
+    status = SerializeResolved(
+        model, &out,
+        [](google::protobuf::io::CodedOutputStream* to, const ir::MappedPayload& payload) {
+          to->WriteRaw(payload.bytes.data(), static_cast<int>(payload.bytes.size()));
+          return Status::Ok();
+        });
+  }
+  RETURN_IF_ERROR(status);
+  return bytes;
+}
+
+int64_t SerializedSize(const onnx::ModelProto& model) {
+  const size_t size = HasMappedMarks(model) ? ResolvedByteSize(model) : model.ByteSizeLong();
+  return static_cast<int64_t>(size);
 }
 
 Status SaveModel(const onnx::ModelProto& model, const fs::path& path, const SaveOptions& options) {

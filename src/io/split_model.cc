@@ -1,6 +1,7 @@
 #include "io/split_model.h"
 
 #include <bit>
+#include <optional>
 
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
@@ -169,6 +170,10 @@ class Splitter {
   }
 
   void CopyTensor(const onnx::TensorProto& src, onnx::TensorProto* dst) {
+    if (ir::HasMappedMark(src)) {
+      CopyMarkedTensor(src, dst);
+      return;
+    }
     const Payload payload = FindPayload(src);
     if (src.data_location() == onnx::TensorProto::EXTERNAL || payload.bytes.empty() ||
         static_cast<int64_t>(payload.bytes.size()) < threshold_) {
@@ -176,16 +181,38 @@ class Splitter {
       return;
     }
     CopyFieldsExcept(src, dst, payload.field_number);
+    MoveOut(dst, {payload.bytes, -1, 0});
+  }
+
+  void CopyMarkedTensor(const onnx::TensorProto& src, onnx::TensorProto* dst) {
+    std::optional<ir::MappedPayload> payload = ir::FindMappedPayload(src);
+    if (!payload) {
+      if (out_->dead_mark.empty()) out_->dead_mark = DescribeTensor(src);
+      dst->CopyFrom(src);
+      return;
+    }
+    dst->CopyFrom(src);  // without payload: the bytes are in the mapped file
+    if (static_cast<int64_t>(payload->bytes.size()) >= threshold_ && !payload->bytes.empty()) {
+      MoveOut(dst, *payload);
+      return;
+    }
+    ir::ClearMappedMark(dst);
+    dst->set_raw_data(payload->bytes.data(), payload->bytes.size());
+  }
+
+  // Points `dst` at `payload`'s place in the external file.
+  void MoveOut(onnx::TensorProto* dst, const ir::MappedPayload& payload) {
     const int64_t offset =
         (next_offset_ + kExternalAlignment - 1) / kExternalAlignment * kExternalAlignment;
     const auto length = static_cast<int64_t>(payload.bytes.size());
     dst->set_data_location(onnx::TensorProto::EXTERNAL);
-    // Stale entries from an earlier external save would shadow or duplicate the new ones.
+    // Stale entries from an earlier external save (or a mapped mark) would shadow or duplicate
+    // the new ones.
     dst->clear_external_data();
     AddEntry(dst, "location", location_);
     AddEntry(dst, "offset", std::to_string(offset));
     AddEntry(dst, "length", std::to_string(length));
-    out_->chunks.push_back({payload.bytes, offset});
+    out_->chunks.push_back({payload, offset});
     next_offset_ = offset + length;
   }
 

@@ -356,6 +356,8 @@ int32_t Graph::ElementType(const Value* value) const {
 onnx::TensorProto* Graph::MutableInitializer(const Value* value) {
   if (!value || !value->initializer_) return nullptr;
   modified_ = true;
+  // The caller rewrites the payload: it must be the tensor's own, not the mapped input's.
+  MaterializeMapped(value->initializer_);
   return value->initializer_;
 }
 
@@ -471,6 +473,7 @@ void Graph::RemoveInitializer(Value* value) {
   // would otherwise hold both copies until the end of the pipeline. Swapping releases the buffer,
   // which clear_raw_data() would keep.
   std::string().swap(*value->initializer_->mutable_raw_data());
+  ClearMappedMark(value->initializer_);
   value->initializer_->clear_float_data();
   value->initializer_->clear_int64_data();
   value->initializer_->clear_int32_data();

@@ -1,16 +1,54 @@
 #include "bertopt/ir/tensor.h"
 
 #include <bit>
+#include <charconv>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 namespace bertopt::ir {
 namespace {
 
 using onnx::TensorProto;
 
+// The live MappedRegions by id. Process-wide because a mark must be readable from the TensorProto
+// alone: the decoders are called with nothing else by every pass. Ids are never reused, so a mark
+// that outlives its region finds nothing rather than another file's bytes.
+struct RegionTable {
+  std::mutex mutex;
+  std::map<uint64_t, const MappedRegion*> regions;
+  uint64_t next_id = 1;
+};
+
+RegionTable& Regions() {
+  static RegionTable table;  // NOLINT: see RegionTable
+  return table;
+}
+
+std::optional<uint64_t> ParseU64(const std::string& text) {
+  uint64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+  return value;
+}
+
+void AddEntry(TensorProto* t, const std::string& key, const std::string& value) {
+  onnx::StringStringEntryProto* entry = t->add_external_data();
+  entry->set_key(key);
+  entry->set_value(value);
+}
+
+// raw_data, or the bytes a mark points at; nullopt when the tensor has neither.
+std::optional<std::string_view> RawPayload(const TensorProto& t) {
+  if (t.has_raw_data()) return std::string_view(t.raw_data());
+  if (auto mapped = FindMappedPayload(t)) return mapped->bytes;
+  return std::nullopt;
+}
+
 template <typename T>
-std::vector<T> ReadRaw(const std::string& raw) {
+std::vector<T> ReadRaw(std::string_view raw) {
   std::vector<T> out(raw.size() / sizeof(T));
   std::memcpy(out.data(), raw.data(), out.size() * sizeof(T));
   return out;
@@ -21,9 +59,87 @@ std::string ToRaw(const std::vector<T>& values) {
   return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
 }
 
-bool IsExternal(const TensorProto& t) { return t.data_location() == TensorProto::EXTERNAL; }
+// External data that cannot be read from here: a file reference, or a mark whose region is gone.
+bool IsExternal(const TensorProto& t) {
+  return t.data_location() == TensorProto::EXTERNAL && !FindMappedPayload(t);
+}
 
 }  // namespace
+
+MappedRegion::MappedRegion(std::string_view bytes, int fd) : bytes_(bytes), fd_(fd) {
+  RegionTable& table = Regions();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  id_ = table.next_id++;
+  table.regions.emplace(id_, this);
+}
+
+MappedRegion::~MappedRegion() {
+  RegionTable& table = Regions();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  table.regions.erase(id_);
+}
+
+bool HasMappedMark(const TensorProto& t) {
+  if (t.data_location() != TensorProto::EXTERNAL) return false;
+  for (const auto& entry : t.external_data()) {
+    if (entry.key() == kMappedRegionKey) return true;
+  }
+  return false;
+}
+
+std::optional<MappedPayload> FindMappedPayload(const TensorProto& t) {
+  if (t.data_location() != TensorProto::EXTERNAL) return std::nullopt;
+  std::optional<uint64_t> id;
+  std::optional<uint64_t> offset;
+  std::optional<uint64_t> length;
+  for (const auto& entry : t.external_data()) {
+    if (entry.key() == kMappedRegionKey) {
+      id = ParseU64(entry.value());
+    } else if (entry.key() == "offset") {
+      offset = ParseU64(entry.value());
+    } else if (entry.key() == "length") {
+      length = ParseU64(entry.value());
+    }
+  }
+  if (!id || !offset || !length) return std::nullopt;
+  RegionTable& table = Regions();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  auto it = table.regions.find(*id);
+  if (it == table.regions.end()) return std::nullopt;
+  const MappedRegion& region = *it->second;
+  // A mark made by hand (not by MarkMapped) must not read outside the region.
+  if (*offset > region.bytes().size() || *length > region.bytes().size() - *offset) {
+    return std::nullopt;
+  }
+  return MappedPayload{region.bytes().substr(*offset, *length), region.fd(),
+                       static_cast<int64_t>(*offset)};
+}
+
+void MarkMapped(TensorProto* t, const MappedRegion& region, int64_t offset, int64_t length,
+                const std::string& location) {
+  t->clear_raw_data();
+  t->clear_external_data();
+  t->set_data_location(TensorProto::EXTERNAL);
+  AddEntry(t, "location", location);
+  AddEntry(t, "offset", std::to_string(offset));
+  AddEntry(t, "length", std::to_string(length));
+  AddEntry(t, std::string(kMappedRegionKey), std::to_string(region.id()));
+}
+
+void ClearMappedMark(TensorProto* t) {
+  if (!HasMappedMark(*t)) return;
+  t->clear_external_data();
+  t->clear_data_location();
+}
+
+bool MaterializeMapped(TensorProto* t) {
+  std::optional<MappedPayload> mapped = FindMappedPayload(*t);
+  if (!mapped) return false;
+  std::string bytes(mapped->bytes);
+  ClearMappedMark(t);
+  t->set_raw_data(std::move(bytes));
+  return true;
+}
 
 int64_t NumElements(const TensorProto& tensor) {
   int64_t n = 1;
@@ -59,28 +175,28 @@ std::optional<std::vector<double>> DecodeAsDoubles(const TensorProto& t) {
   if (IsExternal(t)) return std::nullopt;
   const int64_t n = NumElements(t);
   std::vector<double> out;
-  const bool raw = t.has_raw_data();
-  if (raw && static_cast<int64_t>(t.raw_data().size()) != n * ElementSize(t.data_type())) {
+  const std::optional<std::string_view> raw = RawPayload(t);
+  if (raw && static_cast<int64_t>(raw->size()) != n * ElementSize(t.data_type())) {
     return std::nullopt;
   }
   switch (t.data_type()) {
     case TensorProto::FLOAT:
       if (raw) {
-        for (float v : ReadRaw<float>(t.raw_data())) out.push_back(v);
+        for (float v : ReadRaw<float>(*raw)) out.push_back(v);
       } else {
         out.assign(t.float_data().begin(), t.float_data().end());
       }
       break;
     case TensorProto::DOUBLE:
       if (raw) {
-        out = ReadRaw<double>(t.raw_data());
+        out = ReadRaw<double>(*raw);
       } else {
         out.assign(t.double_data().begin(), t.double_data().end());
       }
       break;
     case TensorProto::FLOAT16:
       if (raw) {
-        for (uint16_t v : ReadRaw<uint16_t>(t.raw_data())) out.push_back(HalfToFloat(v));
+        for (uint16_t v : ReadRaw<uint16_t>(*raw)) out.push_back(HalfToFloat(v));
       } else {
         for (int32_t v : t.int32_data()) out.push_back(HalfToFloat(static_cast<uint16_t>(v)));
       }
@@ -98,29 +214,29 @@ std::optional<std::vector<double>> DecodeAsDoubles(const TensorProto& t) {
 std::optional<std::vector<int64_t>> DecodeAsInts(const TensorProto& t) {
   if (IsExternal(t)) return std::nullopt;
   const int64_t n = NumElements(t);
-  const bool raw = t.has_raw_data();
-  if (raw && static_cast<int64_t>(t.raw_data().size()) != n * ElementSize(t.data_type())) {
+  const std::optional<std::string_view> raw = RawPayload(t);
+  if (raw && static_cast<int64_t>(raw->size()) != n * ElementSize(t.data_type())) {
     return std::nullopt;
   }
   std::vector<int64_t> out;
   switch (t.data_type()) {
     case TensorProto::INT64:
       if (raw) {
-        out = ReadRaw<int64_t>(t.raw_data());
+        out = ReadRaw<int64_t>(*raw);
       } else {
         out.assign(t.int64_data().begin(), t.int64_data().end());
       }
       break;
     case TensorProto::INT32:
       if (raw) {
-        for (int32_t v : ReadRaw<int32_t>(t.raw_data())) out.push_back(v);
+        for (int32_t v : ReadRaw<int32_t>(*raw)) out.push_back(v);
       } else {
         out.assign(t.int32_data().begin(), t.int32_data().end());
       }
       break;
     case TensorProto::UINT64:
       if (raw) {
-        for (uint64_t v : ReadRaw<uint64_t>(t.raw_data())) out.push_back(static_cast<int64_t>(v));
+        for (uint64_t v : ReadRaw<uint64_t>(*raw)) out.push_back(static_cast<int64_t>(v));
       } else {
         for (uint64_t v : t.uint64_data()) out.push_back(static_cast<int64_t>(v));
       }
@@ -132,7 +248,7 @@ std::optional<std::vector<int64_t>> DecodeAsInts(const TensorProto& t) {
     case TensorProto::UINT16:
     case TensorProto::UINT32:
       if (raw) {
-        const std::string& r = t.raw_data();
+        const std::string_view r = *raw;
         const int size = ElementSize(t.data_type());
         for (int64_t i = 0; i < n; ++i) {
           const char* p = r.data() + i * size;
@@ -178,8 +294,8 @@ std::optional<std::vector<int64_t>> DecodeAsInts(const TensorProto& t) {
 std::optional<std::vector<float>> DecodeFloats(const TensorProto& t) {
   if (t.data_type() != TensorProto::FLOAT || IsExternal(t)) return std::nullopt;
   std::vector<float> out;
-  if (t.has_raw_data()) {
-    out = ReadRaw<float>(t.raw_data());
+  if (const std::optional<std::string_view> raw = RawPayload(t)) {
+    out = ReadRaw<float>(*raw);
   } else {
     out.assign(t.float_data().begin(), t.float_data().end());
   }
@@ -192,8 +308,8 @@ std::optional<std::string> PayloadBytes(const TensorProto& t) {
   if (IsExternal(t) || size == 0) return std::nullopt;
   const int64_t n = NumElements(t);
   std::string bytes;
-  if (t.has_raw_data()) {
-    bytes = t.raw_data();
+  if (const std::optional<std::string_view> raw = RawPayload(t)) {
+    bytes = *raw;
   } else {
     switch (t.data_type()) {
       case TensorProto::FLOAT:
@@ -226,6 +342,15 @@ std::optional<std::string> PayloadBytes(const TensorProto& t) {
   }
   if (static_cast<int64_t>(bytes.size()) != n * size) return std::nullopt;
   return bytes;
+}
+
+std::optional<std::string_view> PayloadView(const TensorProto& t) {
+  const int size = ElementSize(t.data_type());
+  const std::optional<std::string_view> raw = RawPayload(t);
+  if (size == 0 || !raw || static_cast<int64_t>(raw->size()) != NumElements(t) * size) {
+    return std::nullopt;
+  }
+  return raw;
 }
 
 uint16_t FloatToHalf(float value) {

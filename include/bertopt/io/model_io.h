@@ -4,6 +4,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "bertopt/status.h"
 #include "onnx/onnx_pb.h"
@@ -18,6 +21,51 @@ namespace bertopt::io {
 /// leaves the model's folder. A file cut exactly between two top-level fields after opset_import
 /// is still a valid protobuf and loads as a smaller model: protobuf has no end marker to check.
 StatusOr<onnx::ModelProto> LoadModel(const std::filesystem::path& path);
+
+class MappedFile;
+
+/// A model whose large initializer payloads were left in its mapped file (and mapped external
+/// data files) instead of being copied into memory: LoadModelMapped. The tensors are marked
+/// (ir::MarkMapped); ir's decoders, SaveModel and SerializeModel read them as raw_data, so
+/// passes see an ordinary model. The files stay mapped, read-only, for the lifetime of this
+/// object; `model()` and every copy of its tensors must not be used after it.
+class MappedModel {
+ public:
+  MappedModel(MappedModel&&) noexcept;
+  MappedModel& operator=(MappedModel&&) noexcept;
+  ~MappedModel();
+
+  onnx::ModelProto& model() { return model_; }
+  const onnx::ModelProto& model() const { return model_; }
+
+ private:
+  friend StatusOr<MappedModel> LoadModelMapped(const std::filesystem::path&, int64_t);
+  MappedModel();
+  std::vector<std::unique_ptr<MappedFile>> files_;
+  onnx::ModelProto model_;  // after files_, so it goes first
+};
+
+/// Payloads smaller than this are copied: mapping a few bytes saves nothing, and small tensors
+/// (shapes, axes) are the ones passes and shape inference read most.
+inline constexpr int64_t kMapThresholdBytes = 4096;
+
+/// LoadModel without copying large payloads: the file is mapped and parsed in place, and graph
+/// initializers whose raw_data (or external data) has at least `map_threshold_bytes` bytes stay in
+/// the mapping until they are written (SaveModel copies them file to file) or rewritten (see
+/// ir::Graph::MutableInitializer). The same checks and errors as LoadModel, and the same model:
+/// saving it writes the bytes LoadModel + SaveModel would. The input must not be truncated while
+/// the result lives (mapped reads past the new end would fault); replacing it through a rename,
+/// as SaveModel does, is safe.
+StatusOr<MappedModel> LoadModelMapped(const std::filesystem::path& path,
+                                      int64_t map_threshold_bytes = kMapThresholdBytes);
+
+/// The serialized model with mapped payloads written as raw_data (what SaveModel would write
+/// inline), for handing a model to ONNX Runtime in memory. Fails over protobuf's 2 GB limit.
+StatusOr<std::string> SerializeModel(const onnx::ModelProto& model);
+
+/// The size SerializeModel's result (and an inline SaveModel) has: ByteSizeLong, with mapped
+/// payloads counted.
+int64_t SerializedSize(const onnx::ModelProto& model);
 
 struct SaveOptions {
   /// Store large tensors in `<output file name>.data` beside the model even under 2 GB.
@@ -42,7 +90,9 @@ struct SaveOptions {
 /// left and `path` keeps its previous content, if any (the one exception: should renaming the
 /// model fail after its new data file was renamed into place, that data file is removed).
 /// Tensors that already refer to external data (not loaded through LoadModel) are written
-/// unchanged, so their files must be where the output expects them.
+/// unchanged, so their files must be where the output expects them. Mapped payloads
+/// (LoadModelMapped) are copied from their file in the kernel (copy_file_range) where the file
+/// system allows, else written from the mapping; either way they never enter private memory.
 Status SaveModel(const onnx::ModelProto& model, const std::filesystem::path& path,
                  const SaveOptions& options = {});
 

@@ -160,7 +160,8 @@ class Graph {
   std::optional<std::vector<int64_t>> Shape(const Value* value) const;
   /// Declared element type (onnx::TensorProto::DataType), or 0 when unknown.
   int32_t ElementType(const Value* value) const;
-  /// Mutable initializer payload for in-place conversions (float16), or nullptr.
+  /// Mutable initializer payload for in-place conversions (float16), or nullptr. A payload still
+  /// in the mapped input file (ir::MappedRegion) is copied into raw_data first.
   onnx::TensorProto* MutableInitializer(const Value* value);
 
   // --- Mutation -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "onnx/onnx_pb.h"
@@ -28,6 +29,60 @@ std::optional<std::vector<float>> DecodeFloats(const onnx::TensorProto& tensor);
 /// stored in raw_data or in a typed field (float16 in int32_data included); bit-exact, no
 /// conversion through another type. nullopt for strings, external data or a size mismatch.
 std::optional<std::string> PayloadBytes(const onnx::TensorProto& tensor);
+/// The same bytes without copying them, when the tensor stores them as such (raw_data, or left in
+/// a mapped file); nullopt otherwise (a typed field: use PayloadBytes). Valid until the tensor
+/// changes.
+std::optional<std::string_view> PayloadView(const onnx::TensorProto& tensor);
+
+// --- Payloads left in a mapped file ----------------------------------------------------------
+// io::LoadModelMapped leaves the bytes of large initializers in the mapped input file instead of
+// copying them into raw_data. Such a tensor is marked as external data whose entry
+// kMappedRegionKey names a live MappedRegion; everything above reads it as if the bytes were its
+// raw_data, and io::SaveModel writes them back as raw_data. A mark whose region is gone (or that
+// names no region: a model from elsewhere) reads as external data, never as stale bytes.
+
+inline constexpr std::string_view kMappedRegionKey = "bertopt_mapped_region";
+
+/// Makes `bytes` (memory the caller keeps valid, e.g. a mapped file open as `fd`) readable through
+/// marked tensors for the lifetime of this object.
+class MappedRegion {
+ public:
+  MappedRegion(std::string_view bytes, int fd);
+  ~MappedRegion();
+  MappedRegion(const MappedRegion&) = delete;
+  MappedRegion& operator=(const MappedRegion&) = delete;
+
+  uint64_t id() const { return id_; }
+  std::string_view bytes() const { return bytes_; }
+  int fd() const { return fd_; }
+
+ private:
+  uint64_t id_;
+  std::string_view bytes_;
+  int fd_;
+};
+
+/// Where a marked tensor's payload is: its bytes, and the same bytes as a range of a file (so a
+/// writer can copy them file to file without touching the mapping).
+struct MappedPayload {
+  std::string_view bytes;
+  int fd = -1;
+  int64_t offset = 0;
+};
+
+/// True when `tensor` carries the mark, whether or not its region still lives.
+bool HasMappedMark(const onnx::TensorProto& tensor);
+/// The payload of a marked tensor while its region lives; nullopt otherwise.
+std::optional<MappedPayload> FindMappedPayload(const onnx::TensorProto& tensor);
+/// Marks `tensor` (which must have no raw_data, data_location or external_data) as holding the
+/// `length` bytes at `offset` of `region`. `location` names the file in messages only.
+void MarkMapped(onnx::TensorProto* tensor, const MappedRegion& region, int64_t offset,
+                int64_t length, const std::string& location);
+/// Drops the mark (and with it the payload); the tensor is left without data.
+void ClearMappedMark(onnx::TensorProto* tensor);
+/// Copies a marked tensor's payload into raw_data and drops the mark, for code that rewrites a
+/// tensor in place. False (tensor unchanged) when the region is gone.
+bool MaterializeMapped(onnx::TensorProto* tensor);
 
 /// IEEE binary16 conversions (round to nearest even; overflow saturates to infinity).
 uint16_t FloatToHalf(float value);

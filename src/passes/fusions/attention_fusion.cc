@@ -31,6 +31,7 @@
 // graph input (through an optional Cast), scales that are not constants.
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <string>
 #include <vector>
@@ -383,7 +384,7 @@ std::optional<double> ScalarOf(const ir::Graph& graph, const Match& m, std::stri
 
 // concat(parts, axis = last) of tensors of shape `part_dims` (1-D or 2-D), all of element type
 // `type`, as a new initializer. Copies bytes row by row: bit-exact for float and float16 alike.
-ir::Value* ConcatLastAxis(ir::Graph& graph, const std::vector<std::string>& parts,
+ir::Value* ConcatLastAxis(ir::Graph& graph, const std::vector<std::string_view>& parts,
                           const std::vector<int64_t>& part_dims, int32_t type,
                           const std::string& name) {
   const int64_t rows = part_dims.size() == 2 ? part_dims[0] : 1;
@@ -391,7 +392,7 @@ ir::Value* ConcatLastAxis(ir::Graph& graph, const std::vector<std::string>& part
   std::string packed;
   packed.reserve(row_bytes * parts.size() * static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
-    for (const std::string& part : parts) packed.append(part, r * row_bytes, row_bytes);
+    for (std::string_view part : parts) packed.append(part.substr(r * row_bytes, row_bytes));
   }
   onnx::TensorProto tensor;
   tensor.set_name(graph.UniqueName(name));
@@ -403,12 +404,24 @@ ir::Value* ConcatLastAxis(ir::Graph& graph, const std::vector<std::string>& part
 }
 
 struct Projections {
-  std::vector<std::string> weights;  // Wq, Wk, Wv, each [H, H], as payload bytes
-  std::vector<std::string> biases;   // bq, bk, bv, each [H] (zeros where absent)
+  // Views of the payloads where they are (raw_data, or the mapped input file), so packing copies
+  // each weight once; `owned` holds the few that had to be made (typed fields, absent biases).
+  std::vector<std::string_view> weights;  // Wq, Wk, Wv, each [H, H], as payload bytes
+  std::vector<std::string_view> biases;   // bq, bk, bv, each [H] (zeros where absent)
+  std::deque<std::string> owned;          // a deque: adding one never moves the others
   int64_t hidden = 0;
   int32_t type = 0;    // float or float16, the same for all
   std::string reason;  // why they cannot be packed
 };
+
+// A tensor's payload bytes in place, or decoded into `owned` when a typed field holds them.
+std::optional<std::string_view> Payload(const onnx::TensorProto& t,
+                                        std::deque<std::string>& owned) {
+  if (auto view = ir::PayloadView(t)) return view;
+  auto bytes = ir::PayloadBytes(t);
+  if (!bytes) return std::nullopt;
+  return owned.emplace_back(*std::move(bytes));
+}
 
 // The Q, K and V weights ([H, H] constants) and biases ([H] constants) of one float type.
 Projections ReadProjections(const ir::Graph& graph, const Match& m) {
@@ -430,10 +443,10 @@ Projections ReadProjections(const ir::Graph& graph, const Match& m) {
     if (graph.ElementType(w) != p.type) {
       return {.reason = fmt::format("the {} weight has another element type than Q's", name)};
     }
-    auto w_bytes = ir::PayloadBytes(*graph.ConstantTensor(w));
+    auto w_bytes = Payload(*graph.ConstantTensor(w), p.owned);
     if (!w_bytes)
       return {.reason = fmt::format("the {} weight '{}' cannot be read", name, w->name())};
-    p.weights.push_back(*std::move(w_bytes));
+    p.weights.push_back(*w_bytes);
     if (const ir::Value* b = m[name + "_bias"]) {
       auto b_shape = graph.Shape(b);
       if (!b_shape || *b_shape != std::vector<int64_t>{p.hidden} ||
@@ -441,12 +454,13 @@ Projections ReadProjections(const ir::Graph& graph, const Match& m) {
         return {.reason = fmt::format("the {} bias '{}' is not a [{}] tensor of the weights' type",
                                       name, b->name(), p.hidden)};
       }
-      auto b_bytes = ir::PayloadBytes(*graph.ConstantTensor(b));
+      auto b_bytes = Payload(*graph.ConstantTensor(b), p.owned);
       if (!b_bytes)
         return {.reason = fmt::format("the {} bias '{}' cannot be read", name, b->name())};
-      p.biases.push_back(*std::move(b_bytes));
+      p.biases.push_back(*b_bytes);
     } else {
-      p.biases.emplace_back(static_cast<size_t>(p.hidden) * ir::ElementSize(p.type), '\0');
+      p.biases.push_back(
+          p.owned.emplace_back(static_cast<size_t>(p.hidden) * ir::ElementSize(p.type), '\0'));
     }
   }
   return p;
