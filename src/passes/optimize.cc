@@ -273,10 +273,12 @@ StatusOr<OptimizeOptions> Resolve(const onnx::ModelProto& model, const OptimizeO
 }  // namespace
 
 StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions& options) {
+  OptimizeReport report;
+  // What ONNX Runtime loads with a warning (a value given twice) is read as ORT reads it.
+  report.warnings = ir::FollowOrtLoadRules(model);
   if (Status s = ir::ValidateGraph(model.graph()); !s.ok()) {
     return InvalidModel(fmt::format("the input is not a valid model: {}", s.message()));
   }
-  OptimizeReport report;
   ASSIGN_OR_RETURN(const OptimizeOptions resolved, Resolve(model, options, report));
   ASSIGN_OR_RETURN(passes::Pipeline pipeline, passes::MakePipeline(resolved));
 
