@@ -275,7 +275,12 @@ StatusOr<OptimizeOptions> Resolve(const onnx::ModelProto& model, const OptimizeO
 StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions& options) {
   OptimizeReport report;
   // What ONNX Runtime loads with a warning (a value given twice) is read as ORT reads it.
-  report.warnings = ir::FollowOrtLoadRules(model);
+  auto read_as_ort = ir::FollowOrtLoadRules(model);
+  if (!read_as_ort.ok()) {
+    return InvalidModel(
+        fmt::format("the input is not a valid model: {}", read_as_ort.status().message()));
+  }
+  report.warnings = *std::move(read_as_ort);
   if (Status s = ir::ValidateGraph(model.graph()); !s.ok()) {
     return InvalidModel(fmt::format("the input is not a valid model: {}", s.message()));
   }
