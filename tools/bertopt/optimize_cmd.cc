@@ -398,9 +398,10 @@ int OptimizeMain(int argc, char** argv) {
   auto report = Optimize(*model, f.options);
   if (!report.ok() && report.status().code() == StatusCode::kInternal) {
     // A pass broke the graph (our fault, not the input's): say which one first did.
-    std::fprintf(
-        stderr, "bertopt optimize: %s: %s %s\n", f.input.c_str(), report.status().message().c_str(),
-        Blame(f, [](const onnx::ModelProto& m) { return ir::ValidateGraph(m.graph()); }).c_str());
+    std::fprintf(stderr, "bertopt optimize: %s: %s. %s\n", f.input.c_str(),
+                 report.status().message().c_str(), Blame(f, [](const onnx::ModelProto& m) {
+                                                      return ir::ValidateGraph(m.graph());
+                                                    }).c_str());
     return kExitFailed;
   }
   if (!report.ok()) return Fail(std::move(report).status().WithContext(f.input));
