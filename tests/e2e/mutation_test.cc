@@ -26,7 +26,7 @@
 //   optimized model must then not be finite either. "unstable": the mutant amplifies rounding so
 //   much (a LayerNorm dividing by x - mean instead of by the deviation) that ORT's own fusions
 //   (level extended) fail compare on it too; ours must then move no output more than ten times as
-//   far as ORT's do.
+//   far as ORT's do (unless ORT's move one by more than 1: the outputs then mean nothing).
 //
 // BERTOPT_MUTATIONS (default 48) mutants per model, BERTOPT_MUTATION_SEED (default 12) the base
 // seed; mutant i of a model uses the seed printed with it, and BERTOPT_MUTATION_ONLY=i runs that
@@ -465,7 +465,9 @@ Verdict Judge(const onnx::ModelProto& mutant, const OptimizeReport& unmutated,
       return {Outcome::kFailed, "the mutant's outputs are not finite, the optimized ones are"};
     }
     // Unstable: ORT's own fusions fail compare on the mutant too, and ours move no output more
-    // than ten times as far as they do.
+    // than ten times as far as they do, or theirs move it by more than 1 (then the mutant's
+    // outputs mean nothing: a variance of exactly 0 whose rounding decides between a large
+    // value and NaN after its square root).
     auto drift = OrtOwnDrift(mutant_path, dir);
     std::string theirs = drift.ok() ? "" : drift.status().ToString();
     if (drift.ok() && !drift->AllPassed()) {
@@ -474,7 +476,7 @@ Verdict Judge(const onnx::ModelProto& mutant, const OptimizeReport& unmutated,
         auto it = std::find_if(drift->outputs.begin(), drift->outputs.end(),
                                [&](const auto& o) { return o.name == ours.name; });
         const double bar = it == drift->outputs.end() ? 0 : 10 * it->max_abs_diff;
-        within &= ours.max_abs_diff <= bar;
+        within &= ours.max_abs_diff <= bar || bar > 10;
         theirs += fmt::format(" '{}' {:.3g}", ours.name, bar / 10);
       }
       if (within) return {Outcome::kUnstable};
@@ -609,6 +611,15 @@ TEST(MutationRegressions, KeepTheirOutcome) {
       {"bert_qa_op13",
        {.kind = Kind::kSwapInputs, .node = "/bert/encoder/layer.0/output/LayerNorm/Div_output_0"},
        Outcome::kUnstable});
+  // The same in torch 1.13's DistilBERT: the mutant happens to stay finite, ours (only the
+  // rounding upstream differs) does not, and ORT's own fusions move logits by 1e6 (seed 12,
+  // mutant 351 of 400).
+  cases.push_back({"distilbert_op14",
+                   {.kind = Kind::kConstant,
+                    .node = "/distilbert/transformer/layer.1/output_layer_norm/Pow_output_0",
+                    .input = 1,
+                    .new_value = 1},
+                   Outcome::kUnstable});
   // LayerNorm variance as the mean of (x - mean)^1: about 0, its square root NaN in one of the
   // two samples (seed 12, mutant 3 of 48), which a one-sample check of the mutant missed.
   cases.push_back({"torch2_distilbert_eager_ts_op14",
