@@ -1,13 +1,16 @@
 # The two commands that do everything on a fresh Debian 12 machine:
 #   make demo   set up, build, generate a sample BERT, optimize it, compare, measure
 #   make test   set up, build, run all tests
+#   make test-long   the same with more mutants per model in the mutation tests
 BUILD ?= build
 JOBS ?= $(shell nproc)
 SIZE ?= base
 
 PYVENV ?= $(BUILD)/venv
+# Mutants per model for make test-long (make test: 48, see tests/e2e/mutation_test.cc).
+MUTATIONS ?= 400
 
-.PHONY: all setup build test test-python test-large test-ort130 demo bench clean
+.PHONY: all setup build test test-long test-python test-large test-ort130 demo bench clean
 all: build
 
 setup:
@@ -26,6 +29,10 @@ test: build
 # fuse completely, save with external data, compare through ORT. Not part of `make test` (CI).
 test-large: build
 	@BUILD=$(abspath $(BUILD)) bash tests/large/run.sh
+
+test-long: build
+	@cd $(BUILD) && BERTOPT_MUTATIONS=$(MUTATIONS) ctest --output-on-failure -j $(JOBS)
+	@$(MAKE) --no-print-directory test-python
 
 # The Python package installed with pip install . into a venv under build/, tested against PyPI
 # onnxruntime's optimize_model. Its build tools live in the venv (no build isolation), so the

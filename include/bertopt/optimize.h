@@ -3,6 +3,7 @@
 // and report what was fused, what was not, and why.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -113,6 +114,22 @@ struct OptimizeReport {
 /// Optimizes `model` in place. On error `model` may be partially rewritten: callers that must keep
 /// the original keep a copy or reload it.
 StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions& options);
+
+/// The step of the pipeline whose output first failed a check.
+struct Culprit {
+  std::string pass;  ///< the pass name ("attention", "dead_code", ...), or "convert"
+  int step = 0;      ///< 1-based position in the pipeline (a pass such as dead_code runs twice)
+  int steps = 0;     ///< steps in the pipeline, the conversions counting as one
+};
+
+/// When Optimize's output fails `check` (ORT refuses it, or it is invalid): reruns the pipeline of
+/// `options` on copies of the unoptimized `original`, stopping after a growing number of passes
+/// (a bisection over the pass list), to find the pass whose output first fails `check`. nullopt
+/// when the input already fails it or the whole pipeline's output passes it (the fault lies
+/// elsewhere, e.g. in int8 quantization).
+StatusOr<std::optional<Culprit>> FindCulprit(
+    const onnx::ModelProto& original, const OptimizeOptions& options,
+    const std::function<Status(const onnx::ModelProto&)>& check);
 
 /// The op types reported in OptimizeReport::fused_ops, in display order.
 const std::vector<std::string>& ReportedOpTypes();

@@ -298,9 +298,13 @@ void Graph::EnsureOpsetImport(std::string_view domain, int64_t version) {
 
 const onnx::TensorProto* Graph::ConstantTensor(const Value* value) const {
   if (!value) return nullptr;
-  // Initializers count as constants even when also listed as graph inputs (old IR versions
-  // require that listing); optimize removes such listings for the tensors it fuses.
-  if (value->initializer_) return value->initializer_;
+  // ONNX Runtime's rule (onnxruntime/core/graph/graph.cc, see ir::FollowOrtLoadRules): an
+  // initializer that is also a graph input is a default a caller may override from IR version 4
+  // on, and a constant below it (where every initializer had to be listed as an input).
+  if (value->initializer_) {
+    if (value->is_graph_input_ && model_->ir_version() >= 4) return nullptr;
+    return value->initializer_;
+  }
   const Node* p = value->producer_;
   if (p && p->Is("Constant")) {
     const auto* a = p->Attr("value");

@@ -1,5 +1,6 @@
 #include "bertopt/ir/validate.h"
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -48,13 +49,29 @@ class Validator {
         types[vi.name()] = vi.type().tensor_type().elem_type();
       }
     };
+    std::unordered_set<std::string> initializers;
+    for (const auto& init : g.initializer()) {
+      initializers.insert(init.name());
+      types[init.name()] = init.data_type();
+    }
     for (const auto& in : g.input()) {
-      known.insert(in.name());
+      // ORT refuses a graph input declared twice ("Duplicate definition-site"), unless it is an
+      // initializer too.
+      if (!known.insert(in.name()).second && !initializers.count(in.name()) &&
+          !outer.count(in.name())) {
+        return InvalidModel(fmt::format("graph input '{}' is declared twice", in.name()));
+      }
       declare(in);
     }
-    for (const auto& init : g.initializer()) {
-      known.insert(init.name());
-      types[init.name()] = init.data_type();
+    known.insert(initializers.begin(), initializers.end());
+    // ORT refuses two nodes with one name ("two nodes with same node name"); unnamed ones are fine.
+    std::unordered_set<std::string> node_names;
+    for (const auto& node : g.node()) {
+      if (!node.name().empty() && !node_names.insert(node.name()).second) {
+        return InvalidModel(fmt::format("two nodes are named '{}' (the second is {} writing '{}')",
+                                        node.name(), node.op_type(),
+                                        node.output_size() ? node.output(0) : std::string()));
+      }
     }
     for (const auto& vi : g.value_info()) declare(vi);
     // Every output first: ONNX Runtime sorts a graph itself, so node order is not validity.
@@ -110,7 +127,172 @@ class Validator {
   }
 };
 
+bool IsConstantNode(const onnx::NodeProto& node) {
+  return node.op_type() == "Constant" && (node.domain().empty() || node.domain() == "ai.onnx") &&
+         node.input_size() == 0 && node.output_size() == 1;
+}
+
+const onnx::TensorProto* ConstantValue(const onnx::NodeProto& node) {
+  for (const auto& a : node.attribute()) {
+    if (a.name() == "value" && a.has_t()) return &a.t();
+  }
+  return nullptr;
+}
+
+// Bytes of a tensor's elements (0 for strings and types we do not size).
+int64_t DataBytes(const onnx::TensorProto& t) {
+  int64_t elements = 1;
+  for (int64_t d : t.dims()) elements *= d;
+  switch (t.data_type()) {
+    case onnx::TensorProto::DOUBLE:
+    case onnx::TensorProto::INT64:
+    case onnx::TensorProto::UINT64:
+      return elements * 8;
+    case onnx::TensorProto::FLOAT:
+    case onnx::TensorProto::INT32:
+    case onnx::TensorProto::UINT32:
+      return elements * 4;
+    case onnx::TensorProto::FLOAT16:
+    case onnx::TensorProto::BFLOAT16:
+    case onnx::TensorProto::INT16:
+    case onnx::TensorProto::UINT16:
+      return elements * 2;
+    case onnx::TensorProto::INT8:
+    case onnx::TensorProto::UINT8:
+    case onnx::TensorProto::BOOL:
+      return elements;
+    default:
+      return 0;
+  }
+}
+
+// One tensor given for a name: an initializer (index into the list) or a Constant node's value.
+struct Definition {
+  const onnx::TensorProto* tensor;
+  int initializer = -1;
+  int node = -1;
+};
+
 }  // namespace
+
+// ORT's rules (Graph's constructor in onnxruntime/core/graph/graph.cc), as the linked ORT 1.29
+// and PyPI's 1.32 behave; tests/unit/ort_load_rules_test.cc asks the linked one each time:
+// - Constant nodes become initializers, after the graph's own ones. A name given again logs
+//   "Duplicate initializer (dense, sparse or ConstantNode): '<name>' the model will use the latest
+//   encountered initializer", but that holds only for tensors under 128 bytes: ORT moves larger
+//   ones out of the proto as it meets them (kSmallTensorExternalDataThreshold), and the first one
+//   moved stays. So: under 128 bytes the last one wins, from 128 bytes on the first (initializers
+//   in list order, then Constants in node order). Duplicates of different shape or type are
+//   refused ("Shape of initializer ... does not match"), and so are they here.
+// - A Constant node writing a graph input is such an initializer too: the input's default value.
+// - An initializer that is also a graph input "will not be treated as constant value/weight" from
+//   IR version 4 on (the caller may feed it); below IR 4 every initializer had to be listed as an
+//   input, and ORT treats it as a constant (feeding it is refused).
+// - A name written by a node other than a Constant and by anything else is refused ("Duplicate
+//   definition of name"): left alone here, ValidateGraph names the node.
+StatusOr<std::vector<std::string>> FollowOrtLoadRules(onnx::ModelProto& model) {
+  std::vector<std::string> warnings;
+  onnx::GraphProto* g = model.mutable_graph();
+  std::unordered_set<std::string> written_by_other;  // outputs of nodes that are not Constants
+  for (const auto& node : g->node()) {
+    if (!IsConstantNode(node) || !ConstantValue(node)) {
+      written_by_other.insert(node.output().begin(), node.output().end());
+    }
+  }
+  std::unordered_set<std::string> inputs;
+  for (const auto& in : g->input()) inputs.insert(in.name());
+
+  // Every definition of each name, in the order ORT meets them.
+  std::unordered_map<std::string, std::vector<Definition>> defs;
+  std::vector<std::string> order;
+  auto add = [&](const std::string& name, Definition d) {
+    auto& list = defs[name];
+    if (list.empty()) order.push_back(name);
+    list.push_back(d);
+  };
+  for (int i = 0; i < g->initializer_size(); ++i) {
+    add(g->initializer(i).name(), {&g->initializer(i), i, -1});
+  }
+  for (int i = 0; i < g->node_size(); ++i) {
+    const auto& node = g->node(i);
+    if (IsConstantNode(node) && ConstantValue(node) && !written_by_other.count(node.output(0))) {
+      add(node.output(0), {ConstantValue(node), -1, i});
+    }
+  }
+
+  std::unordered_set<int> drop_initializers;
+  std::unordered_set<int> drop_nodes;
+  std::vector<onnx::TensorProto> from_constants;  // Constants writing graph inputs
+  auto describe = [&](const Definition& d) {
+    return d.node >= 0 ? NodeName(g->node(d.node))
+                       : fmt::format("initializer {} of the list", d.initializer);
+  };
+  for (const std::string& name : order) {
+    const std::vector<Definition>& list = defs.at(name);
+    const Definition& first = list.front();
+    for (const Definition& d : list) {
+      const bool same_dims = std::equal(d.tensor->dims().begin(), d.tensor->dims().end(),
+                                        first.tensor->dims().begin(), first.tensor->dims().end());
+      if (d.tensor->data_type() != first.tensor->data_type() || !same_dims) {
+        return InvalidModel(fmt::format(
+            "'{}' is given twice with different shapes or types ({} and {}), which ONNX Runtime "
+            "refuses",
+            name, describe(first), describe(d)));
+      }
+    }
+    const bool large = DataBytes(*first.tensor) >= 128;
+    const Definition& kept = large ? list.front() : list.back();
+    if (list.size() > 1) {
+      warnings.push_back(fmt::format(
+          "'{}' is given {} times; the {} ({}) is used, as ONNX Runtime does for a tensor {} "
+          "128 bytes",
+          name, list.size(), large ? "first" : "last", describe(kept),
+          large ? "of at least" : "under"));
+    }
+    for (const Definition& d : list) {
+      if (&d == &kept) continue;
+      if (d.node >= 0) drop_nodes.insert(d.node);
+      if (d.initializer >= 0) drop_initializers.insert(d.initializer);
+    }
+    if (kept.node >= 0 && inputs.count(name)) {
+      warnings.push_back(fmt::format(
+          "{} writes graph input '{}': it is that input's initializer (its default value), as "
+          "ONNX Runtime reads it",
+          NodeName(g->node(kept.node)), name));
+      from_constants.push_back(*kept.tensor);
+      from_constants.back().set_name(name);
+      drop_nodes.insert(kept.node);
+    }
+  }
+  auto* nodes = g->mutable_node();
+  int kept_nodes = 0;
+  for (int i = 0; i < nodes->size(); ++i) {
+    if (drop_nodes.count(i)) continue;
+    if (kept_nodes != i) nodes->SwapElements(kept_nodes, i);
+    ++kept_nodes;
+  }
+  while (nodes->size() > kept_nodes) nodes->RemoveLast();
+  auto* inits = g->mutable_initializer();
+  int kept_inits = 0;
+  for (int i = 0; i < inits->size(); ++i) {
+    if (drop_initializers.count(i)) continue;
+    if (kept_inits != i) inits->SwapElements(kept_inits, i);
+    ++kept_inits;
+  }
+  while (inits->size() > kept_inits) inits->RemoveLast();
+  for (auto& t : from_constants) *g->add_initializer() = std::move(t);
+
+  if (model.ir_version() >= 4) {
+    for (const auto& init : g->initializer()) {
+      if (!inputs.count(init.name())) continue;
+      warnings.push_back(fmt::format(
+          "initializer '{}' is also a graph input (IR version {}): a caller may feed another "
+          "value, so it is not a constant to the fusions, as in ONNX Runtime",
+          init.name(), model.ir_version()));
+    }
+  }
+  return warnings;
+}
 
 Status ValidateGraph(const onnx::GraphProto& graph) { return Validator().Check(graph, {}); }
 

@@ -5,11 +5,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "bertopt/io/model_io.h"
+#include "bertopt/ir/validate.h"
 #include "bertopt/optimize.h"
 #include "commands.h"
 #include "fmt/format.h"
@@ -253,6 +255,36 @@ void PrintTune(const perf::TuneReport& t) {
   std::printf("tune: chose '%s'\n\n", t.variants[t.chosen].name.c_str());
 }
 
+// After the optimized model failed `check`: reruns the passes on a fresh copy of the input to find
+// the first one whose output fails it (FindCulprit), and says what to do about it.
+std::string Blame(const Flags& f, const std::function<Status(const onnx::ModelProto&)>& check) {
+  auto original = io::LoadModel(f.input);
+  if (!original.ok()) return "Please report it.";
+  auto culprit = FindCulprit(*original, f.options, check);
+  if (!culprit.ok()) {
+    return fmt::format("Finding the pass at fault failed too ({}); please report it.",
+                       culprit.status().message());
+  }
+  if (!culprit->has_value()) {
+    if (f.int8) {
+      return "Every pass's output passes; the int8 quantization is at fault: please report it.";
+    }
+    return "Rerun with the --disable_* flags one at a time to find the fusion at fault, and "
+           "please report it.";
+  }
+  const Culprit& c = **culprit;
+  std::string flag;
+  for (const char* fusion :
+       {"attention", "skip_layer_norm", "embed_layer_norm", "bias_gelu", "gelu", "layer_norm"}) {
+    if (c.pass == fusion) flag = fmt::format(" (--disable_{} switches it off)", fusion);
+  }
+  if (c.pass == "fast_gelu") flag = " (--disable_gelu switches it off)";
+  return fmt::format(
+      "The first step whose output fails is pass '{}' (step {} of {}, found by rerunning the "
+      "pipeline on the input); please report it{}.",
+      c.pass, c.step, c.steps, flag);
+}
+
 int Fail(const Status& s) {
   std::fprintf(stderr, "bertopt optimize: %s\n", s.message().c_str());
   return s.code() == StatusCode::kInternal ? kExitFailed : kExitBadInput;
@@ -369,6 +401,14 @@ int OptimizeMain(int argc, char** argv) {
   }
   const int64_t bytes_before = io::SerializedSize(*model);
   auto report = Optimize(*model, f.options);
+  if (!report.ok() && report.status().code() == StatusCode::kInternal) {
+    // A pass broke the graph (our fault, not the input's): say which one first did.
+    std::fprintf(stderr, "bertopt optimize: %s: %s. %s\n", f.input.c_str(),
+                 report.status().message().c_str(), Blame(f, [](const onnx::ModelProto& m) {
+                                                      return ir::ValidateGraph(m.graph());
+                                                    }).c_str());
+    return kExitFailed;
+  }
   if (!report.ok()) return Fail(std::move(report).status().WithContext(f.input));
   // Optimize() counts ByteSizeLong, which leaves out the payloads still in the mapped input.
   report->bytes_before = bytes_before;
@@ -399,9 +439,12 @@ int OptimizeMain(int argc, char** argv) {
       }
       std::fprintf(stderr,
                    "bertopt optimize: %s: ONNX Runtime refuses the optimized model (%s); nothing "
-                   "is written. Rerun with the --disable_* flags one at a time to find the "
-                   "fusion at fault, and please report it.\n",
-                   f.input.c_str(), s.message().c_str());
+                   "is written. %s\n",
+                   f.input.c_str(), s.message().c_str(),
+                   Blame(f, [](const onnx::ModelProto& m) {
+                     RETURN_IF_ERROR(ir::ValidateGraph(m.graph()));
+                     return ort::CheckLoads(m.SerializeAsString());
+                   }).c_str());
       return kExitFailed;
     }
   }

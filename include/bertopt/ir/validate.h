@@ -9,6 +9,9 @@
 // Used twice by Optimize: on the input (an invalid model is refused, naming the node), and after
 // every pass (a pass that broke the graph is named, and nothing is written).
 
+#include <string>
+#include <vector>
+
 #include "bertopt/status.h"
 #include "onnx/onnx_pb.h"
 
@@ -16,5 +19,16 @@ namespace bertopt::ir {
 
 /// Ok, or kInvalidModel naming the node, the value and what is wrong with it.
 Status ValidateGraph(const onnx::GraphProto& graph);
+
+/// Makes a model that ONNX Runtime loads with a warning, but that gives one value twice, say what
+/// ORT makes of it, the way ORT does (each rule is cited in validate.cc): of several initializers
+/// or Constant nodes giving one name ORT keeps the last under 128 bytes and the first from 128
+/// bytes on (a Constant counting after every initializer), and a Constant node writing a graph
+/// input becomes that input's initializer. Returns one warning per change, and one per
+/// initializer that is also a graph input at IR version 4 or later (a caller may feed it, so it is
+/// no constant: Graph::ConstantTensor); kInvalidModel for duplicates ORT refuses (shapes or types
+/// that differ). Leaves the rest of what ORT refuses (a value written by two nodes other than
+/// Constants, ...) to ValidateGraph. Top-level graph only.
+StatusOr<std::vector<std::string>> FollowOrtLoadRules(onnx::ModelProto& model);
 
 }  // namespace bertopt::ir
