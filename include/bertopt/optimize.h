@@ -59,6 +59,10 @@ struct OptimizeOptions {
   bool disable_bias_gelu = false;
   bool disable_gelu = false;
   bool disable_layer_norm = false;
+  /// Write a residual Add that feeds a LayerNormalization as Sum, so that ORT's own
+  /// SkipLayerNormFusion (level extended) leaves Add + LayerNormalization as they are; set by
+  /// targets where SkipLayerNormalization is the slow form (src/passes/targets.h).
+  bool residual_sum = false;
   bool input_int32 = false;
   bool float16 = false;
   Float16Options float16_options;

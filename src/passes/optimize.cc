@@ -264,7 +264,13 @@ StatusOr<OptimizeOptions> Resolve(const onnx::ModelProto& model, const OptimizeO
                      passes::TargetFor(options.target_ort_version, &note));
     if (!note.empty()) report.warnings.push_back(note);
     report.target = fmt::format("ORT {}", options.target_ort_version);
-    if (!forms.skip_layer_norm) {
+    if (!forms.skip_layer_norm && forms.residual_sum) {
+      resolved.disable_skip_layer_norm = true;
+      resolved.residual_sum = true;
+      report.target += fmt::format(
+          ": residual Sum + LayerNormalization instead of SkipLayerNormalization ({})",
+          forms.evidence);
+    } else if (!forms.skip_layer_norm) {
       resolved.disable_skip_layer_norm = true;
       report.target += fmt::format(": residual Add + LayerNormalization kept ({})", forms.evidence);
     }

@@ -40,6 +40,8 @@ StatusOr<Pipeline> MakePipeline(const OptimizeOptions& options) {
   add(!options.disable_attention, MakeAttentionFusion());
   add(!options.disable_embed_layer_norm, MakeEmbedLayerNormFusion());
   add(!options.disable_skip_layer_norm, MakeSkipLayerNormFusion());
+  // What skip_layer_norm left (or was told to leave) stays Add + LayerNormalization in ORT too.
+  add(options.residual_sum, MakeResidualSumPass());
   add(!options.disable_bias_gelu, MakeBiasGeluFusion());
   add(true, MakeDeadCodePass());
   add(true, MakeTopologicalSortPass());

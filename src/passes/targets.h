@@ -19,6 +19,11 @@ struct TargetForms {
   std::string ort_version;  ///< "major.minor" of the measurement
   /// SkipLayerNormalization, rather than the residual Add + LayerNormalization.
   bool skip_layer_norm = true;
+  /// With skip_layer_norm false: write the residual Add as Sum. ORT's own SkipLayerNormFusion
+  /// (level extended and above) turns a residual Add + LayerNormalization back into
+  /// SkipLayerNormalization; it does not match Sum, so only this keeps the unfused form when the
+  /// model runs.
+  bool residual_sum = false;
   /// Why, with the measurement it rests on (bench/RESULTS.md).
   std::string evidence;
 };

@@ -10,6 +10,7 @@
 #include "bertopt/optimize.h"
 #include "e2e_util.h"
 #include "ort/compare.h"
+#include "ort/session.h"
 
 namespace bertopt::e2e {
 namespace {
@@ -51,6 +52,47 @@ TEST(TargetsE2e, Ort130KeepsAddAndLayerNormalizationAndTheOutputs) {
   ASSERT_TRUE(io::SaveModel(*model, dir / "o.onnx").ok());
   std::string log;
   EXPECT_TRUE(SameOutputs(input, dir / "o.onnx", &log)) << log;
+  fs::remove_all(dir);
+}
+
+int CountNodes(const onnx::ModelProto& model, const std::string& op) {
+  int n = 0;
+  for (const auto& node : model.graph().node()) n += node.op_type() == op;
+  return n;
+}
+
+// ORT 1.32: the residual Add becomes Sum, so that ORT's own SkipLayerNormFusion (which matches
+// Add only) leaves LayerNormalization in the graph it runs; the outputs are the same.
+TEST(TargetsE2e, Ort132WritesTheResidualAsSumWhichOrtKeepsUnfused) {
+  const fs::path input = GenerateModel("--kind bert_seq --opset 14");
+  auto model = io::LoadModel(input);
+  ASSERT_TRUE(model.ok());
+  OptimizeOptions options;
+  options.target_ort_version = "1.32";
+  auto report = Optimize(*model, options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->fused_ops.count("SkipLayerNormalization"), 0u);
+  EXPECT_EQ(report->fused_ops.at("LayerNormalization"), 4);
+  EXPECT_EQ(report->fused_ops.at("Attention"), 2);
+  EXPECT_TRUE(report->verdict.fully_optimized);
+  EXPECT_EQ(CountNodes(*model, "Sum"), 4);
+  EXPECT_NE(report->target.find("ORT 1.32: residual Sum + LayerNormalization"), std::string::npos)
+      << report->target;
+  const fs::path dir = TempDir("target132");
+  ASSERT_TRUE(io::SaveModel(*model, dir / "o.onnx").ok());
+  std::string log;
+  EXPECT_TRUE(SameOutputs(input, dir / "o.onnx", &log)) << log;
+  // What ORT makes of it at level all: still Sum + LayerNormalization, no SkipLayerNormalization.
+  auto session = ort::Session::Create(
+      dir / "o.onnx", {.level = ort::OptLevel::kAll,
+                       .intra_op_threads = 1,
+                       .use_gpu = false,
+                       .optimized_model_path = (dir / "ort.onnx").string()});
+  ASSERT_TRUE(session.ok()) << session.status().ToString();
+  auto ran = io::LoadModel(dir / "ort.onnx");
+  ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+  EXPECT_EQ(CountNodes(*ran, "SkipLayerNormalization"), 0);
+  EXPECT_EQ(CountNodes(*ran, "LayerNormalization"), 4);
   fs::remove_all(dir);
 }
 

@@ -14,6 +14,12 @@ TEST(TargetsTest, EachMeasuredVersionHasItsForms) {
   ASSERT_TRUE(v130.ok()) << v130.status().ToString();
   EXPECT_FALSE(v130->skip_layer_norm);
   EXPECT_NE(v130->evidence.find("LayerNormalization"), std::string::npos);
+  EXPECT_FALSE(v129->residual_sum);
+  auto v132 = TargetFor("1.32.0");
+  ASSERT_TRUE(v132.ok()) << v132.status().ToString();
+  EXPECT_FALSE(v132->skip_layer_norm);
+  EXPECT_TRUE(v132->residual_sum) << "ORT refuses a plain residual Add into SkipLayerNormalization";
+  EXPECT_NE(v132->evidence.find("SkipLayerNormalization"), std::string::npos);
 }
 
 TEST(TargetsTest, AnUnmeasuredVersionGetsTheNewestMeasuredBeforeIt) {

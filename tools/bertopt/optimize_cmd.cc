@@ -346,6 +346,9 @@ int OptimizeMain(int argc, char** argv) {
   app.add_flag("--disable_bias_gelu", f.options.disable_bias_gelu);
   app.add_flag("--disable_gelu", f.options.disable_gelu);
   app.add_flag("--disable_layer_norm", f.options.disable_layer_norm);
+  app.add_flag("--residual_sum", f.options.residual_sum,
+               "write a residual Add + LayerNormalization left unfused as Sum + "
+               "LayerNormalization, which ORT does not turn into SkipLayerNormalization");
   app.add_flag("--use_raw_attention_mask", f.options.pass.use_raw_attention_mask,
                "feed Attention the raw 2-D mask (any padding) instead of a 1-D mask index");
   app.add_flag("--verify", f.verify, "compare with the input through ORT before writing");

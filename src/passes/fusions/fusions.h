@@ -24,6 +24,9 @@ std::unique_ptr<Pass> MakeAttentionFusion();
 std::unique_ptr<Pass> MakeEmbedLayerNormFusion();
 /// Residual Add + LayerNorm (+ dense bias) -> com.microsoft SkipLayerNormalization.
 std::unique_ptr<Pass> MakeSkipLayerNormFusion();
+/// Residual Add feeding LayerNormalization -> Sum, which ORT does not refuse into
+/// SkipLayerNormalization (for targets where that is the slow form).
+std::unique_ptr<Pass> MakeResidualSumPass();
 /// MatMul + Add(bias) + Gelu -> com.microsoft BiasGelu.
 std::unique_ptr<Pass> MakeBiasGeluFusion();
 
