@@ -34,10 +34,13 @@ const std::vector<TargetForms>& MeasuredTargets() {
                    "fused form is kept"},
       {.ort_version = "1.30",
        .skip_layer_norm = false,
+       .residual_sum = true,
        .evidence = "ORT 1.30 rewrote both kernels (per-op profile: LayerNormalization about 6x "
-                   "faster, SkipLayerNormalization about 3.7x slower than 1.29); whole-model "
-                   "runs measure the two forms equal (p50 0.938 / 0.938 at B1), so the one that "
-                   "is never slower is kept"},
+                   "faster, SkipLayerNormalization about 3.7x slower than 1.29), and its own "
+                   "fusion turns a residual Add + LayerNormalization back into "
+                   "SkipLayerNormalization; written as Sum it stays LayerNormalization: all "
+                   "kernels 0.976 of the original against 1.043 (B1, 1 thread, "
+                   "bench/ort132_findings.md)"},
       // bench/ort132_findings.md: the "equal" of section 2c was one graph measured twice (ORT's
       // own fusion turns a residual Add + LayerNormalization back into SkipLayerNormalization),
       // and on 1.32 that kernel is the cost; the residual as Sum keeps LayerNormalization.

@@ -14,6 +14,7 @@ TEST(TargetsTest, EachMeasuredVersionHasItsForms) {
   ASSERT_TRUE(v130.ok()) << v130.status().ToString();
   EXPECT_FALSE(v130->skip_layer_norm);
   EXPECT_NE(v130->evidence.find("LayerNormalization"), std::string::npos);
+  EXPECT_TRUE(v130->residual_sum) << "1.30 re-fuses a plain residual Add as 1.32 does";
   EXPECT_FALSE(v129->residual_sum);
   auto v132 = TargetFor("1.32.0");
   ASSERT_TRUE(v132.ok()) << v132.status().ToString();
