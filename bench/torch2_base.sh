@@ -24,6 +24,7 @@ progress "torch2: bertopt optimize"
 "$bertopt_bin" optimize --input "$dir/original.onnx" --output "$dir/bertopt.onnx" --json \
   >"$dir/optimize.json"
 cp "$dir/original.onnx" "$dir/original_again.onnx"
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 progress "torch2: bertopt compare (3 samples, batch 1, sequence 128)"
 compare_rc=0
 "$bertopt_bin" compare --baseline_model "$dir/original.onnx" --optimized_model "$dir/bertopt.onnx" \
@@ -36,9 +37,10 @@ for setting in "1 $runs_b1" "8 $runs_b8"; do
     --batch_size "$batch" --sequence_length 128 --intra_op_num_threads 2 --test_times "$runs" \
     --warmup $(((runs + 9) / 10)) --opt_level all --json >"$dir/perf_b$batch.json"
 done
-/usr/bin/python3 - "$dir" "$compare_rc" "$versions" "$bench_root/bench/torch2_base.md" <<'PY'
+load="$load_start -> $(cut -d' ' -f1-3 /proc/loadavg)"
+/usr/bin/python3 - "$dir" "$compare_rc" "$versions" "$bench_root/bench/torch2_base.md" "$load" <<'PY'
 import json, os, sys
-d, compare_rc, versions, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+d, compare_rc, versions, out, load = sys.argv[1:6]
 opt = json.load(open(os.path.join(d, "optimize.json")))
 fused = ", ".join(f"{n} {k}" for k, n in opt["fused_ops"].items() if n)
 lines = ["### torch 2.x export of BERT-base (issue 10)\n",
@@ -51,7 +53,8 @@ lines = ["### torch 2.x export of BERT-base (issue 10)\n",
          f"{'passed' if compare_rc == '0' else 'FAILED (exit ' + compare_rc + ')'}.\n",
          "Latency at ORT level all, sequence 128, 2 threads, the three models interleaved in one "
          "`bertopt perf` run per batch size (`original_again` is the same file as `original`: "
-         "its ratio is this run's noise):\n",
+         f"its ratio is this run's noise); load average (1, 5, 15 min) {load} on "
+         f"{os.cpu_count()} cores:\n",
          "| batch | model | p50 ms | min ms | p50 / original | min / original |",
          "|---|---|---|---|---|---|"]
 for batch in (1, 8):
