@@ -12,7 +12,8 @@ using onnx::TensorProto;
 template <typename T>
 std::vector<T> ReadRaw(const std::string& raw) {
   std::vector<T> out(raw.size() / sizeof(T));
-  std::memcpy(out.data(), raw.data(), out.size() * sizeof(T));
+  // An empty vector's data() may be null, and memcpy from or to null is undefined even for 0 bytes.
+  if (!out.empty()) std::memcpy(out.data(), raw.data(), out.size() * sizeof(T));
   return out;
 }
 
