@@ -1,10 +1,12 @@
 #include "bertopt/ir/validate.h"
 
+#include <limits>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "bertopt/ir/tensor.h"
 #include "fmt/format.h"
 
 namespace bertopt::ir {
@@ -37,6 +39,32 @@ std::string NodeName(const onnx::NodeProto& n) {
                      n.output_size() ? n.output(0) : std::string("nothing"));
 }
 
+// A tensor whose inline payload is not what its shape and type say. ONNX's own shape inference,
+// which Optimize runs first, copies raw_data into a buffer sized from it (onnx::ParseData) and
+// writes past the end on such a tensor; ONNX Runtime refuses it too.
+Status CheckTensor(const onnx::TensorProto& t, const std::string& what) {
+  int64_t n = 1;
+  for (int64_t d : t.dims()) {
+    if (d < 0) return InvalidModel(fmt::format("{} has a negative dimension ({})", what, d));
+    if (d != 0 && n > std::numeric_limits<int64_t>::max() / d) {
+      return InvalidModel(fmt::format("{} has more elements than an int64 can count", what));
+    }
+    n *= d;
+  }
+  const int size = ElementSize(t.data_type());
+  if (!t.has_raw_data() || t.data_location() == onnx::TensorProto::EXTERNAL || size == 0) {
+    return Status::Ok();
+  }
+  if (n > std::numeric_limits<int64_t>::max() / size ||
+      static_cast<int64_t>(t.raw_data().size()) != n * size) {
+    return InvalidModel(fmt::format(
+        "{} has {} bytes of raw_data where its shape and type ({}) "
+        "need {} elements of {} bytes",
+        what, t.raw_data().size(), onnx::TensorProto::DataType_Name(t.data_type()), n, size));
+  }
+  return Status::Ok();
+}
+
 class Validator {
  public:
   // `outer`: names visible from enclosing graphs.
@@ -53,6 +81,7 @@ class Validator {
       declare(in);
     }
     for (const auto& init : g.initializer()) {
+      RETURN_IF_ERROR(CheckTensor(init, fmt::format("initializer '{}'", init.name())));
       known.insert(init.name());
       types[init.name()] = init.data_type();
     }
@@ -96,6 +125,14 @@ class Validator {
         }
       }
       for (const auto& attr : node.attribute()) {
+        if (attr.has_t()) {
+          RETURN_IF_ERROR(CheckTensor(
+              attr.t(), fmt::format("attribute '{}' of {}", attr.name(), NodeName(node))));
+        }
+        for (const auto& t : attr.tensors()) {
+          RETURN_IF_ERROR(
+              CheckTensor(t, fmt::format("attribute '{}' of {}", attr.name(), NodeName(node))));
+        }
         if (attr.has_g()) RETURN_IF_ERROR(Check(attr.g(), known));
         for (const auto& sub : attr.graphs()) RETURN_IF_ERROR(Check(sub, known));
       }

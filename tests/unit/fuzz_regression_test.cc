@@ -144,6 +144,11 @@ const std::vector<Finding>& Findings() {
        "found on the seed albert_sdpa_dynamo_op20_noopt.onnx",
        StatusCode::kOk,
        {"", ""}},
+      {"short_raw_data_reshape_shape.onnx",
+       "SEGV in ONNX's shape inference (onnx::ParseData) on a Reshape shape of 3 raw_data bytes "
+       "for 2 int64s; refused by ir::ValidateGraph before inference runs",
+       StatusCode::kOk,
+       {"initializer 'shape' has 3 bytes of raw_data", "initializer 'shape' has 3 bytes"}},
   };
   return kFindings;
 }
