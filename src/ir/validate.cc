@@ -86,6 +86,20 @@ class Validator {
       types[init.name()] = init.data_type();
     }
     for (const auto& vi : g.value_info()) declare(vi);
+    // A declared type (graph input or value_info) that contradicts an initializer's own: passes
+    // read one or the other, so a converted graph would mix types nobody wrote.
+    std::unordered_map<std::string_view, int32_t> initializer_types;
+    for (const auto& init : g.initializer()) initializer_types[init.name()] = init.data_type();
+    for (const auto* infos : {&g.input(), &g.value_info()}) {
+      for (const auto& vi : *infos) {
+        const int32_t declared = vi.type().tensor_type().elem_type();
+        auto init = initializer_types.find(vi.name());
+        if (declared == 0 || init == initializer_types.end() || init->second == declared) continue;
+        return InvalidModel(fmt::format("initializer '{}' is {}, but the graph declares it {}",
+                                        vi.name(), onnx::TensorProto::DataType_Name(init->second),
+                                        onnx::TensorProto::DataType_Name(declared)));
+      }
+    }
     // Every output first: ONNX Runtime sorts a graph itself, so node order is not validity.
     std::unordered_set<std::string> produced;
     for (const auto& node : g.node()) {

@@ -149,6 +149,12 @@ const std::vector<Finding>& Findings() {
        "for 2 int64s; refused by ir::ValidateGraph before inference runs",
        StatusCode::kOk,
        {"initializer 'shape' has 3 bytes of raw_data", "initializer 'shape' has 3 bytes"}},
+      {"weight_type_contradicts_value_info.onnx",
+       "kInternal from --float16: a BFLOAT16 weight that value_info declares FLOAT ended up read "
+       "as FLOAT by a MatMul whose other input became FLOAT16; now refused as input",
+       StatusCode::kOk,
+       {"initializer 'w' is BFLOAT16, but the graph declares it FLOAT",
+        "initializer 'w' is BFLOAT16, but the graph declares it FLOAT"}},
   };
   return kFindings;
 }
