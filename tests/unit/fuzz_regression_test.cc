@@ -155,6 +155,11 @@ const std::vector<Finding>& Findings() {
        StatusCode::kOk,
        {"initializer 'w' is BFLOAT16, but the graph declares it FLOAT",
         "initializer 'w' is BFLOAT16, but the graph declares it FLOAT"}},
+      {"reshape_without_data_float16.onnx",
+       "kInternal from --float16: a Reshape without its data input typed its output INT64 where "
+       "value_info says FLOAT, so the Mul reading it was left mixing FLOAT and FLOAT16",
+       StatusCode::kOk,
+       {"", "--float16: 'r' is declared FLOAT, but node"}},
   };
   return kFindings;
 }
