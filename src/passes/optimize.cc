@@ -103,6 +103,12 @@ namespace passes {
 StatusOr<std::vector<PassStats>> RunPipeline(onnx::ModelProto& model, const Pipeline& pipeline,
                                              const PassOptions& options) {
   const auto original_value_info = InferShapesKeepingOriginals(model);
+  // Inferred types show mixes that no declared type did (a Concat of an INT64 and a FLOAT value):
+  // they are the input's fault, not a pass's once folding has turned one into a typed initializer.
+  if (Status s = ir::ValidateGraph(model.graph()); !s.ok()) {
+    RestoreValueInfo(model, original_value_info);
+    return InvalidModel(fmt::format("the input is not a valid model: {}", s.message()));
+  }
   ASSIGN_OR_RETURN(auto graph, ir::Graph::Build(&model));
   std::vector<PassStats> all;
   Status status;

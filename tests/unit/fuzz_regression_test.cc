@@ -160,6 +160,13 @@ const std::vector<Finding>& Findings() {
        "value_info says FLOAT, so the Mul reading it was left mixing FLOAT and FLOAT16",
        StatusCode::kOk,
        {"", "--float16: 'r' is declared FLOAT, but node"}},
+      {"concat_mixes_types_after_folding.onnx",
+       "kInternal: a Concat of an INT64 and a FLOAT value passed the input check (no declared "
+       "types), and failed the output check once folding made the FLOAT one an initializer; now "
+       "refused with the types shape inference gives",
+       StatusCode::kOk,
+       {"the input is not a valid model: the Concat node producing 's' mixes element types",
+        "the input is not a valid model: the Concat node producing 's' mixes element types"}},
   };
   return kFindings;
 }
