@@ -225,7 +225,7 @@ std::optional<SymbolicDims::Elements> SymbolicDims::ElementsOf(const ir::Value* 
         int64_t product = 1;
         for (const auto& e : *in) {
           if (!e || !e->known()) return Elements(1);
-          product *= e->size;
+          if (__builtin_mul_overflow(product, e->size, &product)) return Elements(1);
         }
         return Elements{Dim::Known(product)};
       }
@@ -302,17 +302,18 @@ std::optional<Dims> SymbolicDims::DeriveReshape(const ir::Node& n, const ir::Val
   if (infer == elements->size() || !in) return result;
   // Both sides hold the same number of elements: cancel the symbols they share; what is left of
   // the input is a known product times at most one symbol, and the rest of the output is known.
+  // Dims read from a model can be anything up to INT64_MAX: a product that overflows tells nothing.
   std::vector<Dim> in_symbols;
   int64_t in_product = 1;
   for (const Dim& d : *in) {
-    if (d.known()) in_product *= d.size;
+    if (d.known() && __builtin_mul_overflow(in_product, d.size, &in_product)) return result;
     if (!d.known()) in_symbols.push_back(d);
   }
   int64_t out_product = 1;
   for (size_t i = 0; i < result.size(); ++i) {
     if (i == infer) continue;
     if (result[i].known()) {
-      out_product *= result[i].size;
+      if (__builtin_mul_overflow(out_product, result[i].size, &out_product)) return result;
       continue;
     }
     auto match = std::find(in_symbols.begin(), in_symbols.end(), result[i]);
