@@ -190,7 +190,12 @@ bool SymbolicDims::SameDim(const ir::Value* a, int64_t da, const ir::Value* b, i
 }
 
 std::optional<SymbolicDims::Elements> SymbolicDims::ElementsOf(const ir::Value* value) {
-  if (!value) return std::nullopt;
+  // Bounded like Of(): in a cyclic (invalid) graph the elements of a value can depend on itself.
+  if (!value || depth_ >= kMaxDepth) return std::nullopt;
+  struct Depth {
+    int& depth;
+    ~Depth() { --depth; }
+  } depth{++depth_};
   if (auto ints = graph_.ConstantAsInts(value)) {
     Elements out;
     for (int64_t v : *ints) out.push_back(Literal(v));
