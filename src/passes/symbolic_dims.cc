@@ -14,6 +14,7 @@ namespace {
 // Chains longer than this are read from their declared shape only (a stack guard; BERT-large's
 // longest path is under 1000 nodes).
 constexpr int kMaxDepth = 2000;
+constexpr int kMaxElementsDepth = 100;
 
 // A Slice end that means "to the end of the axis": INT64_MAX (keras2onnx), INT32_MAX, or tf2onnx's
 // 10^9. No axis is that long: a single row of 10^9 elements of a tensor BERT computes on would
@@ -190,12 +191,14 @@ bool SymbolicDims::SameDim(const ir::Value* a, int64_t da, const ir::Value* b, i
 }
 
 std::optional<SymbolicDims::Elements> SymbolicDims::ElementsOf(const ir::Value* value) {
-  // Bounded like Of(): in a cyclic (invalid) graph the elements of a value can depend on itself.
-  if (!value || depth_ >= kMaxDepth) return std::nullopt;
+  // Bounded: in a cyclic (invalid) graph the elements of a value can depend on themselves. A
+  // shape computation is a short chain (Shape, Gather, Unsqueeze, Concat...), and each call here
+  // takes a large frame, so the bound is far below Of()'s.
+  if (!value || elements_depth_ >= kMaxElementsDepth) return std::nullopt;
   struct Depth {
     int& depth;
     ~Depth() { --depth; }
-  } depth{++depth_};
+  } depth{++elements_depth_};
   if (auto ints = graph_.ConstantAsInts(value)) {
     Elements out;
     for (int64_t v : *ints) out.push_back(Literal(v));
