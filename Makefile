@@ -10,7 +10,7 @@ PYVENV ?= $(BUILD)/venv
 # Mutants per model for make test-long (make test: 48, see tests/e2e/mutation_test.cc).
 MUTATIONS ?= 400
 
-.PHONY: all setup build test test-long test-python test-large test-ort130 demo bench clean
+.PHONY: all setup build test test-long test-python test-large test-ort130 test-asan fuzz demo bench clean
 all: build
 
 setup:
@@ -53,6 +53,25 @@ test-ort130:
 	    -DONNXRUNTIME_ROOT=$(CURDIR)/third_party/ort-1.30 >/dev/null
 	@cmake --build $(BUILD)-ort130 -j $(JOBS)
 	@cd $(BUILD)-ort130 && ctest --output-on-failure -j $(JOBS)
+
+# The whole ctest suite (unit + end-to-end, the bertopt processes they start included) built with
+# AddressSanitizer and UndefinedBehaviorSanitizer in $(BUILD)-asan; any report fails its test.
+# The exit code 86 tells a sanitizer report from the CLI's own codes 1 and 2, which tests expect.
+# tests/sanitizers/lsan.supp: leaks inside the uninstrumented ONNX Runtime. The Python tests do
+# not run here (their extension module is not instrumented).
+SANITIZER_ENV = ASAN_OPTIONS=exitcode=86:detect_leaks=1:check_initialization_order=1 \
+    UBSAN_OPTIONS=exitcode=86:halt_on_error=1:print_stacktrace=1 \
+    LSAN_OPTIONS=exitcode=86:suppressions=$(CURDIR)/tests/sanitizers/lsan.supp:print_suppressions=0
+test-asan: setup
+	@cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBERTOPT_SANITIZE=ON \
+	    -DBERTOPT_BUILD_BENCH=OFF >/dev/null
+	@$(SANITIZER_ENV) cmake --build $(BUILD)-asan -j $(JOBS)
+	@cd $(BUILD)-asan && $(SANITIZER_ENV) ctest --output-on-failure -j $(JOBS)
+
+# Each libFuzzer target (fuzz/) for FUZZ_SECONDS; bench/fuzz.sh says more.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@bash bench/fuzz.sh $(FUZZ_SECONDS)
 
 demo: build
 	@bash scripts/demo.sh $(SIZE)

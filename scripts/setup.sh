@@ -7,7 +7,10 @@
 #     hash-checked) beside the 1.29 headers in third_party/ort-1.30: its C API is the same, so
 #     `cmake -DONNXRUNTIME_ROOT=third_party/ort-1.30` builds against it (make test-ort130, bench);
 #  4. with --ort132 likewise ONNX Runtime 1.32's, from the PyPI `onnxruntime` wheel (28 MB,
-#     hash-checked; the wheel ships the C library beside its Python module), in third_party/ort-1.32.
+#     hash-checked; the wheel ships the C library beside its Python module), in third_party/ort-1.32;
+#  5. with --fuzz also clang 14 and its compiler-rt (libFuzzer's runtime, ASan's and UBSan's for
+#     clang), for the fuzz targets (bench/fuzz.sh). make test-asan needs nothing more: g++'s
+#     sanitizer runtimes come with build-essential.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,11 +25,13 @@ ort132_wheel="onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl"
 ort132_sha256="5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d"
 want_ort130=false
 want_ort132=false
+want_fuzz=false
 for arg in "$@"; do
   case "$arg" in
     --ort130) want_ort130=true ;;
     --ort132) want_ort132=true ;;
-    *) echo "setup: unknown argument '$arg' (--ort130, --ort132)" >&2; exit 2 ;;
+    --fuzz) want_fuzz=true ;;
+    *) echo "setup: unknown argument '$arg' (--ort130, --ort132, --fuzz)" >&2; exit 2 ;;
   esac
 done
 
@@ -40,6 +45,8 @@ packages=(
   python3-venv python3-dev
   nodejs npm
 )
+# libclang-rt-14-dev holds libclang_rt.fuzzer (clang -fsanitize=fuzzer), not clang-14 itself.
+$want_fuzz && packages+=(clang-14 libclang-rt-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -50,7 +50,8 @@ std::optional<std::string_view> RawPayload(const TensorProto& t) {
 template <typename T>
 std::vector<T> ReadRaw(std::string_view raw) {
   std::vector<T> out(raw.size() / sizeof(T));
-  std::memcpy(out.data(), raw.data(), out.size() * sizeof(T));
+  // An empty vector's data() may be null, and memcpy from or to null is undefined even for 0 bytes.
+  if (!out.empty()) std::memcpy(out.data(), raw.data(), out.size() * sizeof(T));
   return out;
 }
 

@@ -1,11 +1,13 @@
 #include "bertopt/ir/validate.h"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "bertopt/ir/tensor.h"
 #include "fmt/format.h"
 
 namespace bertopt::ir {
@@ -38,6 +40,32 @@ std::string NodeName(const onnx::NodeProto& n) {
                      n.output_size() ? n.output(0) : std::string("nothing"));
 }
 
+// A tensor whose inline payload is not what its shape and type say. ONNX's own shape inference,
+// which Optimize runs first, copies raw_data into a buffer sized from it (onnx::ParseData) and
+// writes past the end on such a tensor; ONNX Runtime refuses it too.
+Status CheckTensor(const onnx::TensorProto& t, const std::string& what) {
+  int64_t n = 1;
+  for (int64_t d : t.dims()) {
+    if (d < 0) return InvalidModel(fmt::format("{} has a negative dimension ({})", what, d));
+    if (d != 0 && n > std::numeric_limits<int64_t>::max() / d) {
+      return InvalidModel(fmt::format("{} has more elements than an int64 can count", what));
+    }
+    n *= d;
+  }
+  const int size = ElementSize(t.data_type());
+  if (!t.has_raw_data() || t.data_location() == onnx::TensorProto::EXTERNAL || size == 0) {
+    return Status::Ok();
+  }
+  if (n > std::numeric_limits<int64_t>::max() / size ||
+      static_cast<int64_t>(t.raw_data().size()) != n * size) {
+    return InvalidModel(fmt::format(
+        "{} has {} bytes of raw_data where its shape and type ({}) "
+        "need {} elements of {} bytes",
+        what, t.raw_data().size(), onnx::TensorProto::DataType_Name(t.data_type()), n, size));
+  }
+  return Status::Ok();
+}
+
 class Validator {
  public:
   // `outer`: names visible from enclosing graphs.
@@ -64,6 +92,9 @@ class Validator {
       declare(in);
     }
     known.insert(initializers.begin(), initializers.end());
+    for (const auto& init : g.initializer()) {
+      RETURN_IF_ERROR(CheckTensor(init, fmt::format("initializer '{}'", init.name())));
+    }
     // ORT refuses two nodes with one name ("two nodes with same node name"); unnamed ones are fine.
     std::unordered_set<std::string> node_names;
     for (const auto& node : g.node()) {
@@ -74,6 +105,20 @@ class Validator {
       }
     }
     for (const auto& vi : g.value_info()) declare(vi);
+    // A declared type (graph input or value_info) that contradicts an initializer's own: passes
+    // read one or the other, so a converted graph would mix types nobody wrote.
+    std::unordered_map<std::string_view, int32_t> initializer_types;
+    for (const auto& init : g.initializer()) initializer_types[init.name()] = init.data_type();
+    for (const auto* infos : {&g.input(), &g.value_info()}) {
+      for (const auto& vi : *infos) {
+        const int32_t declared = vi.type().tensor_type().elem_type();
+        auto init = initializer_types.find(vi.name());
+        if (declared == 0 || init == initializer_types.end() || init->second == declared) continue;
+        return InvalidModel(fmt::format("initializer '{}' is {}, but the graph declares it {}",
+                                        vi.name(), onnx::TensorProto::DataType_Name(init->second),
+                                        onnx::TensorProto::DataType_Name(declared)));
+      }
+    }
     // Every output first: ONNX Runtime sorts a graph itself, so node order is not validity.
     std::unordered_set<std::string> produced;
     for (const auto& node : g.node()) {
@@ -113,6 +158,14 @@ class Validator {
         }
       }
       for (const auto& attr : node.attribute()) {
+        if (attr.has_t()) {
+          RETURN_IF_ERROR(CheckTensor(
+              attr.t(), fmt::format("attribute '{}' of {}", attr.name(), NodeName(node))));
+        }
+        for (const auto& t : attr.tensors()) {
+          RETURN_IF_ERROR(
+              CheckTensor(t, fmt::format("attribute '{}' of {}", attr.name(), NodeName(node))));
+        }
         if (attr.has_g()) RETURN_IF_ERROR(Check(attr.g(), known));
         for (const auto& sub : attr.graphs()) RETURN_IF_ERROR(Check(sub, known));
       }

@@ -15,6 +15,7 @@ namespace {
 // Chains longer than this are read from their declared shape only (a stack guard; BERT-large's
 // longest path is under 1000 nodes).
 constexpr int kMaxDepth = 2000;
+constexpr int kMaxElementsDepth = 100;
 
 // A Slice end that means "to the end of the axis": INT64_MAX (keras2onnx), INT32_MAX, or tf2onnx's
 // 10^9. No axis is that long: a single row of 10^9 elements of a tensor BERT computes on would
@@ -198,7 +199,14 @@ bool SymbolicDims::SameDim(const ir::Value* a, int64_t da, const ir::Value* b, i
 }
 
 std::optional<SymbolicDims::Elements> SymbolicDims::ElementsOf(const ir::Value* value) {
-  if (!value) return std::nullopt;
+  // Bounded: in a cyclic (invalid) graph the elements of a value can depend on themselves. A
+  // shape computation is a short chain (Shape, Gather, Unsqueeze, Concat...), and each call here
+  // takes a large frame, so the bound is far below Of()'s.
+  if (!value || elements_depth_ >= kMaxElementsDepth) return std::nullopt;
+  struct Depth {
+    int& depth;
+    ~Depth() { --depth; }
+  } depth{++elements_depth_};
   if (auto ints = graph_.ConstantAsInts(value)) {
     Elements out;
     for (int64_t v : *ints) out.push_back(Literal(v));
@@ -233,7 +241,7 @@ std::optional<SymbolicDims::Elements> SymbolicDims::ElementsOf(const ir::Value* 
         int64_t product = 1;
         for (const auto& e : *in) {
           if (!e || !e->known()) return Elements(1);
-          product *= e->size;
+          if (__builtin_mul_overflow(product, e->size, &product)) return Elements(1);
         }
         return Elements{Dim::Known(product)};
       }
@@ -374,17 +382,18 @@ std::optional<Dims> SymbolicDims::DeriveReshape(const ir::Node& n, const ir::Val
   if (infer == elements->size() || !in) return result;
   // Both sides hold the same number of elements: cancel the symbols they share; what is left of
   // the input is a known product times at most one symbol, and the rest of the output is known.
+  // Dims read from a model can be anything up to INT64_MAX: a product that overflows tells nothing.
   std::vector<Dim> in_symbols;
   int64_t in_product = 1;
   for (const Dim& d : *in) {
-    if (d.known()) in_product *= d.size;
+    if (d.known() && __builtin_mul_overflow(in_product, d.size, &in_product)) return result;
     if (!d.known()) in_symbols.push_back(d);
   }
   int64_t out_product = 1;
   for (size_t i = 0; i < result.size(); ++i) {
     if (i == infer) continue;
     if (result[i].known()) {
-      out_product *= result[i].size;
+      if (__builtin_mul_overflow(out_product, result[i].size, &out_product)) return result;
       continue;
     }
     auto match = std::find(in_symbols.begin(), in_symbols.end(), result[i]);

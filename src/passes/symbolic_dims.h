@@ -115,6 +115,7 @@ class SymbolicDims {
   std::unordered_map<std::string, const onnx::ValueInfoProto*> declared_;
   std::unordered_map<const ir::Value*, std::optional<Dims>> memo_;
   int depth_ = 0;
+  int elements_depth_ = 0;  ///< ElementsOf's own recursion: shape computations are short chains
 };
 
 /// A one-element shape piece that reads one dimension of a tensor: `Unsqueeze(Gather(Shape(t),

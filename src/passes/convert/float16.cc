@@ -618,6 +618,15 @@ Status Converter::InferTypes(const ir::Graph& graph,
             n->output(k)->name(), n->DisplayName(), n->domain(),
             n->domain().empty() ? "" : "::", n->op_type()));
       }
+      // A model whose declared types its ops contradict (a Reshape missing its data input, say)
+      // cannot be converted consistently: readers would follow one type and the graph the other.
+      const int32_t declared = graph.ElementType(n->output(k));
+      if (out[k] != 0 && declared != 0 && declared != out[k]) {
+        return InvalidModel(fmt::format(
+            "--float16: '{}' is declared {}, but node '{}' ({}) computes {} from its inputs",
+            n->output(k)->name(), TensorProto::DataType_Name(declared), n->DisplayName(),
+            n->op_type(), TensorProto::DataType_Name(out[k])));
+      }
       types[n->output(k)] = out[k];
     }
   }

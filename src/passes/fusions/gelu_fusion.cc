@@ -78,6 +78,10 @@ class GeluFusion : public Fusion {
   // com.microsoft Gelu, "tanh" is FastGelu (the same formula), which bias_gelu / fast_gelu then
   // fold the dense bias into.
   static FuseResult FromOnnxGelu(ir::Graph& graph, ir::Node* gelu) {
+    // The Erf form's matcher proves its wiring; an ONNX Gelu is taken as written, so check it.
+    if (!gelu->input(0) || !gelu->output(0)) {
+      return FuseResult::Miss("the Gelu node has no input or no output");
+    }
     const std::string approximate = gelu->AttrString("approximate").value_or("none");
     if (approximate != "none" && approximate != "tanh") {
       return FuseResult::Miss(fmt::format("approximate='{}' is unknown", approximate));
