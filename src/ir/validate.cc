@@ -131,6 +131,23 @@ class Validator {
       }
     }
     known.insert(produced.begin(), produced.end());
+    // A Constant's output has its tensor's type, declared or not (constant folding makes it an
+    // initializer later, and a type clash found only then would look like the optimizer's fault).
+    for (const auto& node : g.node()) {
+      if (node.op_type() != "Constant" || !node.domain().empty() || node.output_size() != 1 ||
+          types.count(node.output(0))) {
+        continue;
+      }
+      for (const auto& attr : node.attribute()) {
+        if (attr.name() == "value" && attr.has_t()) types[node.output(0)] = attr.t().data_type();
+        if (attr.name() == "value_float" || attr.name() == "value_floats") {
+          types[node.output(0)] = onnx::TensorProto::FLOAT;
+        }
+        if (attr.name() == "value_int" || attr.name() == "value_ints") {
+          types[node.output(0)] = onnx::TensorProto::INT64;
+        }
+      }
+    }
     std::vector<int> same;
     for (const auto& node : g.node()) {
       for (const std::string& in : node.input()) {

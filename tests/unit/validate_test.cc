@@ -56,6 +56,23 @@ g (float[N, 4] x, int64[N, 4] i) => (float[N, 8] y)
               HasSubstr("mixes element types: 'x' is FLOAT and 'i' is INT64"));
 }
 
+// Found by the structure fuzzer in CI: a Mul of an INT64 and a FLOAT Constant, neither declared,
+// passed the input check and failed only once folding had typed them (an internal error).
+TEST(ValidateGraphTest, ConstantsHaveTheirTensorsTypes) {
+  onnx::ModelProto m = ParseModel(R"(
+<ir_version: 8, opset_import: ["" : 14]>
+g (float[N, 4] x) => (float[N, 4] y)
+{
+  i = Constant<value = int64[1] {2}>()
+  f = Constant<value_float = 0.5>()
+  p = Mul(i, f)
+  y = Add(x, p)
+}
+)");
+  EXPECT_THAT(ir::ValidateGraph(m.graph()).message(),
+              HasSubstr("mixes element types: 'i' is INT64 and 'f' is FLOAT"));
+}
+
 TEST(ValidateGraphTest, ASubgraphSeesTheOuterScope) {
   onnx::ModelProto m = ParseModel(R"(
 <ir_version: 8, opset_import: ["" : 14]>
