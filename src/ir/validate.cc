@@ -211,8 +211,13 @@ const onnx::TensorProto* ConstantValue(const onnx::NodeProto& node) {
 
 // Bytes of a tensor's elements (0 for strings and types we do not size).
 int64_t DataBytes(const onnx::TensorProto& t) {
+  // Negative or overflowing dims (a malformed tensor, found by the fuzzer) count as huge.
+  constexpr int64_t kHuge = std::numeric_limits<int64_t>::max() / 16;
   int64_t elements = 1;
-  for (int64_t d : t.dims()) elements *= d;
+  for (int64_t d : t.dims()) {
+    if (d < 0 || (d > 0 && elements > kHuge / d)) return kHuge;
+    elements *= d;
+  }
   switch (t.data_type()) {
     case onnx::TensorProto::DOUBLE:
     case onnx::TensorProto::INT64:
