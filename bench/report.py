@@ -512,30 +512,16 @@ def main():
              "runs made side by side, interleaved, in the same run.\n")
     o += section_optimize(speed, mode)
     o += section_inference(out, mode)
-    # Written by bench/minilm_float16.sh (its own run: PyPI onnxruntime in a virtual environment).
-    float16 = read(os.path.join(BENCH, "float16.md"))
-    if float16:
-        o.append(float16.rstrip() + "\n")
-    # Written by bench/versions.sh (its own runs: a bertopt built against each ORT version).
-    versions = read(os.path.join(BENCH, "versions.md"))
-    if versions:
-        o.append(versions.rstrip() + "\n")
-    # Written by hand from int8 runs (bench/int8.md says how): bertopt quantize beside ORT's
-    # quantize_dynamic.
-    int8 = read(os.path.join(BENCH, "int8.md"))
-    if int8:
-        o.append(int8.rstrip() + "\n")
-    # Written by bench/minilm_int8.sh: int8 accuracy on the trained MiniLM, beside ORT's.
-    int8_minilm = read(os.path.join(BENCH, "int8_minilm.md"))
-    if int8_minilm:
-        o.append(int8_minilm.rstrip() + "\n")
-    # bench/torch2_base.sh (needs a torch 2.x venv, so not run by make bench).
-    torch2_base = read(os.path.join(BENCH, "torch2_base.md"))
-    if torch2_base:
-        o.append(torch2_base.rstrip() + "\n")
-    findings = read(os.path.join(BENCH, "findings.md"))
-    if findings:
-        o.append(findings.rstrip() + "\n")
+    # Sections written by their own scripts, included as they are:
+    # float16.md by bench/minilm_float16.sh (PyPI onnxruntime in a venv); versions.md by
+    # bench/versions.sh (a bertopt built against each ORT version); int8.md by hand from int8 runs
+    # (it says how); int8_minilm.md by bench/minilm_int8.sh; torch2_base.md by bench/torch2_base.sh
+    # (needs a torch 2.x venv, so not run by make bench); findings.md by hand.
+    for name in ("float16.md", "versions.md", "int8.md", "int8_minilm.md", "torch2_base.md",
+                 "findings.md"):
+        section = read(os.path.join(BENCH, name))
+        if section:
+            o.append(section.rstrip() + "\n")
     text = "\n".join(o)
     tmp = results + ".tmp"
     with open(tmp, "w") as f:
