@@ -143,17 +143,22 @@ std::string ExplainReport(const OptimizeReport& report) {
   return s.str();
 }
 
-void ExpectSameOutputs(const fs::path& baseline, const fs::path& optimized, int samples,
-                       double rtol, double atol) {
+ort::CompareOptions SmallCompare(const fs::path& baseline, const fs::path& optimized, int samples) {
   ort::CompareOptions c;
   c.baseline_model = baseline;
   c.optimized_model = optimized;
   c.batch_size = 2;
   c.sequence_length = 16;
   c.samples = samples;
+  c.write_test_data = false;
+  return c;
+}
+
+void ExpectSameOutputs(const fs::path& baseline, const fs::path& optimized, int samples,
+                       double rtol, double atol) {
+  ort::CompareOptions c = SmallCompare(baseline, optimized, samples);
   c.rtol = rtol;
   c.atol = atol;
-  c.write_test_data = false;
   std::ostringstream log;
   auto report = ort::CompareModels(c, log);
   ASSERT_TRUE(report.ok()) << report.status().ToString();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bertopt/optimize.h"
+#include "ort/compare.h"
 
 namespace bertopt::e2e {
 
@@ -57,6 +58,11 @@ std::string ExplainReport(const OptimizeReport& report);
 /// Compares `optimized` with `baseline` through ORT (optimizations off) at batch 2, sequence 16
 /// (what the static test exports are fixed at) and expects every sample of every output to pass;
 /// non-fatal failures name the outputs that differed.
+/// compare's options as the e2e tests run it: batch 2, sequence 16 (what the static exports are
+/// fixed at), `samples` samples, no test data written.
+ort::CompareOptions SmallCompare(const std::filesystem::path& baseline,
+                                 const std::filesystem::path& optimized, int samples);
+
 void ExpectSameOutputs(const std::filesystem::path& baseline,
                        const std::filesystem::path& optimized, int samples = 10, double rtol = 1e-3,
                        double atol = 1e-4);

@@ -375,13 +375,7 @@ constexpr int kSamples = 2;
 // `model` compared with itself on the same inputs: an error when ORT cannot run it, failed
 // samples when an output is not finite (NaN differs from itself).
 StatusOr<ort::CompareReport> CompareWithItself(const fs::path& model) {
-  ort::CompareOptions c;
-  c.baseline_model = model;
-  c.optimized_model = model;
-  c.batch_size = 2;
-  c.sequence_length = 16;
-  c.samples = kSamples;
-  c.write_test_data = false;
+  const ort::CompareOptions c = SmallCompare(model, model, kSamples);
   std::ostringstream log;
   return ort::CompareModels(c, log);
 }
@@ -400,13 +394,7 @@ StatusOr<ort::CompareReport> OrtOwnDrift(const fs::path& model, const fs::path& 
                                                 .optimized_model_path = ort_optimized.string()});
     if (!session.ok()) return session.status();
   }
-  ort::CompareOptions c;
-  c.baseline_model = model;
-  c.optimized_model = ort_optimized;
-  c.batch_size = 2;
-  c.sequence_length = 16;
-  c.samples = kSamples;
-  c.write_test_data = false;
+  const ort::CompareOptions c = SmallCompare(model, ort_optimized, kSamples);
   std::ostringstream log;
   return ort::CompareModels(c, log);
 }
@@ -446,13 +434,7 @@ Verdict Judge(const onnx::ModelProto& mutant, const OptimizeReport& unmutated,
   if (Status s = ort::CheckLoads(optimized.SerializeAsString()); !s.ok()) {
     return not_running("ORT refuses the optimized mutant: " + s.ToString());
   }
-  ort::CompareOptions c;
-  c.baseline_model = mutant_path;
-  c.optimized_model = optimized_path;
-  c.batch_size = 2;
-  c.sequence_length = 16;
-  c.samples = kSamples;
-  c.write_test_data = false;
+  const ort::CompareOptions c = SmallCompare(mutant_path, optimized_path, kSamples);
   std::ostringstream log;
   auto compared = ort::CompareModels(c, log);
   if (!compared.ok()) return not_running("compare: " + compared.status().ToString());

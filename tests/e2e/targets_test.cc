@@ -20,13 +20,7 @@ namespace fs = std::filesystem;
 std::string Q(const fs::path& p) { return "'" + p.string() + "'"; }
 
 bool SameOutputs(const fs::path& baseline, const fs::path& optimized, std::string* log_out) {
-  ort::CompareOptions c;
-  c.baseline_model = baseline;
-  c.optimized_model = optimized;
-  c.batch_size = 2;
-  c.sequence_length = 16;
-  c.samples = 5;
-  c.write_test_data = false;
+  const ort::CompareOptions c = SmallCompare(baseline, optimized, 5);
   std::ostringstream log;
   auto report = ort::CompareModels(c, log);
   *log_out = log.str() + (report.ok() ? "" : report.status().ToString());
@@ -45,8 +39,7 @@ TEST(TargetsE2e, Ort130KeepsLayerNormalizationWithTheResidualAsSumAndTheOutputs)
   EXPECT_EQ(report->fused_ops.at("LayerNormalization"), 4);
   EXPECT_EQ(report->fused_ops.at("Attention"), 2);
   EXPECT_TRUE(report->verdict.fully_optimized);
-  EXPECT_NE(report->target.find("ORT 1.30: residual Sum + LayerNormalization"),
-            std::string::npos)
+  EXPECT_NE(report->target.find("ORT 1.30: residual Sum + LayerNormalization"), std::string::npos)
       << report->target;
   const fs::path dir = TempDir("target130");
   ASSERT_TRUE(io::SaveModel(*model, dir / "o.onnx").ok());
@@ -83,11 +76,11 @@ TEST(TargetsE2e, Ort132WritesTheResidualAsSumWhichOrtKeepsUnfused) {
   std::string log;
   EXPECT_TRUE(SameOutputs(input, dir / "o.onnx", &log)) << log;
   // What ORT makes of it at level all: still Sum + LayerNormalization, no SkipLayerNormalization.
-  auto session = ort::Session::Create(
-      dir / "o.onnx", {.level = ort::OptLevel::kAll,
-                       .intra_op_threads = 1,
-                       .use_gpu = false,
-                       .optimized_model_path = (dir / "ort.onnx").string()});
+  auto session =
+      ort::Session::Create(dir / "o.onnx", {.level = ort::OptLevel::kAll,
+                                            .intra_op_threads = 1,
+                                            .use_gpu = false,
+                                            .optimized_model_path = (dir / "ort.onnx").string()});
   ASSERT_TRUE(session.ok()) << session.status().ToString();
   auto ran = io::LoadModel(dir / "ort.onnx");
   ASSERT_TRUE(ran.ok()) << ran.status().ToString();
