@@ -1,4 +1,4 @@
-"""ONNX Runtime's own dynamic quantizer on a model, for bench/int8.md: the reference bertopt
+"""ONNX Runtime's own dynamic quantizer on a model, for bench/int8_base.sh: the reference bertopt
 quantize is measured against. Run with the onnxruntime of a virtual environment (not the system
 Python), e.g. /work/venvs/ort/bin/python bench/int8_reference.py IN OUT [--per_channel].
 

@@ -428,30 +428,145 @@ def section_versions(out, mode):
              "`src/passes/targets.cc` is read off these rows.\n")
     o.append("- `every_fusion`: `bertopt optimize --target_ort_version none` "
              f"({fused_summary({'fused_ops': models.get('every_fusion', {})})});")
-    o.append("- `add_layernorm`: `bertopt optimize --target_ort_version 1.30`, the residual "
-             "Add + LayerNormalization kept "
-             f"({fused_summary({'fused_ops': models.get('add_layernorm', {})})});")
+    o.append("- `residual_sum`: `bertopt optimize --target_ort_version 1.32`: no "
+             "SkipLayerNormalization, the residual written as Sum before LayerNormalization, which "
+             "ORT's own fusion leaves alone (bench/ort132_findings.md) "
+             f"({fused_summary({'fused_ops': models.get('residual_sum', {})})});")
     o.append(f"- `reference`: ONNX Runtime {ref.get('onnxruntime', '?')}'s Python optimizer, "
              f"`{ref.get('command', '?')}` ({ref.get('wall_s', 0):.1f} s, peak RSS "
              f"{ref.get('rss_kib', 0) / 1024:.0f} MiB);")
     o.append("- `original_again`: the A/A pair.\n")
+    defaults = models.get("default", {})
+    o.append("What each build writes by default (no `--target_ort_version`: the forms of the ORT it "
+             "is linked with, `src/passes/targets.cc`): "
+             + "; ".join(f"{v}: `{d}`" for v, d in sorted(defaults.items())) + ". Those rows are "
+             "marked **default**.\n")
     o.append("| ORT | batch | model | p50 ms | min ms | p50 / original | min / original |")
     o.append("|---|---|---|---|---|---|---|")
+    verdicts = []
     for version, batch, perf in runs:
         rows = {os.path.basename(r["model"]): r for r in perf.get("results", [])}
         base = rows.get("original.onnx")
-        for name in ("original.onnx", "every_fusion.onnx", "add_layernorm.onnx",
+        if not base:
+            continue
+        ratio = {n: (rows[n]["p50_ms"] / base["p50_ms"], rows[n]["min_ms"] / base["min_ms"])
+                 for n in rows}
+        default = defaults.get(version)
+        for name in ("original.onnx", "every_fusion.onnx", "residual_sum.onnx",
                      "reference.onnx", "original_again.onnx"):
             r = rows.get(name)
-            if not r or not base:
+            if not r:
                 continue
-            o.append(f"| {version} | {batch} | {name[:-5]} | {r['p50_ms']:.1f} | "
-                     f"{r['min_ms']:.1f} | {r['p50_ms'] / base['p50_ms']:.3f} | "
-                     f"{r['min_ms'] / base['min_ms']:.3f} |")
+            label = name[:-5] + (" (**default**)" if name[:-5] == default else "")
+            o.append(f"| {version} | {batch} | {label} | {r['p50_ms']:.1f} | "
+                     f"{r['min_ms']:.1f} | {ratio[name][0]:.3f} | {ratio[name][1]:.3f} |")
+        mine = ratio.get(f"{default}.onnx")
+        aa = ratio.get("original_again.onnx")
+        ref_r = ratio.get("reference.onnx")
+        if mine and aa and ref_r:
+            # Noise: how far the A/A pair strayed from 1 in this run, on either statistic.
+            noise = max(abs(aa[0] - 1), abs(aa[1] - 1))
+            beats = all(x < 1 - noise for x in mine)
+            ties_ref = all(m <= r_ + noise for m, r_ in zip(mine, ref_r))
+            verdicts.append(
+                f"| {version} | {batch} | {mine[0]:.3f} / {mine[1]:.3f} | {aa[0]:.3f} / "
+                f"{aa[1]:.3f} | {'yes' if beats else '**no**'} | {ref_r[0]:.3f} / {ref_r[1]:.3f} | "
+                f"{'yes' if ties_ref else '**no**'} |")
+    if verdicts:
+        o.append("\nThe issue's bar, read off the rows above: bertopt's default output faster than the "
+                 "original beyond the A/A noise (p50 and min ratios both below 1 minus the A/A pair's "
+                 "larger distance from 1), and not slower than the reference's output beyond that "
+                 "noise.\n")
+        o.append("| ORT | batch | default p50 / min ratio | A/A p50 / min | faster beyond noise | "
+                 "reference p50 / min | not slower than the reference |")
+        o.append("|---|---|---|---|---|---|---|")
+        o += verdicts
     compare = read(os.path.join(out, "versions_compare.txt"), "") or ""
-    verdicts = [line for line in compare.splitlines() if line.endswith(("passed", "FAILED"))]
+    parity = [line for line in compare.splitlines() if line.endswith(("passed", "FAILED"))]
     o.append("\nParity with the original (`bertopt compare`, optimizations off, 3 samples): "
-             + "; ".join(verdicts) + ".\n")
+             + "; ".join(parity) + ".\n")
+    return o
+
+
+def section_int8(out, mode):
+    """int8 on BERT-base (bench/int8_base.sh): bertopt against quantize_dynamic per ORT version."""
+    runs = []
+    for name in sorted(os.listdir(out)):
+        m = re.match(r"int8_([0-9.]+)_b(\d+)\.json$", name)
+        if m:
+            runs.append((m.group(1), int(m.group(2)), load_json(os.path.join(out, name))))
+    models = load_json(os.path.join(out, "int8_models.json")) or {}
+    if not runs or not models:
+        return []
+    qd = models.get("qd_original", {})
+    o = ["## 2d. int8 on BERT-base: bertopt against ORT's quantize_dynamic\n"]
+    o.append(f"Load average at the start: {(read(os.path.join(out, 'int8_load.txt'), '?') or '?').strip()}. "
+             "BERT-base as gen_bert.py exports it (torch 1.13, opset 14, random weights), sequence "
+             "128, 2 intra-op threads, ORT level `all`; per ORT version and batch size one `bertopt "
+             "perf` process runs the five models interleaved on the same inputs (`bench/int8_base.sh"
+             + (" --quick" if mode == "quick" else "") + "`):\n")
+    o.append("- `bertopt_int8`: `bertopt optimize --int8`, made by the bertopt built against that "
+             "version (its default forms);")
+    o.append(f"- `qd_original`: ONNX Runtime {models.get('qd_version', '?')}'s `quantize_dynamic` "
+             "(QInt8, its defaults; `bench/int8_reference.py`) of the original "
+             f"({qd.get('wall_s', 0):.1f} s, peak RSS {qd.get('rss_kib', 0) / 1024:.0f} MiB);")
+    o.append("- `qd_fused`: `quantize_dynamic` of bertopt's fused float32 model (optimize, then "
+             f"quantize; {models.get('qd_fused', {}).get('wall_s', 0):.1f} s);")
+    o.append("- `original_again`: the A/A pair.\n")
+    for version, info in sorted(models.get("bertopt_int8", {}).items()):
+        q = info.get("int8", {})
+        o.append(f"- bertopt for ORT {version}: {info['wall_s']:.2f} s, peak RSS "
+                 f"{info['rss_kib'] / 1024:.0f} MiB, {info['nodes_after']} nodes; int8: "
+                 + ", ".join(f"{n} {k}" for k, n in sorted(q.get("int8_ops", {}).items()))
+                 + "; float: " + ", ".join(f"{n} {k}" for k, n in sorted(q.get("float_ops", {}).items()))
+                 + f"; weights' relative RMS error mean {100 * q.get('mean_relative_rms_error', 0):.2f} %.")
+    ops = lambda d: ", ".join(f"{n} {k}" for k, n in d.items())
+    o.append(f"- `qd_original` ops: {ops(qd.get('ops', {}))}.")
+    o.append(f"- `qd_fused` ops: {ops(models.get('qd_fused', {}).get('ops', {}))}.\n")
+    o.append("| ORT | batch | model | p50 ms | min ms | p50 / original | min / original | speed-up (p50) |")
+    o.append("|---|---|---|---|---|---|---|---|")
+    verdicts = []
+    for version, batch, perf in runs:
+        rows = {os.path.basename(r["model"]): r for r in perf.get("results", [])}
+        base = rows.get("original.onnx")
+        if not base:
+            continue
+        for name in ("original.onnx", "bertopt_int8.onnx", "qd_original.onnx", "qd_fused.onnx",
+                     "original_again.onnx"):
+            r = rows.get(name)
+            if r:
+                o.append(f"| {version} | {batch} | {name[:-5]} | {r['p50_ms']:.1f} | {r['min_ms']:.1f} | "
+                         f"{r['p50_ms'] / base['p50_ms']:.3f} | {r['min_ms'] / base['min_ms']:.3f} | "
+                         f"{base['p50_ms'] / r['p50_ms']:.2f}x |")
+        mine, aa = rows.get("bertopt_int8.onnx"), rows.get("original_again.onnx")
+        refs = [rows[n] for n in ("qd_original.onnx", "qd_fused.onnx") if n in rows]
+        if mine and aa and refs:
+            noise = max(abs(aa["p50_ms"] / base["p50_ms"] - 1), abs(aa["min_ms"] / base["min_ms"] - 1))
+            best = min(refs, key=lambda r: r["p50_ms"])
+            vs = mine["p50_ms"] / best["p50_ms"]
+            verdicts.append(f"| {version} | {batch} | {base['p50_ms'] / mine['p50_ms']:.2f}x | "
+                            f"{'yes' if base['p50_ms'] / mine['p50_ms'] >= 2 else '**no**'} | "
+                            f"{vs:.3f} ({os.path.basename(best['model'])[:-5]}) | {noise:.3f} | "
+                            f"{'yes' if vs <= 1 + noise else '**no**'} |")
+    if verdicts:
+        o.append("\nThe issue's bars: int8 at least 2x faster than the float32 original, and at least as "
+                 "fast as quantize_dynamic's faster model (p50 ratio at most 1 plus the A/A noise):\n")
+        o.append("| ORT | batch | bertopt int8 speed-up | 2x | p50 / quantize_dynamic's best | A/A noise | as fast |")
+        o.append("|---|---|---|---|---|---|---|")
+        o += verdicts
+    o.append("\nAccuracy against float32 (`bertopt compare --min_cosine 0.99`, ORT optimizations off, "
+             "5 samples, B1 S128; random weights, so the real-sentence check is section 2e):\n")
+    o.append("| model | passed | output | min cosine | mean cosine | max abs diff |")
+    o.append("|---|---|---|---|---|---|")
+    for name in ("bertopt_int8", "qd_original", "qd_fused"):
+        c = models.get("compare", {}).get(name)
+        if not c:
+            o.append(f"| {name} | no result | | | | |")
+            continue
+        for out_ in c.get("outputs", []):
+            o.append(f"| {name} | {c['passed']}/{c['samples']} | {out_['name']} | "
+                     f"{out_['min_cosine']:.6f} | {out_['mean_cosine']:.6f} | {out_['max_abs_diff']:.4g} |")
+    o.append("")
     return o
 
 
@@ -514,14 +629,17 @@ def main():
     o += section_inference(out, mode)
     # Sections written by their own scripts, included as they are:
     # float16.md by bench/minilm_float16.sh (PyPI onnxruntime in a venv); versions.md by
-    # bench/versions.sh (a bertopt built against each ORT version); int8.md by hand from int8 runs
-    # (it says how); int8_minilm.md by bench/minilm_int8.sh; torch2_base.md by bench/torch2_base.sh
+    # bench/versions.sh (a bertopt built against each ORT version); int8_minilm.md by bench/minilm_int8.sh; torch2_base.md by bench/torch2_base.sh
     # (needs a torch 2.x venv, so not run by make bench); findings.md by hand.
-    for name in ("float16.md", "versions.md", "int8.md", "int8_minilm.md", "torch2_base.md",
-                 "findings.md"):
-        section = read(os.path.join(BENCH, name))
-        if section:
-            o.append(section.rstrip() + "\n")
+    def include(*names):
+        for name in names:
+            section = read(os.path.join(BENCH, name))
+            if section:
+                o.append(section.rstrip() + "\n")
+
+    include("float16.md", "versions.md")
+    o += section_int8(out, mode)
+    include("int8_minilm.md", "torch2_base.md", "findings.md")
     text = "\n".join(o)
     tmp = results + ".tmp"
     with open(tmp, "w") as f:

@@ -82,7 +82,7 @@ fi
 
 # Measurements of an earlier run must not leak into this one's results.
 rm -f "$bench_out"/optimize_speed.tsv "$bench_out"/optimize_*.json "$bench_out"/inference* \
-  "$bench_out"/compare.* "$bench_out"/versions_*
+  "$bench_out"/compare.* "$bench_out"/versions_* "$bench_out"/int8_*
 rm -f "$bench_out/mode.txt"
 cut -d' ' -f1-3 /proc/loadavg >"$bench_out/load_start.txt"
 date -u '+%Y-%m-%d %H:%M UTC' >"$bench_out/measured_at.txt"
@@ -94,14 +94,16 @@ date -u '+%Y-%m-%d %H:%M UTC' >"$bench_out/measured_at.txt"
   git -C "$bench_root" status --porcelain --untracked-files=no | grep -vc 'bench/RESULTS.md$' || true
 } >"$bench_out/code.txt"
 
-progress "== 1/4 optimize speed and memory beside the I/O floor"
+progress "== 1/5 optimize speed and memory beside the I/O floor"
 bash "$bench_root/bench/optimize_speed.sh" "${quick_flag[@]}"
-progress "== 2/4 inference latency (original, ORT level all saved, bertopt)"
+progress "== 2/5 inference latency (original, ORT level all saved, bertopt)"
 bash "$bench_root/bench/inference.sh" "${quick_flag[@]}"
-progress "== 3/4 fused forms per ONNX Runtime version, beside the reference optimizer"
+progress "== 3/5 fused forms per ONNX Runtime version, beside the reference optimizer"
 bash "$bench_root/bench/versions.sh" "${quick_flag[@]}"
+progress "== 4/5 int8 BERT-base per ONNX Runtime version, beside quantize_dynamic"
+bash "$bench_root/bench/int8_base.sh" "${quick_flag[@]}"
 if [ "$mode" = full ]; then
-  progress "== 4/4 the trained MiniLM: float16 and int8 accuracy beside ORT's own conversions"
+  progress "== 5/5 the trained MiniLM: float16 and int8 accuracy beside ORT's own conversions"
   bash "$bench_root/bench/minilm_float16.sh"
   bash "$bench_root/bench/minilm_int8.sh"
 fi

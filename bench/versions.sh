@@ -5,11 +5,14 @@
 # batch 1 and 8, ORT level all, every model in one interleaved `bertopt perf` run per version:
 #   original        the torch export
 #   every_fusion    bertopt optimize --target_ort_version none (SkipLayerNormalization included)
-#   add_layernorm   bertopt optimize --target_ort_version 1.30 (residual Add + LayerNormalization)
+#   residual_sum    bertopt optimize --target_ort_version 1.32 (no SkipLayerNormalization: the
+#                   residual written as Sum + LayerNormalization, which ORT does not re-fuse)
 #   reference       onnxruntime.transformers.optimizer (PyPI onnxruntime, bench/venv), its fusions
 #                   only (--opt_level 0: its ORT pre-pass needs torch, and ORT at level all runs
 #                   anyway when the model is loaded)
 #   original_again  the A/A pair: which ratios are noise
+# Which of every_fusion / residual_sum is each build's default output (no --target_ort_version:
+# the forms of the ORT it is linked with) is recorded too: that is the row a user gets.
 # Each version runs with a bertopt built against it: build/ (1.29, the SDK we build with),
 # build-ort130/ and build-ort132/ (1.30's and 1.32's libraries with the same headers). The reference's output is made once, by
 # the Python package's own ORT (its version is recorded).
@@ -20,8 +23,8 @@ set -euo pipefail
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
 
-runs_b1=40
-runs_b8=10
+runs_b1=60
+runs_b8=16
 [ "${1:-}" = --quick ] && runs_b1=5 runs_b8=2
 
 # bertopt built against each version: the default build (1.29) and run.sh's build-ort130 and
@@ -42,11 +45,18 @@ mkdir -p "$dir"
 ln -sf "$model" "$dir/original.onnx"
 ln -sf "$model" "$dir/original_again.onnx"
 
-progress "versions: bertopt optimize, every fusion and Add + LayerNormalization"
+progress "versions: bertopt optimize, every fusion and the residual as Sum"
 "$bertopt_bin" optimize --input "$model" --output "$dir/every_fusion.onnx" \
   --target_ort_version none --json >"$dir/every_fusion.json"
-"$bertopt_bin" optimize --input "$model" --output "$dir/add_layernorm.onnx" \
-  --target_ort_version 1.30 --json >"$dir/add_layernorm.json"
+"$bertopt_bin" optimize --input "$model" --output "$dir/residual_sum.onnx" \
+  --target_ort_version 1.32 --json >"$dir/residual_sum.json"
+# Each build's default (the linked ORT's forms), to name which variant a user of it gets.
+i=0
+for bin in "${builds[@]}"; do
+  i=$((i + 1))
+  "$bin" optimize --input "$model" --output "$dir/default.onnx" --json >"$dir/default_$i.json"
+done
+rm -f "$dir/default.onnx"
 progress "versions: the reference optimizer (onnxruntime.transformers.optimizer)"
 ref_version=$("$venv/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__)')
 ref_cmd="python -m onnxruntime.transformers.optimizer --input original.onnx --output reference.onnx --model_type bert --num_heads 12 --hidden_size 768 --opt_level 0"
@@ -56,19 +66,26 @@ timed "$venv/bin/python" -m onnxruntime.transformers.optimizer --input "$model" 
 ref_wall=$timed_wall_s ref_rss=$timed_rss_kb
 /usr/bin/python3 - "$dir" "$ref_version" "$ref_cmd" "$ref_wall" "$ref_rss" \
   >"$bench_out/versions_models.json" <<'EOF'
-import json, sys
+import glob, json, re, sys
 d, version, cmd, wall, rss = sys.argv[1:6]
 out = {"reference": {"onnxruntime": version, "command": cmd, "wall_s": float(wall),
-                     "rss_kib": int(rss)}}
-for name in ("every_fusion", "add_layernorm"):
+                     "rss_kib": int(rss)}, "default": {}}
+for name in ("every_fusion", "residual_sum"):
     with open(f"{d}/{name}.json") as f:
         out[name] = json.load(f)["fused_ops"]
+for path in sorted(glob.glob(f"{d}/default_*.json")):
+    with open(path) as f:
+        report = json.load(f)
+    fused = report["fused_ops"]
+    same = [n for n in ("every_fusion", "residual_sum") if out[n] == fused]
+    version = re.search(r"ORT (\d+\.\d+[.0-9]*)", report["target"]).group(1)
+    out["default"][version] = same[0] if same else "neither"
 json.dump(out, sys.stdout, indent=1)
 EOF
 
 progress "versions: parity of the three optimized models with the original (compare, 3 samples)"
 : >"$bench_out/versions_compare.txt"
-for v in every_fusion add_layernorm reference; do
+for v in every_fusion residual_sum reference; do
   if "$bertopt_bin" compare --baseline_model "$model" --optimized_model "$dir/$v.onnx" \
       --batch_size 1 --sequence_length 128 --samples 3 --output_dir "$dir/compare_$v" \
       >>"$bench_out/versions_compare.txt" 2>&1; then
@@ -83,7 +100,7 @@ for bin in "${builds[@]}"; do
     read -r batch runs <<<"$setting"
     warmup=$(((runs + 9) / 10))
     progress "versions: $bin, batch $batch, 5 models interleaved, $runs timed runs each"
-    "$bin" perf --model "$dir/original.onnx" "$dir/every_fusion.onnx" "$dir/add_layernorm.onnx" \
+    "$bin" perf --model "$dir/original.onnx" "$dir/every_fusion.onnx" "$dir/residual_sum.onnx" \
       "$dir/reference.onnx" "$dir/original_again.onnx" \
       --batch_size "$batch" --sequence_length 128 --intra_op_num_threads 2 \
       --test_times "$runs" --warmup "$warmup" --opt_level all \
