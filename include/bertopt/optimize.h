@@ -59,6 +59,9 @@ struct OptimizeOptions {
   bool disable_bias_gelu = false;
   bool disable_gelu = false;
   bool disable_layer_norm = false;
+  /// Keep computing every token in the layers after the last Attention even when only the first
+  /// token is read (src/passes/fusions/first_token.cc).
+  bool disable_first_token = false;
   /// Write a residual Add that feeds a LayerNormalization as Sum, so that ORT's own
   /// SkipLayerNormFusion (level extended) leaves Add + LayerNormalization as they are; set by
   /// targets where SkipLayerNormalization is the slow form (src/passes/targets.h).

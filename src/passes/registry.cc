@@ -43,6 +43,8 @@ StatusOr<Pipeline> MakePipeline(const OptimizeOptions& options) {
   // What skip_layer_norm left (or was told to leave) stays Add + LayerNormalization in ORT too.
   add(options.residual_sum, MakeResidualSumPass());
   add(!options.disable_bias_gelu, MakeBiasGeluFusion());
+  // Last: it re-creates the final per-token nodes, whatever form the fusions gave them.
+  add(!options.disable_first_token, MakeFirstTokenPass());
   add(true, MakeDeadCodePass());
   add(true, MakeTopologicalSortPass());
   return p;

@@ -346,6 +346,9 @@ int OptimizeMain(int argc, char** argv) {
   app.add_flag("--disable_bias_gelu", f.options.disable_bias_gelu);
   app.add_flag("--disable_gelu", f.options.disable_gelu);
   app.add_flag("--disable_layer_norm", f.options.disable_layer_norm);
+  app.add_flag("--disable_first_token", f.options.disable_first_token,
+               "compute every token in the layers after the last Attention even when only the "
+               "first token is read (the pooler)");
   app.add_flag("--residual_sum", f.options.residual_sum,
                "write a residual Add + LayerNormalization left unfused as Sum + "
                "LayerNormalization, which ORT does not turn into SkipLayerNormalization");

@@ -29,5 +29,7 @@ std::unique_ptr<Pass> MakeSkipLayerNormFusion();
 std::unique_ptr<Pass> MakeResidualSumPass();
 /// MatMul + Add(bias) + Gelu -> com.microsoft BiasGelu.
 std::unique_ptr<Pass> MakeBiasGeluFusion();
+/// Per-token layers read only at the first token (the pooler's Gather) -> computed for it alone.
+std::unique_ptr<Pass> MakeFirstTokenPass();
 
 }  // namespace bertopt::passes
