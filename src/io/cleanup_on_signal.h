@@ -41,8 +41,9 @@ class DeferSignals {
 };
 
 /// For tests: raises `signal` (SIGINT or SIGTERM) when the environment variable
-/// BERTOPT_TEST_SIGNAL_AT equals `stage` ("load", "passes", "write", "verify"), so interrupting
-/// each stage can be tested without timing.
+/// BERTOPT_TEST_SIGNAL_AT equals `stage` ("load", "passes", "write", "verify"; with external data
+/// also "publish", between renaming the data file and the model into place, and "move", the same
+/// out of --verify's staging folder), so interrupting each stage can be tested without timing.
 void TestSignalPoint(const char* stage);
 
 }  // namespace bertopt::io

@@ -207,13 +207,19 @@ Status SaveVerified(const Flags& f, const onnx::ModelProto& model, io::SaveOptio
     if (entry.path() != candidate) files.push_back(entry.path());
   }
   files.push_back(candidate);
-  for (const fs::path& file : files) {
-    if (!s.ok()) break;
-    fs::rename(file, target.parent_path() / file.filename(), ec);
-    if (ec) s = IoError(fmt::format("{}: {}", f.output, ec.message()));
+  {
+    // One step as far as SIGINT / SIGTERM go (a signal meanwhile is handled after it, with the
+    // output complete): between the renames the data would be in place without its model.
+    io::DeferSignals defer;
+    for (const fs::path& file : files) {
+      if (!s.ok()) break;
+      fs::rename(file, target.parent_path() / file.filename(), ec);
+      if (ec) s = IoError(fmt::format("{}: {}", f.output, ec.message()));
+      if (file != candidate) io::TestSignalPoint("move");
+    }
+    fs::remove_all(staging, ec);
+    forget();
   }
-  fs::remove_all(staging, ec);
-  forget();
   return s;
 }
 
