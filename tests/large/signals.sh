@@ -5,7 +5,9 @@
 # input. Two kinds of case:
 #   hook:  the test hook (src/io/cleanup_on_signal.h: BERTOPT_TEST_SIGNAL_AT=load|passes|write|
 #          verify, BERTOPT_TEST_SIGNAL=INT|TERM) raises the signal at the end of each stage:
-#          exact, no timing involved. Their exit times also mark where each stage ends.
+#          exact, no timing involved. Their exit times also mark where each stage ends. With
+#          --external_data also between moving the data file and the model into place
+#          (publish|move), where the signal must wait for the complete output.
 #   kill:  a real signal from outside (`kill`), aimed at the middle of each stage (from the hook's
 #          stage ends) and at 5% to 95% of the wall time T of one uninterrupted run, landing
 #          wherever the run is then (each line says which stage, from what the output folder held
@@ -40,6 +42,7 @@ trap '[ -z "$child" ] || kill -KILL "$child" 2>/dev/null || true' EXIT
 now() { date +%s.%N; }
 # Seconds from $1 to $2 (default now); two decimals, as loading takes only hundredths.
 elapsed() { awk -v a="$1" -v b="${2:-$(now)}" 'BEGIN { printf "%.2f", b - a }'; }
+greater() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'; }
 exit_code_for() { if [ "$1" = INT ]; then echo 130; else echo 143; fi; }
 
 say "model: BERT-large through tests/models/gen_bert.py (cached in tests/models/cache)"
@@ -47,7 +50,8 @@ model=$(/usr/bin/python3 "$root/tests/models/gen_bert.py" --kind bert_seq --laye
   --hidden 1024 --heads 16 --vocab 30522 --max_position 512 --opset 14 | tail -n 1)
 t=$(now)
 input_sum=$(sha256sum "$model" | cut -d ' ' -f 1)
-say "$model: $(($(stat -c %s "$model") / 1000000)) MB, sha256 ${input_sum:0:16}... ($(elapsed "$t") s)"
+say "$model: $(($(stat -c %s "$model") / 1000000)) MB," \
+  "sha256 ${input_sum:0:16}... ($(elapsed "$t") s)"
 
 # --verify, so that ORT's comparison is one more stage a signal can land in; sequence 32 keeps
 # that comparison to seconds (its default 128 costs more and tests nothing more here).
@@ -60,17 +64,21 @@ plain_args=(optimize --input "$model")
 # are counted in the summary instead.
 ort_files='^tmp/(\.ses|mat-debug-[0-9]+\.log)$'
 leftovers() {
-  find "$1" "$TMPDIR" -mindepth 1 -printf '%p\n' | sed "s|^$work/||" | grep -Ev "$ort_files" || true
+  find "$1" "$TMPDIR" -mindepth 1 -printf '%p\n' | sed "s|^$work/||" | sort |
+    { grep -Ev "$ort_files" || true; }
 }
 one_line() { tr '\n' ' ' | sed 's/ $//'; }
+size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
 
 failures=0
 summary=()
-# record ok|FAIL LINE
+# record ok|FAIL WORDS...: one summary line.
 record() {
-  [ "$1" = ok ] || failures=$((failures + 1))
-  summary+=("$1  $2")
-  say "$1  $2"
+  local status=$1
+  shift
+  [ "$status" = ok ] || failures=$((failures + 1))
+  summary+=("$status  $*")
+  say "$status  $*"
 }
 
 say "reference: one uninterrupted run (its wall time T places the kills)"
@@ -94,7 +102,7 @@ complete_output_only() {
 
 # hook STAGE SIGNAL MODE: the hook raises SIGNAL at the end of STAGE of a run with --verify
 # (MODE verify) or without (MODE plain: the output is written straight beside its target).
-declare -A stage_end # the hook's exit time per stage: about where that stage ends in a run
+declare -A stage_end # the hook's latest exit time per stage: about where that stage ends
 hook() {
   local stage=$1 signal=$2 mode=$3 name dir t rc=0 want took left args
   name=hook_${stage}_${signal}_${mode}
@@ -106,12 +114,15 @@ hook() {
   BERTOPT_TEST_SIGNAL_AT=$stage BERTOPT_TEST_SIGNAL=$signal \
     "$bertopt" "${args[@]}" --output "$dir/o.onnx" >"$work/$name.log" 2>&1 || rc=$?
   took=$(elapsed "$t")
-  [ "$mode" != verify ] || stage_end[$stage]=$took
+  if [ "$mode" = verify ] && greater "$took" "${stage_end[$stage]:-0}"; then
+    stage_end[$stage]=$took
+  fi
   left=$(leftovers "$dir" | one_line)
   if [ "$rc" = "$want" ] && [ -z "$left" ]; then
     record ok "$name: exit $rc after $took s, nothing left"
   else
-    record FAIL "$name: exit $rc (want $want) after $took s, left: ${left:-nothing} (see $work/$name.log)"
+    record FAIL "$name: exit $rc (want $want) after $took s, left: ${left:-nothing}" \
+      "(see $work/$name.log)"
   fi
   rm -rf "$dir"
 }
@@ -122,6 +133,36 @@ for stage in load passes write verify; do
 done
 for signal in INT TERM; do hook write "$signal" plain; done
 
+# hook_external STAGE SIGNAL: with --external_data, the hook between renaming the data file and
+# the model into place ("publish": saving straight to the output; "move": out of --verify's
+# staging folder). The two renames are one step for signals, so the run exits 130 / 143 with
+# both files in place, nothing else, and together about the size of the reference output.
+hook_external() {
+  local stage=$1 signal=$2 name dir t rc=0 want took left args=("${plain_args[@]}") bytes
+  name=hook_${stage}_${signal}_external_data
+  want=$(exit_code_for "$signal")
+  [ "$stage" != move ] || args=("${verify_args[@]}")
+  dir=$work/$name
+  mkdir "$dir"
+  t=$(now)
+  BERTOPT_TEST_SIGNAL_AT=$stage BERTOPT_TEST_SIGNAL=$signal "$bertopt" "${args[@]}" \
+    --external_data --output "$dir/o.onnx" >"$work/$name.log" 2>&1 || rc=$?
+  took=$(elapsed "$t")
+  left=$(leftovers "$dir" | one_line)
+  bytes=$(($(size_of "$dir/o.onnx") + $(size_of "$dir/o.onnx.data")))
+  if [ "$rc" = "$want" ] && [ "$left" = "$name/o.onnx $name/o.onnx.data" ] &&
+    [ $((bytes * 100 / reference_bytes)) -ge 99 ]; then
+    record ok "$name: exit $rc after $took s, the complete output ($((bytes / 1000000)) MB)"
+  else
+    record FAIL "$name: exit $rc (want $want) after $took s, left: ${left:-nothing}," \
+      "$bytes bytes (see $work/$name.log)"
+  fi
+  rm -rf "$dir"
+}
+for stage in publish move; do
+  for signal in INT TERM; do hook_external "$stage" "$signal"; done
+done
+
 # The stage a run is in $1 seconds after its start, from what its output folder $2 holds then
 # (nothing: load or passes, told apart by the hook's end of load; a temporary file: write; the
 # complete candidate in the staging folder: verify; the output in place: done).
@@ -129,7 +170,7 @@ where() {
   local at=$1 entries
   entries=$(find "$2" -mindepth 1 -printf '%P\n')
   if [ -z "$entries" ]; then
-    if awk -v a="$at" -v b="${stage_end[load]}" 'BEGIN { exit !(a < b) }'; then
+    if greater "${stage_end[load]}" "$at"; then
       echo load
     else
       echo passes
@@ -209,7 +250,8 @@ else
 fi
 
 ort_left=$(find "$TMPDIR" -mindepth 1 -printf 'tmp/%P\n' | grep -cE "$ort_files" || true)
-say "summary ($(($(date +%s) - started)) s; $mid_run of $kills kills landed mid-run; ONNX Runtime's own files left in TMPDIR, not counted: $ort_left):"
+say "summary ($(($(date +%s) - started)) s; $mid_run of $kills kills landed mid-run;" \
+  "ONNX Runtime's own files left in TMPDIR, not counted: $ort_left):"
 printf '  %s\n' "${summary[@]}" >&2
 if [ "$failures" -gt 0 ]; then
   die "$failures case(s) failed; logs in $work"
