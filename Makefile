@@ -26,9 +26,12 @@ test: build
 	@echo "make test: skipped the model over 2 GB (external data, ~5 GB of disk, minutes): run it with 'make test-large'"
 
 # A BERT over protobuf's 2 GB limit, with external data, end to end (tests/large/run.sh): load,
-# fuse completely, save with external data, compare through ORT. Not part of `make test` (CI).
+# fuse completely, save with external data, compare through ORT; then SIGINT / SIGTERM at every
+# stage of a BERT-large optimize leave nothing behind (tests/large/signals.sh). Not part of
+# `make test` (CI).
 test-large: build
 	@BUILD=$(abspath $(BUILD)) bash tests/large/run.sh
+	@BUILD=$(abspath $(BUILD)) bash tests/large/signals.sh
 
 test-long: build
 	@cd $(BUILD) && BERTOPT_MUTATIONS=$(MUTATIONS) ctest --output-on-failure -j $(JOBS)

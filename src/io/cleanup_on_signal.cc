@@ -1,8 +1,10 @@
 #include "io/cleanup_on_signal.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -19,9 +21,22 @@ struct Slot {
   char path[kPathBytes] = {};
 };
 
-Slot g_slots[kSlots];  // NOLINT: read by the signal handler, which can reach nothing else
+Slot g_slots[kSlots];     // NOLINT: read by the signal handler, which can reach nothing else
+pthread_t g_main_thread;  // NOLINT: the thread that installed the handlers
+std::atomic<bool> g_main_known{false};  // NOLINT
 
 extern "C" void OnSignal(int signal) {
+  // Only the main thread cleans up. There the handler interrupts the very code it could race
+  // with (a temporary being created, files being moved into place), and DeferSignals can hold it
+  // back. A signal sent to the process goes to any thread that does not block it, and ORT starts
+  // threads of its own (one from CreateEnv lives as long as the process): pass it on to the main
+  // thread, where it waits if DeferSignals holds it.
+  if (g_main_known.load() && ::pthread_equal(::pthread_self(), g_main_thread) == 0) {
+    const int saved_errno = errno;
+    ::pthread_kill(g_main_thread, signal);
+    errno = saved_errno;
+    return;
+  }
   // Files first, then folders (which are only removable once empty).
   for (int pass = 0; pass < 2; ++pass) {
     for (Slot& slot : g_slots) {
@@ -40,6 +55,8 @@ extern "C" void OnSignal(int signal) {
 
 void InstallCleanupOnSignal() {
   static const bool installed = [] {
+    g_main_thread = ::pthread_self();
+    g_main_known.store(true);
     struct sigaction action {};
     action.sa_handler = OnSignal;
     sigemptyset(&action.sa_mask);
@@ -69,6 +86,16 @@ int RememberForCleanup(const std::filesystem::path& path, bool is_folder) {
 void ForgetCleanup(int slot) {
   if (slot >= 0 && slot < kSlots) g_slots[slot].used.store(false);
 }
+
+DeferSignals::DeferSignals() {
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGTERM);
+  ::pthread_sigmask(SIG_BLOCK, &block, &previous_);
+}
+
+DeferSignals::~DeferSignals() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
 
 void TestSignalPoint(const char* stage) {
   const char* at = std::getenv("BERTOPT_TEST_SIGNAL_AT");

@@ -8,6 +8,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "io/cleanup_on_signal.h"
 #include "io/external_data.h"
 #include "io/file_util.h"
 #include "io/mapped_model.h"
@@ -161,7 +162,13 @@ Status SaveExternal(const SplitModel& split, const fs::path& path, const fs::pat
   }
   RETURN_IF_ERROR(WriteModel(split.skeleton, model.get()));
   RETURN_IF_ERROR(model->Finish());
-  if (data) RETURN_IF_ERROR(data->Publish());
+  // One step as far as SIGINT / SIGTERM go: between the two renames the data would be in place
+  // without its model.
+  DeferSignals defer;
+  if (data) {
+    RETURN_IF_ERROR(data->Publish());
+    TestSignalPoint("publish");
+  }
   Status published = model->Publish();
   if (!published.ok() && data) {
     std::error_code ec;

@@ -2,6 +2,7 @@
 // partial output, the input left untouched, and the seed-named entry points.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -182,6 +183,45 @@ TEST_F(CliTest, SignalsAtEveryStageLeaveNothingBehind) {
     }
   }
   EXPECT_EQ(ReadBytes(model_), before);
+}
+
+// With external data, two files move into place: the data, then the model. A signal between the
+// two left the data alone in the output folder (the model was still a temporary, removed by the
+// handler). Now the two moves are one step: the signal is handled after both, so the output is
+// complete, though the exit code still says the run was interrupted. With --verify the same
+// happens inside the staging folder first ("publish"), where nothing may be left, and then out
+// of it ("move").
+TEST_F(CliTest, ASignalBetweenMovingTheDataAndTheModelLeavesBothOrNeither) {
+  const std::vector<std::string> both = {"o.onnx", "o.onnx.data"};
+  const struct {
+    const char* flags;
+    const char* stage;
+    std::vector<std::string> left;
+  } cases[] = {{"", "publish", both},
+               {" --verify --sequence_length 16", "publish", {}},
+               {" --verify --sequence_length 16", "move", both}};
+  for (const auto& c : cases) {
+    for (const auto& [signal, code] : {std::pair{"INT", 130}, std::pair{"TERM", 143}}) {
+      const std::string label = std::string(c.stage) + c.flags + " " + signal;
+      const fs::path out_dir =
+          dir_ / (std::string(c.stage) + (*c.flags ? "_verify_" : "_") + signal);
+      fs::create_directories(out_dir);
+      CommandResult r = RunBertopt(
+          "optimize --external_data --input " + Q(model_) + " --output " + Q(out_dir / "o.onnx") +
+              c.flags,
+          "bertopt", {{"BERTOPT_TEST_SIGNAL_AT", c.stage}, {"BERTOPT_TEST_SIGNAL", signal}});
+      EXPECT_EQ(r.exit_code, code) << label << ": " << r.err;
+      std::vector<std::string> left;
+      for (const auto& e : fs::directory_iterator(out_dir)) left.push_back(e.path().filename());
+      std::sort(left.begin(), left.end());
+      EXPECT_EQ(left, c.left) << label;
+      if (left.empty()) continue;
+      // Complete: it loads, external data included.
+      r = RunBertopt("optimize --input " + Q(out_dir / "o.onnx") + " --output " +
+                     Q(out_dir / "again.onnx"));
+      EXPECT_EQ(r.exit_code, 0) << label << ": " << r.err;
+    }
+  }
 }
 
 TEST_F(CliTest, ModelTypeIsDetectedAndADisagreeingOneIsAWarning) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test-large: a BERT over protobuf's 2 GB limit, stored with external data, through bertopt
 # end to end: load, fuse completely, save with external data, compare with the original through
-# ONNX Runtime. Not part of `make test` (CI): it writes about 4.5 GB and takes minutes.
+# ONNX Runtime. Not part of `make test` (CI): it writes about 4.5 GB and takes minutes. After it,
+# make test-large runs signals.sh: SIGINT / SIGTERM at every stage of a BERT-large optimize.
 #   BUILD (default build/) holds bertopt; scratch files go to $BUILD/test_large and are removed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

@@ -155,16 +155,21 @@ Status SaveVerified(const Flags& f, const onnx::ModelProto& model, io::SaveOptio
         "{}: is the input model; refusing to write over it (use --overwrite)", f.output));
   }
   const fs::path staging = target.parent_path() / (".bertopt-verify-" + target.filename().string());
-  fs::remove_all(staging, ec);
-  if (!fs::create_directory(staging, ec)) {
-    return IoError(
-        fmt::format("{}: cannot create {}: {}", f.output, staging.string(), ec.message()));
-  }
   const fs::path candidate = staging / target.filename();
-  // If a signal comes, the candidate (and its external data) and the folder go.
+  // If a signal comes, the candidate (and its external data) and the folder go. Registered before
+  // the folder exists, so a signal just after it is created cannot leave it behind.
   const int folder_slot = io::RememberForCleanup(staging, /*is_folder=*/true);
   const int candidate_slot = io::RememberForCleanup(candidate);
   const int data_slot = io::RememberForCleanup(fs::path(candidate.string() + ".data"));
+  const auto forget = [&] {
+    for (int slot : {candidate_slot, data_slot, folder_slot}) io::ForgetCleanup(slot);
+  };
+  fs::remove_all(staging, ec);
+  if (!fs::create_directory(staging, ec)) {
+    forget();
+    return IoError(
+        fmt::format("{}: cannot create {}: {}", f.output, staging.string(), ec.message()));
+  }
   Status s = io::SaveModel(model, candidate, save);
   io::TestSignalPoint("verify");
   ort::CompareOptions c;
@@ -202,13 +207,19 @@ Status SaveVerified(const Flags& f, const onnx::ModelProto& model, io::SaveOptio
     if (entry.path() != candidate) files.push_back(entry.path());
   }
   files.push_back(candidate);
-  for (const fs::path& file : files) {
-    if (!s.ok()) break;
-    fs::rename(file, target.parent_path() / file.filename(), ec);
-    if (ec) s = IoError(fmt::format("{}: {}", f.output, ec.message()));
+  {
+    // One step as far as SIGINT / SIGTERM go (a signal meanwhile is handled after it, with the
+    // output complete): between the renames the data would be in place without its model.
+    io::DeferSignals defer;
+    for (const fs::path& file : files) {
+      if (!s.ok()) break;
+      fs::rename(file, target.parent_path() / file.filename(), ec);
+      if (ec) s = IoError(fmt::format("{}: {}", f.output, ec.message()));
+      if (file != candidate) io::TestSignalPoint("move");
+    }
+    fs::remove_all(staging, ec);
+    forget();
   }
-  fs::remove_all(staging, ec);
-  for (int slot : {candidate_slot, data_slot, folder_slot}) io::ForgetCleanup(slot);
   return s;
 }
 
@@ -217,9 +228,13 @@ StatusOr<perf::TuneReport> TuneInto(const Flags& f, const onnx::ModelProto& mode
   std::error_code ec;
   const fs::path work =
       fs::temp_directory_path() / fmt::format("bertopt-tune-{}-{}", ::getpid(), std::rand());
-  fs::create_directories(work, ec);
-  if (ec) return IoError(fmt::format("--tune: cannot create {}: {}", work.string(), ec.message()));
+  // Registered first, so a signal just after the folder is created cannot leave it behind.
   const int slot = io::RememberForCleanup(work, /*is_folder=*/true);
+  fs::create_directories(work, ec);
+  if (ec) {
+    io::ForgetCleanup(slot);
+    return IoError(fmt::format("--tune: cannot create {}: {}", work.string(), ec.message()));
+  }
   auto report = perf::Tune(f.input, model, f.options, f.tune_options, work, stderr);
   fs::remove_all(work, ec);
   io::ForgetCleanup(slot);
