@@ -137,3 +137,18 @@ minilm_setup() {
   # shellcheck disable=SC2034  # for the caller
   minilm_model=${paths[0]} minilm_ids=${paths[1]}
 }
+
+# bertopt built against each ONNX Runtime version, into the array `builds`: the default build
+# (1.29, the SDK) and run.sh's build-ort130 / build-ort132 (1.30's and 1.32's libraries with the
+# same headers); and `venv`, bench/venv with PyPI onnxruntime (the reference tools).
+version_builds_and_venv() {
+  builds=("$bertopt_bin")
+  local suffix b
+  for suffix in ort130 ort132; do
+    b=${bench_build}-$suffix/bertopt
+    [ -x "$b" ] || die "$b is missing (bench/run.sh builds it)"
+    builds+=("$b")
+  done
+  venv=$bench_root/bench/venv
+  [ -x "$venv/bin/python" ] || die "$venv is missing (bench/run.sh makes it)"
+}

@@ -22,14 +22,7 @@ runs_b1=40
 runs_b8=10
 [ "${1:-}" = --quick ] && runs_b1=5 runs_b8=2
 
-builds=("$bertopt_bin")
-for suffix in ort130 ort132; do
-  b=${bench_build}-$suffix/bertopt
-  [ -x "$b" ] || die "$b is missing (bench/run.sh builds it)"
-  builds+=("$b")
-done
-venv=$bench_root/bench/venv
-[ -x "$venv/bin/python" ] || die "$venv is missing (bench/run.sh makes it)"
+version_builds_and_venv
 
 model=$(bench_model base) || die "BERT-base (opset 14) is needed"
 cut -d' ' -f1-3 /proc/loadavg >"$bench_out/int8_load.txt"

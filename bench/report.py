@@ -408,13 +408,19 @@ def section_profile(out):
     return o
 
 
-def section_versions(out, mode):
-    """Fused forms per ONNX Runtime version (bench/versions.sh), beside the reference optimizer."""
+def per_version_runs(out, prefix):
+    """(ORT version, batch, perf JSON) of each <prefix>_<version>_b<batch>.json, sorted."""
     runs = []
     for name in sorted(os.listdir(out)):
-        m = re.match(r"versions_([0-9.]+)_b(\d+)\.json$", name)
+        m = re.match(prefix + r"_([0-9.]+)_b(\d+)\.json$", name)
         if m:
             runs.append((m.group(1), int(m.group(2)), load_json(os.path.join(out, name))))
+    return runs
+
+
+def section_versions(out, mode):
+    """Fused forms per ONNX Runtime version (bench/versions.sh), beside the reference optimizer."""
+    runs = per_version_runs(out, "versions")
     if not runs:
         return []
     models = load_json(os.path.join(out, "versions_models.json")) or {}
@@ -490,11 +496,7 @@ def section_versions(out, mode):
 
 def section_int8(out, mode):
     """int8 on BERT-base (bench/int8_base.sh): bertopt against quantize_dynamic per ORT version."""
-    runs = []
-    for name in sorted(os.listdir(out)):
-        m = re.match(r"int8_([0-9.]+)_b(\d+)\.json$", name)
-        if m:
-            runs.append((m.group(1), int(m.group(2)), load_json(os.path.join(out, name))))
+    runs = per_version_runs(out, "int8")
     models = load_json(os.path.join(out, "int8_models.json")) or {}
     if not runs or not models:
         return []

@@ -27,16 +27,7 @@ runs_b1=60
 runs_b8=16
 [ "${1:-}" = --quick ] && runs_b1=5 runs_b8=2
 
-# bertopt built against each version: the default build (1.29) and run.sh's build-ort130 and
-# build-ort132 (PyPI's onnxruntime wheel's C library, the newest release).
-builds=("$bertopt_bin")
-for suffix in ort130 ort132; do
-  b=${bench_build}-$suffix/bertopt
-  [ -x "$b" ] || die "$b is missing (bench/run.sh builds it)"
-  builds+=("$b")
-done
-venv=$bench_root/bench/venv
-[ -x "$venv/bin/python" ] || die "$venv is missing (bench/run.sh makes it)"
+version_builds_and_venv
 
 model=$(bench_model base11) || die "BERT-base (opset 11) is needed"
 cut -d' ' -f1-3 /proc/loadavg >"$bench_out/versions_load.txt"
