@@ -6,8 +6,9 @@
 // their types are declared. Subgraph bodies (If / Loop) are checked for their own producers with
 // the outer scope's values visible.
 //
-// Used twice by Optimize: on the input (an invalid model is refused, naming the node), and after
-// every pass (a pass that broke the graph is named, and nothing is written).
+// Optimize uses ValidateModel (this and the ops' ONNX schemas) on the input, before and after shape
+// inference (an invalid model is refused, naming the node), and on the result (a pass that broke
+// the graph is named, and nothing is written).
 
 #include <string>
 #include <vector>
