@@ -238,7 +238,7 @@ Status CheckNodeAgainstSchema(const onnx::NodeProto& node, const onnx::OpSchema&
   };
   for (int i = 0; i < inputs; ++i) {
     const onnx::OpSchema::FormalParameter* formal = FormalAt(schema.inputs(), i);
-    if (formal == nullptr) break;  // past a list the count check accepted: cannot happen
+    if (formal == nullptr) break;  // past the list: only where counts go unchecked (!exact)
     const std::string& name = node.input(i);
     if (name.empty()) {
       if (!exact || formal->GetOption() != onnx::OpSchema::Single) continue;
