@@ -422,8 +422,10 @@ class Validator {
     known.insert(produced.begin(), produced.end());
     // A Constant's output has its tensor's type, declared or not (constant folding makes it an
     // initializer later, and a type clash found only then would look like the optimizer's fault).
+    // "ai.onnx" is the default domain by its other name, and folding treats it so.
     for (const auto& node : g.node()) {
-      if (node.op_type() != "Constant" || !node.domain().empty() || node.output_size() != 1 ||
+      const bool onnx_domain = node.domain().empty() || node.domain() == "ai.onnx";
+      if (node.op_type() != "Constant" || !onnx_domain || node.output_size() != 1 ||
           types.count(node.output(0))) {
         continue;
       }

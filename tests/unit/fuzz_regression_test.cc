@@ -190,6 +190,13 @@ const std::vector<Finding>& Findings() {
        {"the input is not a valid model: node 'add_3' (Add) mixes element types: 'x' is FLOAT "
         "and 'c' is INT64",
         "the input is not a valid model: node 'add_3' (Add) mixes element types"}},
+      {"add_third_input_int64_constant_ai_onnx.onnx",
+       "kInternal: the Add above, its Constant's domain written \"ai.onnx\" (the fuzzer's "
+       "mutation of that file): the Constant went untyped, folding folded it all the same",
+       StatusCode::kOk,
+       {"the input is not a valid model: node 'add_3' (Add) mixes element types: 'x' is FLOAT "
+        "and 'c' is INT64",
+        "the input is not a valid model: node 'add_3' (Add) mixes element types"}},
       {"unsqueeze_of_float_declared_int64.onnx",
        "kInternal: at opset 20, Unsqueezes of a FLOAT bias declared INT64 ('unsqueeze_8' in the "
        "fuzzer's input) passed the input check; folding made one a FLOAT initializer that the "

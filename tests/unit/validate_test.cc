@@ -72,6 +72,11 @@ g (float[N, 4] x) => (float[N, 4] y)
 )");
   EXPECT_THAT(ir::ValidateGraph(m.graph()).message(),
               HasSubstr("mixes element types: 'i' is INT64 and 'f' is FLOAT"));
+  // The structure fuzzer again: a Constant in "ai.onnx", the default domain by its other name,
+  // which folding folds all the same.
+  m.mutable_graph()->mutable_node(0)->set_domain("ai.onnx");
+  EXPECT_THAT(ir::ValidateGraph(m.graph()).message(),
+              HasSubstr("mixes element types: 'i' is INT64 and 'f' is FLOAT"));
 }
 
 TEST(ValidateGraphTest, ASubgraphSeesTheOuterScope) {
