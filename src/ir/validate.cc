@@ -637,6 +637,28 @@ StatusOr<std::vector<std::string>> FollowOrtLoadRules(onnx::ModelProto& model) {
   while (inits->size() > kept_inits) inits->RemoveLast();
   for (auto& t : from_constants) *g->add_initializer() = std::move(t);
 
+  // value_info giving one name twice: ORT types the value by the last entry (found by the byte
+  // fuzzer: INT64 then BOOL for a Cast to BOOL, where the passes kept the first and the output
+  // check failed). Only the last stays.
+  std::unordered_map<std::string, int> last_info;
+  for (int i = 0; i < g->value_info_size(); ++i) last_info[g->value_info(i).name()] = i;
+  if (static_cast<int>(last_info.size()) < g->value_info_size()) {
+    auto* infos = g->mutable_value_info();
+    int kept_infos = 0;
+    for (int i = 0; i < infos->size(); ++i) {
+      if (last_info.at(infos->Get(i).name()) != i) {
+        warnings.push_back(fmt::format(
+            "value_info declares '{}' more than once; the last declaration is used, as ONNX "
+            "Runtime does",
+            infos->Get(i).name()));
+        continue;
+      }
+      if (kept_infos != i) infos->SwapElements(kept_infos, i);
+      ++kept_infos;
+    }
+    while (infos->size() > kept_infos) infos->RemoveLast();
+  }
+
   if (model.ir_version() >= 4) {
     for (const auto& init : g->initializer()) {
       if (!inputs.count(init.name())) continue;
