@@ -1,14 +1,22 @@
 #include "bertopt/ir/validate.h"
 
 #include <algorithm>
+#include <climits>
+#include <deque>
+#include <functional>
 #include <limits>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "bertopt/ir/tensor.h"
 #include "fmt/format.h"
+#include "fmt/ranges.h"
+#include "onnx/defs/schema.h"
 
 namespace bertopt::ir {
 namespace {
@@ -40,6 +48,29 @@ std::string NodeName(const onnx::NodeProto& n) {
                      n.output_size() ? n.output(0) : std::string("nothing"));
 }
 
+// Refuses a node of SameTypeInputs whose inputs of one type have two. `type_of`: the name of a
+// value's type, "" where it is not known.
+Status CheckSameTypeInputs(const onnx::NodeProto& node,
+                           const std::function<std::string(const std::string&)>& type_of) {
+  std::vector<int> same;
+  if (!SameTypeInputs(node, &same)) return Status::Ok();
+  std::string first;
+  std::string first_name;
+  for (int i : same) {
+    if (i >= node.input_size() || node.input(i).empty()) continue;
+    const std::string type = type_of(node.input(i));
+    if (type.empty()) continue;
+    if (first.empty()) {
+      first = type;
+      first_name = node.input(i);
+    } else if (type != first) {
+      return InvalidModel(fmt::format("{} mixes element types: '{}' is {} and '{}' is {}",
+                                      NodeName(node), first_name, first, node.input(i), type));
+    }
+  }
+  return Status::Ok();
+}
+
 // A tensor whose inline payload is not what its shape and type say. ONNX's own shape inference,
 // which Optimize runs first, copies raw_data into a buffer sized from it (onnx::ParseData) and
 // writes past the end on such a tensor; ONNX Runtime refuses it too.
@@ -66,8 +97,266 @@ Status CheckTensor(const onnx::TensorProto& t, const std::string& what) {
   return Status::Ok();
 }
 
+// ONNX's name for a tensor of an element type, as schemas list their allowed types
+// ("tensor(float)"); "" for a type ONNX 1.12 does not name.
+std::string TensorTypeString(int32_t elem_type) {
+  using onnx::TensorProto;
+  static const std::unordered_map<int32_t, std::string_view> kNames = {
+      {TensorProto::FLOAT, "float"},
+      {TensorProto::UINT8, "uint8"},
+      {TensorProto::INT8, "int8"},
+      {TensorProto::UINT16, "uint16"},
+      {TensorProto::INT16, "int16"},
+      {TensorProto::INT32, "int32"},
+      {TensorProto::INT64, "int64"},
+      {TensorProto::STRING, "string"},
+      {TensorProto::BOOL, "bool"},
+      {TensorProto::FLOAT16, "float16"},
+      {TensorProto::DOUBLE, "double"},
+      {TensorProto::UINT32, "uint32"},
+      {TensorProto::UINT64, "uint64"},
+      {TensorProto::COMPLEX64, "complex64"},
+      {TensorProto::COMPLEX128, "complex128"},
+      {TensorProto::BFLOAT16, "bfloat16"}};
+  auto name = kNames.find(elem_type);
+  return name == kNames.end() ? std::string() : fmt::format("tensor({})", name->second);
+}
+
+// What the schema check needs of the model: the opset of each domain it imports ("" for
+// ai.onnx), and its local functions, whose calls no ONNX schema describes.
+struct SchemaContext {
+  std::unordered_map<std::string, int64_t> opsets;
+  std::set<std::pair<std::string, std::string>> functions;  // (domain, name)
+};
+
+std::string_view SchemaDomain(const onnx::NodeProto& node) {
+  return node.domain() == "ai.onnx" ? std::string_view() : std::string_view(node.domain());
+}
+
+// The schema to check a node against, and how far.
+struct NodeSchema {
+  const onnx::OpSchema* schema = nullptr;
+  // The model's opset is one ONNX 1.12 knows: the schema is the one ONNX Runtime checks.
+  // Otherwise (ai.onnx above opset 17, as in the opset-20 exports among the fuzzers' seeds,
+  // where the open findings were) it is the latest one ONNX 1.12 has, an older version of the op:
+  // its input counts and allowed types may since have grown (ReduceMean takes its axes as an input
+  // from opset 18 on, DequantizeLinear's output follows its scale's type from 19), but what one
+  // type parameter binds still has one type (Add's A and B; Unsqueeze's data and output), so
+  // that alone is checked.
+  bool exact = false;
+};
+
+NodeSchema SchemaOf(const onnx::NodeProto& node, const SchemaContext& context) {
+  if (context.functions.count({node.domain(), node.op_type()})) return {};
+  const std::string domain(SchemaDomain(node));
+  auto opset = context.opsets.find(domain);
+  if (opset == context.opsets.end() || opset->second < 1) return {};
+  const auto& known = onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
+  auto range = known.find(domain);
+  if (range == known.end()) return {};
+  const bool exact = opset->second <= range->second.second;
+  if (!exact && !domain.empty()) return {};  // ai.onnx.ml and the rest: left to ORT
+  const int version = static_cast<int>(std::min<int64_t>(opset->second, range->second.second));
+  const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(node.op_type(), version, domain);
+  // A deprecated op is refused by ONNX Runtime with its own message.
+  if (!schema || schema->Deprecated()) return {};
+  return {schema, exact};
+}
+
+std::string Arity(int min, int max) {
+  if (min == max) return std::to_string(min);
+  if (max == INT_MAX) return fmt::format("at least {}", min);
+  return fmt::format("{} to {}", min, max);
+}
+
+// The formal parameter an actual input or output at `index` stands for: past the list, the last
+// one if it is variadic.
+const onnx::OpSchema::FormalParameter* FormalAt(
+    const std::vector<onnx::OpSchema::FormalParameter>& formals, int index) {
+  if (index < static_cast<int>(formals.size())) return &formals[index];
+  if (!formals.empty() && formals.back().GetOption() == onnx::OpSchema::Variadic) {
+    return &formals.back();
+  }
+  return nullptr;
+}
+
+bool Allows(const onnx::OpSchema::FormalParameter& formal, const std::string& type) {
+  const auto& types = formal.GetTypes();
+  return std::any_of(types.begin(), types.end(),
+                     [&type](const std::string* allowed) { return *allowed == type; });
+}
+
+std::string AllowedTypes(const onnx::OpSchema::FormalParameter& formal) {
+  std::vector<std::string> names;
+  for (const std::string* t : formal.GetTypes()) names.push_back(*t);
+  std::sort(names.begin(), names.end());
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+
+// One node against its schema, as ONNX Runtime's session creation checks it
+// (onnx::checker::check_node, then Graph::InferAndVerifyTypeMatch). `types`: the type string of
+// each value known so far; the node's outputs are added where the schema fixes them.
+Status CheckNodeAgainstSchema(const onnx::NodeProto& node, const onnx::OpSchema& schema, bool exact,
+                              std::unordered_map<std::string, std::string>& types) {
+  const std::string op = fmt::format("{}-{}", schema.Name(), schema.SinceVersion());
+  const int inputs = node.input_size();
+  const int outputs = node.output_size();
+  if (exact && (inputs < schema.min_input() || inputs > schema.max_input())) {
+    return InvalidModel(fmt::format("{} has {} input{}, where {} takes {}", NodeName(node), inputs,
+                                    inputs == 1 ? "" : "s", op,
+                                    Arity(schema.min_input(), schema.max_input())));
+  }
+  if (exact && (outputs < schema.min_output() || outputs > schema.max_output())) {
+    return InvalidModel(fmt::format("{} has {} output{}, where {} gives {}", NodeName(node),
+                                    outputs, outputs == 1 ? "" : "s", op,
+                                    Arity(schema.min_output(), schema.max_output())));
+  }
+  // Each type parameter ("T") and the first value bound to it: its type, and which one it was.
+  std::unordered_map<std::string, std::pair<std::string, std::string>> bound;
+  auto bind = [&](const onnx::OpSchema::FormalParameter& formal, const std::string& type,
+                  const std::string& what) -> Status {
+    if (exact && !Allows(formal, type)) {
+      return InvalidModel(fmt::format("{}: {} is {}, which {} does not allow for its {} ({})",
+                                      NodeName(node), what, type, op, formal.GetTypeStr(),
+                                      AllowedTypes(formal)));
+    }
+    if (!formal.GetIsHomogeneous()) return Status::Ok();  // If's, Loop's outputs: each its own
+    // A concrete type ("tensor(int64)") is no parameter: at a later opset it may have become one.
+    const auto& params = schema.typeConstraintParams();
+    if (!exact && std::none_of(params.begin(), params.end(), [&formal](const auto& p) {
+          return p.type_param_str == formal.GetTypeStr();
+        })) {
+      return Status::Ok();
+    }
+    auto [first, inserted] = bound.try_emplace(formal.GetTypeStr(), type, what);
+    if (!inserted && first->second.first != type) {
+      return InvalidModel(fmt::format(
+          "{}: {} is {} but {} is {}, and {} takes one type {} for both", NodeName(node),
+          first->second.second, first->second.first, what, type, op, formal.GetTypeStr()));
+    }
+    return Status::Ok();
+  };
+  for (int i = 0; i < inputs; ++i) {
+    const onnx::OpSchema::FormalParameter* formal = FormalAt(schema.inputs(), i);
+    if (formal == nullptr) break;  // past the list: only where counts go unchecked (!exact)
+    const std::string& name = node.input(i);
+    if (name.empty()) {
+      if (!exact || formal->GetOption() != onnx::OpSchema::Single) continue;
+      return InvalidModel(fmt::format("{}: input {} has no name, but {} requires its '{}'",
+                                      NodeName(node), i, op, formal->GetName()));
+    }
+    auto type = types.find(name);
+    if (type == types.end()) continue;
+    RETURN_IF_ERROR(bind(*formal, type->second, fmt::format("input {} ('{}')", i, name)));
+  }
+  for (int i = 0; i < outputs; ++i) {
+    const onnx::OpSchema::FormalParameter* formal = FormalAt(schema.outputs(), i);
+    if (formal == nullptr) break;
+    const std::string& name = node.output(i);
+    if (name.empty()) {
+      if (!exact || formal->GetOption() != onnx::OpSchema::Single) continue;
+      return InvalidModel(fmt::format("{}: output {} has no name, but {} requires its '{}'",
+                                      NodeName(node), i, op, formal->GetName()));
+    }
+    // The type the schema gives this output: its parameter's, bound by an input, or the one type
+    // the parameter allows (Shape's INT64), or a Cast's `to`.
+    std::string derived;
+    auto by_input = bound.find(formal->GetTypeStr());
+    if (formal->GetIsHomogeneous() && by_input != bound.end()) {
+      derived = by_input->second.first;
+    } else if (exact && formal->GetTypes().size() == 1) {
+      derived = **formal->GetTypes().begin();
+    } else if (schema.Name() == "Cast") {
+      for (const auto& attr : node.attribute()) {
+        if (attr.name() == "to" && attr.type() == onnx::AttributeProto::INT &&
+            attr.i() >= std::numeric_limits<int32_t>::min() &&
+            attr.i() <= std::numeric_limits<int32_t>::max()) {
+          derived = TensorTypeString(static_cast<int32_t>(attr.i()));
+        }
+      }
+    }
+    auto declared = types.find(name);
+    if (declared == types.end()) {
+      if (!derived.empty()) types[name] = derived;
+      continue;
+    }
+    if (!derived.empty() && derived != declared->second) {
+      return InvalidModel(fmt::format("{} makes output {} ('{}') {}, but the graph declares it {}",
+                                      NodeName(node), i, name, derived, declared->second));
+    }
+    RETURN_IF_ERROR(bind(*formal, declared->second, fmt::format("output {} ('{}')", i, name)));
+  }
+  return Status::Ok();
+}
+
+// Every node of `g` against its schema, producers before their consumers so that what the schemas
+// derive reaches the nodes reading it (a graph need not be sorted; nodes on a cycle, refused later,
+// go last). `elem_types`: the element types Validator knows of the graph's values.
+Status CheckSchemas(const onnx::GraphProto& g, const SchemaContext& context,
+                    const std::unordered_map<std::string, int32_t>& elem_types) {
+  std::unordered_map<std::string, std::string> types;
+  for (const auto& [name, elem_type] : elem_types) {
+    if (std::string t = TensorTypeString(elem_type); !t.empty()) types[name] = std::move(t);
+  }
+  for (const auto& out : g.output()) {
+    const int32_t elem_type = out.type().tensor_type().elem_type();
+    if (std::string t = TensorTypeString(elem_type); !t.empty()) types.try_emplace(out.name(), t);
+  }
+  const int n = g.node_size();
+  std::unordered_map<std::string_view, int> producer;
+  for (int i = 0; i < n; ++i) {
+    for (const std::string& out : g.node(i).output()) {
+      if (!out.empty()) producer.emplace(out, i);
+    }
+  }
+  std::vector<int> waiting_for(n, 0);
+  std::vector<std::vector<int>> consumers(n);
+  for (int i = 0; i < n; ++i) {
+    for (const std::string& in : g.node(i).input()) {
+      auto p = producer.find(in);
+      if (p == producer.end() || p->second == i) continue;
+      consumers[p->second].push_back(i);
+      ++waiting_for[i];
+    }
+  }
+  std::deque<int> ready;
+  for (int i = 0; i < n; ++i) {
+    if (waiting_for[i] == 0) ready.push_back(i);
+  }
+  std::vector<bool> done(n, false);
+  auto check = [&](int i) -> Status {
+    done[i] = true;
+    const onnx::NodeProto& node = g.node(i);
+    const NodeSchema schema = SchemaOf(node, context);
+    if (schema.schema)
+      RETURN_IF_ERROR(CheckNodeAgainstSchema(node, *schema.schema, schema.exact, types));
+    if (schema.exact) return Status::Ok();
+    // Above the opsets ONNX 1.12 knows, inputs past the old schema's list go unchecked there: an
+    // Add's third input, which ONNX Runtime refuses, is then one more input of one type.
+    return CheckSameTypeInputs(node, [&types](const std::string& name) {
+      auto t = types.find(name);
+      return t == types.end() ? std::string() : t->second;
+    });
+  };
+  while (!ready.empty()) {
+    const int i = ready.front();
+    ready.pop_front();
+    RETURN_IF_ERROR(check(i));
+    for (int c : consumers[i]) {
+      if (--waiting_for[c] == 0) ready.push_back(c);
+    }
+  }
+  for (int i = 0; i < n; ++i) {
+    if (!done[i]) RETURN_IF_ERROR(check(i));
+  }
+  return Status::Ok();
+}
+
 class Validator {
  public:
+  /// `schemas`: check each node against its ONNX schema too (null: not).
+  explicit Validator(const SchemaContext* schemas = nullptr) : schemas_(schemas) {}
+
   // `outer`: names visible from enclosing graphs.
   Status Check(const onnx::GraphProto& g, const std::unordered_set<std::string>& outer) {
     std::unordered_set<std::string> known = outer;
@@ -133,8 +422,10 @@ class Validator {
     known.insert(produced.begin(), produced.end());
     // A Constant's output has its tensor's type, declared or not (constant folding makes it an
     // initializer later, and a type clash found only then would look like the optimizer's fault).
+    // "ai.onnx" is the default domain by its other name, and folding treats it so.
     for (const auto& node : g.node()) {
-      if (node.op_type() != "Constant" || !node.domain().empty() || node.output_size() != 1 ||
+      const bool onnx_domain = node.domain().empty() || node.domain() == "ai.onnx";
+      if (node.op_type() != "Constant" || !onnx_domain || node.output_size() != 1 ||
           types.count(node.output(0))) {
         continue;
       }
@@ -148,7 +439,6 @@ class Validator {
         }
       }
     }
-    std::vector<int> same;
     for (const auto& node : g.node()) {
       for (const std::string& in : node.input()) {
         if (in.empty() || known.count(in)) continue;
@@ -156,24 +446,10 @@ class Validator {
             "{} reads '{}', which is not a graph input, an initializer, or the output of a node",
             NodeName(node), in));
       }
-      if (SameTypeInputs(node, &same)) {
-        int32_t first = 0;
-        std::string first_name;
-        for (int i : same) {
-          if (i >= node.input_size() || node.input(i).empty()) continue;
-          auto t = types.find(node.input(i));
-          if (t == types.end()) continue;
-          if (first == 0) {
-            first = t->second;
-            first_name = node.input(i);
-          } else if (t->second != first) {
-            return InvalidModel(fmt::format("{} mixes element types: '{}' is {} and '{}' is {}",
-                                            NodeName(node), first_name,
-                                            onnx::TensorProto::DataType_Name(first), node.input(i),
-                                            onnx::TensorProto::DataType_Name(t->second)));
-          }
-        }
-      }
+      RETURN_IF_ERROR(CheckSameTypeInputs(node, [&types](const std::string& name) {
+        auto t = types.find(name);
+        return t == types.end() ? std::string() : onnx::TensorProto::DataType_Name(t->second);
+      }));
       for (const auto& attr : node.attribute()) {
         if (attr.has_t()) {
           RETURN_IF_ERROR(CheckTensor(
@@ -193,8 +469,12 @@ class Validator {
             fmt::format("graph output '{}' is computed by no node and is no input", out.name()));
       }
     }
+    if (schemas_) RETURN_IF_ERROR(CheckSchemas(g, *schemas_, types));
     return Status::Ok();
   }
+
+ private:
+  const SchemaContext* schemas_;
 };
 
 bool IsConstantNode(const onnx::NodeProto& node) {
@@ -357,6 +637,28 @@ StatusOr<std::vector<std::string>> FollowOrtLoadRules(onnx::ModelProto& model) {
   while (inits->size() > kept_inits) inits->RemoveLast();
   for (auto& t : from_constants) *g->add_initializer() = std::move(t);
 
+  // value_info giving one name twice: ORT types the value by the last entry (found by the byte
+  // fuzzer: INT64 then BOOL for a Cast to BOOL, where the passes kept the first and the output
+  // check failed). Only the last stays.
+  std::unordered_map<std::string, int> last_info;
+  for (int i = 0; i < g->value_info_size(); ++i) last_info[g->value_info(i).name()] = i;
+  if (static_cast<int>(last_info.size()) < g->value_info_size()) {
+    auto* infos = g->mutable_value_info();
+    int kept_infos = 0;
+    for (int i = 0; i < infos->size(); ++i) {
+      if (last_info.at(infos->Get(i).name()) != i) {
+        warnings.push_back(fmt::format(
+            "value_info declares '{}' more than once; the last declaration is used, as ONNX "
+            "Runtime does",
+            infos->Get(i).name()));
+        continue;
+      }
+      if (kept_infos != i) infos->SwapElements(kept_infos, i);
+      ++kept_infos;
+    }
+    while (infos->size() > kept_infos) infos->RemoveLast();
+  }
+
   if (model.ir_version() >= 4) {
     for (const auto& init : g->initializer()) {
       if (!inputs.count(init.name())) continue;
@@ -370,5 +672,14 @@ StatusOr<std::vector<std::string>> FollowOrtLoadRules(onnx::ModelProto& model) {
 }
 
 Status ValidateGraph(const onnx::GraphProto& graph) { return Validator().Check(graph, {}); }
+
+Status ValidateModel(const onnx::ModelProto& model) {
+  SchemaContext context;
+  for (const auto& opset : model.opset_import()) {
+    context.opsets.try_emplace(opset.domain() == "ai.onnx" ? "" : opset.domain(), opset.version());
+  }
+  for (const auto& f : model.functions()) context.functions.emplace(f.domain(), f.name());
+  return Validator(&context).Check(model.graph(), {});
+}
 
 }  // namespace bertopt::ir

@@ -342,7 +342,9 @@ std::optional<Tensor> Fold(const ir::Graph& graph, const ir::Node& n) {
     if (!decoded) return std::nullopt;
     in.push_back(*std::move(decoded));
   }
-  if (in.empty()) return std::nullopt;
+  // Every op folded here requires its first input; without it (a malformed node, found by the
+  // structure fuzzer: an Unsqueeze of "") folding would make an initializer with no data.
+  if (in.empty() || !n.inputs().front()) return std::nullopt;
   const std::string& op = n.op_type();
   if (op == "Sqrt") return Unary(in[0], [](double v) { return std::sqrt(v); });
   if (op == "Reciprocal") return Unary(in[0], [](double v) { return 1.0 / v; });

@@ -122,7 +122,7 @@ StatusOr<std::vector<PassStats>> RunPipeline(onnx::ModelProto& model, const Pipe
   const auto original_value_info = InferShapesKeepingOriginals(model);
   // Inferred types show mixes that no declared type did (a Concat of an INT64 and a FLOAT value):
   // they are the input's fault, not a pass's once folding has turned one into a typed initializer.
-  Status s = check_inferred_types ? ir::ValidateGraph(model.graph()) : Status::Ok();
+  Status s = check_inferred_types ? ir::ValidateModel(model) : Status::Ok();
   if (!s.ok()) {
     RestoreValueInfo(model, original_value_info);
     return InvalidModel(fmt::format("the input is not a valid model: {}", s.message()));
@@ -297,7 +297,7 @@ StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions
         fmt::format("the input is not a valid model: {}", read_as_ort.status().message()));
   }
   report.warnings = *std::move(read_as_ort);
-  if (Status s = ir::ValidateGraph(model.graph()); !s.ok()) {
+  if (Status s = ir::ValidateModel(model); !s.ok()) {
     return InvalidModel(fmt::format("the input is not a valid model: {}", s.message()));
   }
   ASSIGN_OR_RETURN(const passes::InlineReport inlined, passes::InlineLocalFunctions(model));
@@ -324,7 +324,7 @@ StatusOr<OptimizeReport> Optimize(onnx::ModelProto& model, const OptimizeOptions
     const char* domain = op == "LayerNormalization" ? "" : "com.microsoft";
     if (int n = CountOps(g, op, domain); n > 0) report.fused_ops[op] = n;
   }
-  if (Status s = ir::ValidateGraph(g); !s.ok()) {
+  if (Status s = ir::ValidateModel(model); !s.ok()) {
     return InternalError(
         fmt::format("the optimized graph is invalid ({}); nothing is written: "
                     "please report it",

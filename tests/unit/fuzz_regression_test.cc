@@ -157,16 +157,22 @@ const std::vector<Finding>& Findings() {
         "initializer 'w' is BFLOAT16, but the graph declares it FLOAT"}},
       {"reshape_without_data_float16.onnx",
        "kInternal from --float16: a Reshape without its data input typed its output INT64 where "
-       "value_info says FLOAT, so the Mul reading it was left mixing FLOAT and FLOAT16",
+       "value_info says FLOAT, so the Mul reading it was left mixing FLOAT and FLOAT16; now "
+       "refused as input (Reshape takes 2 inputs)",
        StatusCode::kOk,
-       {"", "--float16: 'r' is declared FLOAT, but node"}},
+       {"the input is not a valid model: the Reshape node producing 'r' has 1 input, where "
+        "Reshape-14 takes 2",
+        "the input is not a valid model: the Reshape node producing 'r' has 1 input"}},
       {"concat_mixes_types_after_folding.onnx",
        "kInternal: a Concat of an INT64 and a FLOAT value passed the input check (no declared "
        "types), and failed the output check once folding made the FLOAT one an initializer; now "
        "refused with the types shape inference gives",
        StatusCode::kOk,
-       {"the input is not a valid model: the Concat node producing 's' mixes element types",
-        "the input is not a valid model: the Concat node producing 's' mixes element types"}},
+       {"the input is not a valid model: the Concat node producing 's': input 0 ('c') is "
+        "tensor(int64) but input 1 ('u') is tensor(float), and Concat-13 takes one type T for "
+        "both",
+        "the input is not a valid model: the Concat node producing 's': input 0 ('c') is "
+        "tensor(int64)"}},
       {"onnx_gelu_without_input.onnx",
        "UBSan: the ONNX Gelu form of GeluFusion bound a reference to a null input",
        StatusCode::kOk,
@@ -175,6 +181,42 @@ const std::vector<Finding>& Findings() {
        "UBSan: signed overflow multiplying a Reshape's input dims (INT64_MAX x 2) in SymbolicDims",
        StatusCode::kOk,
        {"", ""}},
+      {"add_third_input_int64_constant.onnx",
+       "kInternal: an Add given a third input, an INT64 Constant nobody declared, passed the input "
+       "check (ONNX's shape inference gives up on the Add) and failed the output check once "
+       "folding made the Constant a typed initializer; fixed by typing Constants' outputs "
+       "(5afa795), and at opsets ONNX 1.12 knows refused by the schema's input count too",
+       StatusCode::kOk,
+       {"the input is not a valid model: node 'add_3' (Add) mixes element types: 'x' is FLOAT "
+        "and 'c' is INT64",
+        "the input is not a valid model: node 'add_3' (Add) mixes element types"}},
+      {"add_third_input_int64_constant_ai_onnx.onnx",
+       "kInternal: the Add above, its Constant's domain written \"ai.onnx\" (the fuzzer's "
+       "mutation of that file): the Constant went untyped, folding folded it all the same",
+       StatusCode::kOk,
+       {"the input is not a valid model: node 'add_3' (Add) mixes element types: 'x' is FLOAT "
+        "and 'c' is INT64",
+        "the input is not a valid model: node 'add_3' (Add) mixes element types"}},
+      {"unsqueeze_of_float_declared_int64.onnx",
+       "kInternal: at opset 20, Unsqueezes of a FLOAT bias declared INT64 ('unsqueeze_8' in the "
+       "fuzzer's input) passed the input check; folding made one a FLOAT initializer that the "
+       "declaration contradicts. Now ValidateModel derives the FLOAT from Unsqueeze's schema",
+       StatusCode::kOk,
+       {"the input is not a valid model: node 'node_Unsqueeze_7' (Unsqueeze) makes output 0 "
+        "('unsqueeze_7') tensor(float), but the graph declares it tensor(int64)",
+        "the input is not a valid model: node 'node_Unsqueeze_7' (Unsqueeze) makes output 0"}},
+      {"value_info_declared_twice.onnx",
+       "kInternal: value_info declared '_to_copy_2' INT64, then BOOL as the Cast writing it does; "
+       "ORT and the input check read the last, the passes kept the first, and the output check "
+       "failed (byte fuzzer, on an opset-20 seed); now only the last is kept, as ORT reads it",
+       StatusCode::kOk,
+       {"", ""}},
+      {"unsqueeze_without_data_folded.onnx",
+       "kInternal: at opset 23 an Unsqueeze whose data input is \"\" was folded into an "
+       "initializer of one INT64 element and no data (the fuzzer's input as it was); an omitted "
+       "first input is no longer folded",
+       StatusCode::kOk,
+       {"", "--float16: cannot tell the element type of 's'"}},
       {"shape_elements_cycle.onnx",
        "ASan stack overflow: SymbolicDims::ElementsOf recursed without bound around a cycle of "
        "shape ops (Unsqueeze and Squeeze reading each other)",

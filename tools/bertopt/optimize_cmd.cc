@@ -426,7 +426,7 @@ int OptimizeMain(int argc, char** argv) {
     // A pass broke the graph (our fault, not the input's): say which one first did.
     std::fprintf(stderr, "bertopt optimize: %s: %s. %s\n", f.input.c_str(),
                  report.status().message().c_str(), Blame(f, [](const onnx::ModelProto& m) {
-                                                      return ir::ValidateGraph(m.graph());
+                                                      return ir::ValidateModel(m);
                                                     }).c_str());
     return kExitFailed;
   }
@@ -463,7 +463,7 @@ int OptimizeMain(int argc, char** argv) {
                    "is written. %s\n",
                    f.input.c_str(), s.message().c_str(),
                    Blame(f, [](const onnx::ModelProto& m) {
-                     RETURN_IF_ERROR(ir::ValidateGraph(m.graph()));
+                     RETURN_IF_ERROR(ir::ValidateModel(m));
                      return ort::CheckLoads(m.SerializeAsString());
                    }).c_str());
       return kExitFailed;

@@ -6,8 +6,9 @@
 // their types are declared. Subgraph bodies (If / Loop) are checked for their own producers with
 // the outer scope's values visible.
 //
-// Used twice by Optimize: on the input (an invalid model is refused, naming the node), and after
-// every pass (a pass that broke the graph is named, and nothing is written).
+// Optimize uses ValidateModel (this and the ops' ONNX schemas) on the input, before and after shape
+// inference (an invalid model is refused, naming the node), and on the result (a pass that broke
+// the graph is named, and nothing is written).
 
 #include <string>
 #include <vector>
@@ -19,6 +20,18 @@ namespace bertopt::ir {
 
 /// Ok, or kInvalidModel naming the node, the value and what is wrong with it.
 Status ValidateGraph(const onnx::GraphProto& graph);
+
+/// ValidateGraph, and every node (subgraphs included) against its ONNX schema at the model's
+/// opset, as ONNX Runtime checks it when it creates a session: the number of inputs and outputs,
+/// no empty name for an input the schema does not make optional, and for each type parameter
+/// ("T") the known types bound to it equal and among those it allows. Known: declared types
+/// (graph inputs and outputs, value_info), initializers, Constant outputs, and what the schemas
+/// derive from them in graph order (Add of two FLOATs is FLOAT, Shape is INT64, Cast is its `to`),
+/// which must agree with what is declared. Domains, opsets and ops that Debian's ONNX 1.12 has no
+/// schema for (opsets above 17, com.microsoft, a model's local functions) are left to ONNX
+/// Runtime. A clash otherwise found only once constant folding has typed a value would be
+/// reported as the optimizer's fault.
+Status ValidateModel(const onnx::ModelProto& model);
 
 /// Makes a model that ONNX Runtime loads with a warning, but that gives one value twice, say what
 /// ORT makes of it, the way ORT does (each rule is cited in validate.cc): of several initializers
