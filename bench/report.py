@@ -418,6 +418,22 @@ def per_version_runs(out, prefix):
     return runs
 
 
+def by_model(perf):
+    """The rows of a `bertopt perf --json` run by model file name."""
+    return {os.path.basename(r["model"]): r for r in perf.get("results", [])}
+
+
+def ratios(row, base):
+    """(p50, min) of `row` over `base`'s."""
+    return row["p50_ms"] / base["p50_ms"], row["min_ms"] / base["min_ms"]
+
+
+def aa_noise(rows, base):
+    """How far the A/A copy (original_again) strayed from 1 on either statistic: the noise a
+    ratio must clear in that run."""
+    return max(abs(x - 1) for x in ratios(rows["original_again.onnx"], base))
+
+
 def section_versions(out, mode):
     """Fused forms per ONNX Runtime version (bench/versions.sh), beside the reference optimizer."""
     runs = per_version_runs(out, "versions")
@@ -451,12 +467,11 @@ def section_versions(out, mode):
     o.append("|---|---|---|---|---|---|---|")
     verdicts = []
     for version, batch, perf in runs:
-        rows = {os.path.basename(r["model"]): r for r in perf.get("results", [])}
+        rows = by_model(perf)
         base = rows.get("original.onnx")
         if not base:
             continue
-        ratio = {n: (rows[n]["p50_ms"] / base["p50_ms"], rows[n]["min_ms"] / base["min_ms"])
-                 for n in rows}
+        ratio = {n: ratios(rows[n], base) for n in rows}
         default = defaults.get(version)
         for name in ("original.onnx", "every_fusion.onnx", "residual_sum.onnx",
                      "reference.onnx", "original_again.onnx"):
@@ -470,8 +485,7 @@ def section_versions(out, mode):
         aa = ratio.get("original_again.onnx")
         ref_r = ratio.get("reference.onnx")
         if mine and aa and ref_r:
-            # Noise: how far the A/A pair strayed from 1 in this run, on either statistic.
-            noise = max(abs(aa[0] - 1), abs(aa[1] - 1))
+            noise = aa_noise(rows, base)
             beats = all(x < 1 - noise for x in mine)
             ties_ref = all(m <= r_ + noise for m, r_ in zip(mine, ref_r))
             verdicts.append(
@@ -529,7 +543,7 @@ def section_int8(out, mode):
     o.append("|---|---|---|---|---|---|---|---|")
     verdicts = []
     for version, batch, perf in runs:
-        rows = {os.path.basename(r["model"]): r for r in perf.get("results", [])}
+        rows = by_model(perf)
         base = rows.get("original.onnx")
         if not base:
             continue
@@ -543,7 +557,7 @@ def section_int8(out, mode):
         mine, aa = rows.get("bertopt_int8.onnx"), rows.get("original_again.onnx")
         qd_orig, qd_fused = rows.get("qd_original.onnx"), rows.get("qd_fused.onnx")
         if mine and aa and qd_orig:
-            noise = max(abs(aa["p50_ms"] / base["p50_ms"] - 1), abs(aa["min_ms"] / base["min_ms"] - 1))
+            noise = aa_noise(rows, base)
             vs = mine["p50_ms"] / qd_orig["p50_ms"]
             vs_fused = f"{mine['p50_ms'] / qd_fused['p50_ms']:.3f}" if qd_fused else "-"
             verdicts.append(f"| {version} | {batch} | {base['p50_ms'] / mine['p50_ms']:.2f}x | "
