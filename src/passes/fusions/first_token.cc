@@ -38,8 +38,10 @@
 namespace bertopt::passes {
 namespace {
 
-// Which inputs of a token-wise node carry tokens; nullopt when the node is not token-wise.
-// Constant inputs must not carry tokens (a weight, a bias, a scale), checked by the caller.
+// Which inputs of a token-wise node carry tokens; nullopt when the node is not token-wise. Its
+// other inputs must be constants that cannot vary along the sequence: a rank-2 MatMul weight,
+// biases and scales of rank <= 1 (checked here for the elementwise ops; the layer norms' and
+// GELUs' contracts make theirs 1-D).
 std::optional<std::vector<int>> TokenInputs(const ir::Graph& graph, const ir::Node& node) {
   auto is_const = [&](int i) {
     return node.input(i) && graph.ConstantTensor(node.input(i)) != nullptr;
