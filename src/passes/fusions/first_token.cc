@@ -229,13 +229,18 @@ class FirstToken : public Fusion {
     // Slice each frontier value to its first token, then re-create the region in graph order
     // on the sliced values.
     std::map<std::string, std::string> renamed;
+    // From opset 10 the bounds are inputs: [0] for starts, [1] for ends and axes, shared.
+    ir::Value* zero = nullptr;
+    ir::Value* one = nullptr;
+    if (graph.OpsetVersion() >= 10) {
+      zero = graph.AddInitializer(
+          ir::MakeInt64Tensor(graph.UniqueName("first_token_start"), {1}, {0}));
+      one =
+          graph.AddInitializer(ir::MakeInt64Tensor(graph.UniqueName("first_token_end"), {1}, {1}));
+    }
     for (ir::Value* v : frontier) {
       const std::string sliced = graph.UniqueName(v->name() + "_first_token");
-      if (graph.OpsetVersion() >= 10) {
-        ir::Value* zero = graph.AddInitializer(
-            ir::MakeInt64Tensor(graph.UniqueName("first_token_start"), {1}, {0}));
-        ir::Value* one = graph.AddInitializer(
-            ir::MakeInt64Tensor(graph.UniqueName("first_token_end"), {1}, {1}));
+      if (zero) {
         graph.AddNode("Slice", {v->name(), zero->name(), one->name(), one->name()}, {sliced},
                       ir::kOnnxDomain, FusedNodeName(*gather, "FirstToken"));
       } else {
