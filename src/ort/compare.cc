@@ -117,7 +117,6 @@ bool CompareOutput(const Tensor& baseline, const Tensor& optimized, const Compar
   constexpr double kInf = std::numeric_limits<double>::infinity();
   bool close = true;
   double sample_max_abs = 0;
-  double dot = 0, norm_a = 0, norm_b = 0;
   for (size_t i = 0; i < b.size(); ++i) {
     const double x = a[i];
     const double y = b[i];
@@ -138,18 +137,10 @@ bool CompareOutput(const Tensor& baseline, const Tensor& optimized, const Compar
       const double rel = abs_diff == kInf ? kInf : abs_diff / std::fabs(y);
       diff.max_rel_diff = std::max(diff.max_rel_diff, rel);
     }
-    dot += x * y;
-    norm_a += x * x;
-    norm_b += y * y;
     close = close && ok;
   }
   diff.max_abs_diff = std::max(diff.max_abs_diff, sample_max_abs);
-  double cosine = 1;  // both all zeros: the same vector
-  if (!std::isfinite(dot) || !std::isfinite(norm_a) || !std::isfinite(norm_b)) {
-    cosine = std::numeric_limits<double>::quiet_NaN();
-  } else if (norm_a > 0 || norm_b > 0) {
-    cosine = norm_a > 0 && norm_b > 0 ? dot / std::sqrt(norm_a * norm_b) : 0;
-  }
+  const double cosine = CosineSimilarity(a, b);
   if (std::isnan(cosine) || cosine < diff.min_cosine) diff.min_cosine = cosine;
   cosine_sum += cosine;
   if (!o.tolerance_mode()) return close;
@@ -180,6 +171,22 @@ Status WriteTestData(const std::filesystem::path& dir,
 }
 
 }  // namespace
+
+double CosineSimilarity(std::span<const float> a, std::span<const float> b) {
+  double dot = 0, norm_a = 0, norm_b = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const double x = a[i];
+    const double y = b[i];
+    dot += x * y;
+    norm_a += x * x;
+    norm_b += y * y;
+  }
+  if (!std::isfinite(dot) || !std::isfinite(norm_a) || !std::isfinite(norm_b)) {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  if (norm_a == 0 && norm_b == 0) return 1;  // both all zeros: the same vector
+  return norm_a > 0 && norm_b > 0 ? dot / std::sqrt(norm_a * norm_b) : 0;
+}
 
 StatusOr<CompareReport> CompareModels(const CompareOptions& options, std::ostream& log) {
   RETURN_IF_ERROR(ValidateOptions(options));

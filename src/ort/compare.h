@@ -6,9 +6,10 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -68,12 +69,16 @@ struct CompareReport {
   bool AllPassed() const { return samples > 0 && passed == samples; }
 };
 
+/// Cosine similarity of two equally long vectors: 1 when both are all zeros, 0 when only one is,
+/// NaN when either holds a non-finite value.
+double CosineSimilarity(std::span<const float> a, std::span<const float> b);
+
 /// Runs both models on `options.samples` batches and compares every output by position and name.
 /// A sample passes when every output has the baseline's shape and every element satisfies
 /// |a - b| <= atol + rtol * |b| (in the tolerance mode: meets min_cosine and max_abs_diff).
-/// Errors (bad options, missing or unloadable model, inputs that cannot be matched, outputs that differ in count or names) are returned as a Status; a numeric
-/// mismatch is not an error but a report with failed samples. Progress and the per-output summary
-/// go to `log`.
+/// Errors (bad options, missing or unloadable model, inputs that cannot be matched, outputs that
+/// differ in count or names) are returned as a Status; a numeric mismatch is not an error but a
+/// report with failed samples. Progress and the per-output summary go to `log`.
 StatusOr<CompareReport> CompareModels(const CompareOptions& options, std::ostream& log);
 
 /// `bertopt compare --json` (and bertopt.compare in Python): the settings compared under, the

@@ -407,6 +407,23 @@ StatusOr<std::unique_ptr<Session>> Session::Create(const std::filesystem::path& 
     return std::filesystem::exists(model_path, ec) ? InvalidArgument(file + ": not a file")
                                                    : NotFound(file + ": no such file");
   }
+  return Open(model_path, config, [&](const Ort::SessionOptions& options) {
+    return Ort::Session(GlobalEnv(), model_path.c_str(), options);
+  });
+}
+
+StatusOr<std::unique_ptr<Session>> Session::CreateFromMemory(const std::string& bytes,
+                                                             const std::filesystem::path& label,
+                                                             const SessionConfig& config) {
+  return Open(label, config, [&](const Ort::SessionOptions& options) {
+    return Ort::Session(GlobalEnv(), bytes.data(), bytes.size(), options);
+  });
+}
+
+StatusOr<std::unique_ptr<Session>> Session::Open(
+    const std::filesystem::path& model_path, const SessionConfig& config,
+    const std::function<Ort::Session(const Ort::SessionOptions&)>& make) {
+  const std::string file = model_path.string();
   try {
     Ort::SessionOptions options;
     options.SetGraphOptimizationLevel(ToOrtLevel(config.level));
@@ -425,7 +442,7 @@ StatusOr<std::unique_ptr<Session>> Session::Create(const std::filesystem::path& 
       options.AppendExecutionProvider_CUDA(cuda_options);
     }
 
-    auto impl = std::make_unique<Impl>(Ort::Session(GlobalEnv(), model_path.c_str(), options));
+    auto impl = std::make_unique<Impl>(make(options));
     std::unique_ptr<Session> session(new Session(model_path, config, std::move(impl)));
     Ort::Session& ort = session->impl_->session;
     Ort::AllocatorWithDefaultOptions allocator;

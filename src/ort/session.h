@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -18,6 +19,7 @@
 
 namespace Ort {
 struct Session;
+struct SessionOptions;
 }  // namespace Ort
 
 namespace bertopt::ort {
@@ -120,6 +122,10 @@ class Session {
   /// Loads `model_path` into ORT. Errors name the file and carry ORT's message.
   static StatusOr<std::unique_ptr<Session>> Create(const std::filesystem::path& model_path,
                                                    const SessionConfig& config = {});
+  /// Loads a serialized model held in memory; `label` stands for the file in messages.
+  static StatusOr<std::unique_ptr<Session>> CreateFromMemory(const std::string& bytes,
+                                                             const std::filesystem::path& label,
+                                                             const SessionConfig& config = {});
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -147,6 +153,10 @@ class Session {
   friend class PreparedRun;
   struct Impl;
   Session(std::filesystem::path model_path, SessionConfig config, std::unique_ptr<Impl> impl);
+  /// Create's and CreateFromMemory's shared body: `make` builds the Ort::Session from options.
+  static StatusOr<std::unique_ptr<Session>> Open(
+      const std::filesystem::path& model_path, const SessionConfig& config,
+      const std::function<Ort::Session(const Ort::SessionOptions&)>& make);
 
   /// Checks that `inputs` names every model input exactly once with the declared element type.
   Status CheckInputs(const std::vector<std::pair<std::string, Tensor>>& inputs) const;

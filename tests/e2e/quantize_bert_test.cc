@@ -173,6 +173,14 @@ TEST_F(QuantizeCli, OptimizeInt8ThenCompareInCosineMode) {
   EXPECT_EQ(int8["weights"].size(), 4u * kLayers) << "QKV, attention output, FFN in and out";
   EXPECT_TRUE(int8["kept_float"].empty());
   EXPECT_TRUE(int8.contains("worst_weight"));
+  // Calibration ran (on by default): all int8 met its target at the first probe.
+  const auto& calibration = int8["calibration"];
+  EXPECT_EQ(calibration["candidates"], 4 * kLayers);
+  ASSERT_EQ(calibration["probes"].size(), 1u);
+  EXPECT_EQ(calibration["probes"][0]["kept_float"], 0);
+  EXPECT_GE(calibration["min_cosine"].get<double>(),
+            calibration["min_cosine_target"].get<double>());
+  EXPECT_EQ(calibration["sequence_length"], 128) << "its own default, not --sequence_length";
 
   r = RunBertopt(
       "compare --min_cosine 0.99 --json --batch_size 2 --sequence_length 16 "
@@ -196,6 +204,39 @@ TEST_F(QuantizeCli, OptimizeInt8ThenCompareInCosineMode) {
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(r.out.find("0 of 2 samples passed (min_cosine=1, max_abs_diff=0)"), std::string::npos)
       << r.out;
+}
+
+// A target all-int8 misses: calibration keeps the largest-error candidates float32, each with its
+// reason, and the model written meets the target in compare on the same inputs; 0 turns it off.
+TEST_F(QuantizeCli, CalibrationKeepsFloatWhatTheTargetNeedsAndCanBeTurnedOff) {
+  const fs::path out = dir_ / "int8_strict.onnx";
+  CommandResult r = RunBertopt(
+      "optimize --int8 --json --int8_min_cosine 0.99999 --int8_calibration_samples 2 --input " +
+      Q(model_) + " --output " + Q(out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out)["int8"];
+  const auto& calibration = j["calibration"];
+  ASSERT_GT(calibration["probes"].size(), 1u);
+  EXPECT_LT(calibration["probes"][0]["min_cosine"].get<double>(), 0.99999);
+  const size_t kept = calibration["kept_float"].size();
+  ASSERT_GT(kept, 0u);
+  ASSERT_EQ(j["kept_float"].size(), kept);
+  for (const auto& k : j["kept_float"]) {
+    EXPECT_NE(k["reason"].get<std::string>().find("int8 calibration"), std::string::npos) << k;
+  }
+  EXPECT_EQ(calibration["ranking"].size(), static_cast<size_t>(4 * kLayers));
+  r = RunBertopt(
+      "compare --min_cosine 0.99999 --batch_size 1 --sequence_length 128 --samples 2 "
+      "--seed 5 --baseline_model " +
+      Q(model_) + " --optimized_model " + Q(out) + " --output_dir " + Q(dir_));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+
+  r = RunBertopt("optimize --int8 --json --int8_min_cosine 0 --input " + Q(model_) + " --output " +
+                 Q(out) + " --overwrite");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  j = nlohmann::json::parse(r.out)["int8"];
+  EXPECT_FALSE(j.contains("calibration"));
+  EXPECT_TRUE(j["kept_float"].empty());
 }
 
 TEST_F(QuantizeCli, QuantizeWritesAReportAndKeepsExcludedWeights) {
@@ -232,6 +273,10 @@ TEST_F(QuantizeCli, BadInputGetsOneLineErrorsAndExitCode2) {
       "--matmul_form", out);
   ExpectBadInput("optimize --int8_exclude x --input " + Q(model_) + " --output " + Q(out),
                  "--int8_exclude needs --int8", out);
+  ExpectBadInput("optimize --int8_min_cosine 0.9 --input " + Q(model_) + " --output " + Q(out),
+                 "--int8_min_cosine needs --int8", out);
+  ExpectBadInput("quantize --int8_min_cosine 2 --input " + Q(model_) + " --output " + Q(out),
+                 "--int8_min_cosine", out);
   ExpectBadInput("compare --min_cosine 0.99 --rtol 0.01 --baseline_model " + Q(model_) +
                      " --optimized_model " + Q(model_),
                  "--rtol", out);

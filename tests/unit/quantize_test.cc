@@ -224,7 +224,7 @@ g (float[B, 1] x) => (float[B, 2] y)
 }
 
 // A heavy-tailed weight (as trained FFN output layers are) rounds badly per column: above
-// --int8_max_error (1 % by default) it stays float, with the error in the reason; 0 quantizes it.
+// --int8_max_error (here 1 %; off by default) it stays float, with the error in the reason.
 TEST(QuantizeTest, WeightThatWouldLoseTooMuchStaysFloat) {
   // Each column: one 1.0 sets the scale to 1/127, and fifteen ±0.0035 round to 0: 1.36 % lost.
   std::string w2 = "{";
@@ -241,16 +241,40 @@ TEST(QuantizeTest, WeightThatWouldLoseTooMuchStaysFloat) {
   text.replace(at, end + 1 - at, "float[16, 8] w2 = " + w2);
   const onnx::ModelProto model = ParseModel(text);
 
-  QuantizeRun run = Quantized(model);
+  QuantizeOptions one_percent;
+  one_percent.max_weight_error = 0.01;
+  QuantizeRun run = Quantized(model, one_percent);
   EXPECT_EQ(run.report.matmul_quantized, 1) << "w1 only";
   ASSERT_EQ(run.report.kept_float.size(), 1u);
   EXPECT_THAT(run.report.kept_float[0].reason, HasSubstr("weight 'w2' would lose 1.36 %"));
   EXPECT_THAT(run.report.kept_float[0].reason, HasSubstr("more than --int8_max_error 1.00 %"));
   ExpectSameOutputs(model, run.after, Close());
 
-  QuantizeOptions everything;
-  everything.max_weight_error = 0;
-  EXPECT_EQ(Quantized(model, everything).report.matmul_quantized, 2);
+  EXPECT_EQ(Quantized(model).report.matmul_quantized, 2) << "the default quantizes both";
+}
+
+// keep_float (calibration's choice) keeps the named candidate float with the given reason, and
+// the report lists each quantized candidate with its activation and weight.
+TEST(QuantizeTest, KeepFloatKeepsTheNamedCandidateWithItsReason) {
+  const onnx::ModelProto model = ParseModel(kDense);
+  QuantizeRun all = Quantized(model);
+  ASSERT_EQ(all.report.quantized.size(), 2u);
+  EXPECT_EQ(all.report.quantized[0].op, "MatMul");
+  EXPECT_EQ(all.report.quantized[0].weight, "w1");
+  EXPECT_EQ(all.report.quantized[1].weight, "w2");
+  EXPECT_FALSE(all.report.quantized[0].activation.empty());
+  EXPECT_NE(all.report.quantized[0].activation, all.report.quantized[1].activation);
+
+  QuantizeOptions options;
+  // Text-format nodes have no names: the key is the weight's name.
+  options.keep_float[all.report.quantized[1].key] = "measured: too lossy";
+  QuantizeRun run = Quantized(model, options);
+  EXPECT_EQ(run.report.matmul_quantized, 1);
+  ASSERT_EQ(run.report.kept_float.size(), 1u);
+  EXPECT_EQ(run.report.kept_float[0].reason, "measured: too lossy");
+  ASSERT_EQ(run.report.quantized.size(), 1u);
+  EXPECT_EQ(run.report.quantized[0].weight, "w1");
+  ExpectSameOutputs(model, run.after, Close());
 }
 
 // One attention layer as the fusions leave it, with a raw (B, S) mask.

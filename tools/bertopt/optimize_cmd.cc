@@ -398,8 +398,8 @@ int OptimizeMain(int argc, char** argv) {
       !forms.ok()) {
     return Fail(forms.status());
   }
-  for (const char* flag :
-       {"--int8_exclude", "--per_tensor", "--matmul_form", "--worst", "--int8_max_error"}) {
+  for (const char* flag : {"--int8_exclude", "--per_tensor", "--matmul_form", "--worst",
+                           "--int8_max_error", "--int8_min_cosine", "--int8_calibration_samples"}) {
     if (!f.int8 && app.count(flag))
       return Fail(InvalidArgument(fmt::format("{} needs --int8", flag)));
   }
@@ -425,9 +425,8 @@ int OptimizeMain(int argc, char** argv) {
   if (!report.ok() && report.status().code() == StatusCode::kInternal) {
     // A pass broke the graph (our fault, not the input's): say which one first did.
     std::fprintf(stderr, "bertopt optimize: %s: %s. %s\n", f.input.c_str(),
-                 report.status().message().c_str(), Blame(f, [](const onnx::ModelProto& m) {
-                                                      return ir::ValidateModel(m);
-                                                    }).c_str());
+                 report.status().message().c_str(),
+                 Blame(f, [](const onnx::ModelProto& m) { return ir::ValidateModel(m); }).c_str());
     return kExitFailed;
   }
   if (!report.ok()) return Fail(std::move(report).status().WithContext(f.input));
@@ -439,7 +438,13 @@ int OptimizeMain(int argc, char** argv) {
     std::fprintf(stderr, "bertopt optimize: warning: %s: %s\n", f.input.c_str(), warning.c_str());
   }
   StatusOr<passes::QuantizeReport> int8 = passes::QuantizeReport{};
-  if (f.int8) int8 = passes::Quantize(*model, *quantize_options);
+  std::optional<ort::CalibrationReport> calibration;
+  if (f.int8) {
+    auto calibrated = CalibrateIfAsked(*model, f.quantize, *quantize_options);
+    if (!calibrated.ok()) return Fail(std::move(calibrated).status().WithContext(f.input));
+    calibration = *std::move(calibrated);
+    int8 = passes::Quantize(*model, *quantize_options);
+  }
   if (!int8.ok()) return Fail(std::move(int8).status().WithContext(f.input));
 
   // The last line of defence: ORT itself must accept what we are about to write. It holds the
@@ -490,10 +495,12 @@ int OptimizeMain(int argc, char** argv) {
     nlohmann::json j = ReportJson(f, *report);
     if (tuned) j["tune"] = TuneJson(f, *tuned);
     if (f.int8) j["int8"] = QuantizeReportJson(*int8, *quantize_options);
+    if (calibration) j["int8"]["calibration"] = CalibrationJson(*calibration);
     std::cout << j.dump(2) << "\n";
   } else {
     if (tuned) PrintTune(*tuned);
     PrintReport(f, *report);
+    if (calibration) PrintCalibration(*calibration);
     if (f.int8) PrintQuantizeReport(*int8, *quantize_options, f.quantize.worst, f.verbose);
   }
   return kExitOk;

@@ -62,9 +62,19 @@ void AddQuantizeFlags(CLI::App& app, QuantizeFlags& flags) {
                  "DynamicQuantizeLinear)")
       ->capture_default_str();
   app.add_option("--int8_max_error", flags.max_weight_error,
-                 "keep in float32 a weight whose int8 rounding error (relative RMS) would exceed "
-                 "this (0: quantize every weight)")
+                 "also keep in float32 a weight whose own int8 rounding error (relative RMS) "
+                 "would exceed this (0: no such rule)")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--int8_min_cosine", flags.calibration.min_cosine,
+                 "calibrate: keep in float32 the fewest MatMul / Attention, largest measured "
+                 "error first, for every output to stay at this cosine to float32 on generated "
+                 "inputs (0: no calibration)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--int8_calibration_samples", flags.calibration.samples,
+                 "generated batches the calibration runs")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--worst", flags.worst, "how many of the worst-quantized weights to list")
       ->check(CLI::NonNegativeNumber)
@@ -78,6 +88,61 @@ StatusOr<passes::QuantizeOptions> ToQuantizeOptions(const QuantizeFlags& flags) 
   o.max_weight_error = flags.max_weight_error;
   ASSIGN_OR_RETURN(o.matmul_form, passes::ParseMatMulForm(flags.matmul_form));
   return o;
+}
+
+StatusOr<std::optional<ort::CalibrationReport>> CalibrateIfAsked(const onnx::ModelProto& model,
+                                                                 const QuantizeFlags& flags,
+                                                                 passes::QuantizeOptions& options) {
+  if (flags.calibration.min_cosine <= 0) return std::optional<ort::CalibrationReport>();
+  ASSIGN_OR_RETURN(ort::CalibrationReport report,
+                   ort::CalibrateInt8(model, options, flags.calibration));
+  return std::optional<ort::CalibrationReport>(std::move(report));
+}
+
+void PrintCalibration(const ort::CalibrationReport& r) {
+  const ort::CalibrationOptions& o = r.options;
+  std::printf(
+      "\nint8 calibration: %d generated batches (B=%d, S=%d), target: every output at cosine >= "
+      "%g to float32\n",
+      o.samples, o.batch_size, o.sequence_length, o.min_cosine);
+  for (const auto& p : r.probes) {
+    std::printf("  %3d of %d candidates kept float32: lowest cosine %.6f%s\n", p.kept_float,
+                r.candidates, p.min_cosine, p.min_cosine >= o.min_cosine ? "" : " (misses)");
+  }
+  std::printf("  chosen: %zu kept float32, lowest cosine %.6f, in %.2f s\n", r.kept_float.size(),
+              r.min_cosine, r.seconds);
+  if (!r.ranking.empty()) {
+    std::printf("  largest product errors (activation uint8, weight int8):\n");
+    const size_t shown = std::min(r.ranking.size(), std::max<size_t>(5, r.kept_float.size() + 2));
+    for (size_t i = 0; i < shown; ++i) {
+      std::printf("    %6.2f %%  %s (%s)%s\n", 100 * r.ranking[i].relative_error,
+                  r.ranking[i].key.c_str(), r.ranking[i].op.c_str(),
+                  i < r.kept_float.size() ? "  float32" : "");
+    }
+  }
+}
+
+nlohmann::json CalibrationJson(const ort::CalibrationReport& r) {
+  nlohmann::json j;
+  j["min_cosine_target"] = r.options.min_cosine;
+  j["samples"] = r.options.samples;
+  j["batch_size"] = r.options.batch_size;
+  j["sequence_length"] = r.options.sequence_length;
+  j["candidates"] = r.candidates;
+  nlohmann::json probes = nlohmann::json::array();
+  for (const auto& p : r.probes) {
+    probes.push_back({{"kept_float", p.kept_float}, {"min_cosine", p.min_cosine}});
+  }
+  j["probes"] = probes;
+  nlohmann::json ranking = nlohmann::json::array();
+  for (const auto& e : r.ranking) {
+    ranking.push_back({{"node", e.key}, {"op", e.op}, {"relative_error", e.relative_error}});
+  }
+  j["ranking"] = ranking;
+  j["kept_float"] = r.kept_float;
+  j["min_cosine"] = r.min_cosine;
+  j["seconds"] = r.seconds;
+  return j;
 }
 
 void PrintQuantizeReport(const passes::QuantizeReport& r, const passes::QuantizeOptions& o,
@@ -201,6 +266,8 @@ int QuantizeMain(int argc, char** argv) {
 
   auto model = io::LoadModel(input);
   if (!model.ok()) return Fail(name, model.status());
+  auto calibration = CalibrateIfAsked(*model, qflags, *options);
+  if (!calibration.ok()) return Fail(name, std::move(calibration).status().WithContext(input));
   auto report = passes::Quantize(*model, *options);
   if (!report.ok()) return Fail(name, std::move(report).status().WithContext(input));
 
@@ -212,11 +279,13 @@ int QuantizeMain(int argc, char** argv) {
 
   if (json) {
     nlohmann::json j = QuantizeReportJson(*report, *options);
+    if (*calibration) j["calibration"] = CalibrationJson(**calibration);
     j["input"] = input;
     j["output"] = output;
     std::cout << j.dump(2) << "\n";
   } else {
     std::printf("%s -> %s\n", input.c_str(), output.c_str());
+    if (*calibration) PrintCalibration(**calibration);
     PrintQuantizeReport(*report, *options, qflags.worst, verbose);
   }
   return kExitOk;

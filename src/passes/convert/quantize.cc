@@ -157,6 +157,17 @@ class Quantizer {
   }
 
  private:
+  /// QuantizedNode::key of a candidate.
+  static std::string Key(const ir::Node* node) {
+    if (!node->name().empty() || !node->input(1)) return node->name();
+    return node->input(1)->name();
+  }
+
+  void RecordQuantized(const ir::Node* node) {
+    report_.quantized.push_back(
+        {Key(node), node->op_type(), node->input(0)->name(), node->input(1)->name()});
+  }
+
   bool Excluded(const ir::Node* node, const ir::Value* weight) const {
     return exclude_.count(node->name()) || (weight && exclude_.count(weight->name()));
   }
@@ -191,6 +202,9 @@ class Quantizer {
   /// op-specific: excluded, or a weight or input of the wrong kind ("" when none of these).
   std::string CandidateProblem(const ir::Node* node) const {
     if (Excluded(node, node->input(1))) return "excluded by --int8_exclude";
+    if (auto it = options_.keep_float.find(Key(node)); it != options_.keep_float.end()) {
+      return it->second;
+    }
     if (std::string p = WeightProblem(node->input(1)); !p.empty()) return p;
     return ActivationProblem(node->input(0));
   }
@@ -355,6 +369,7 @@ class Quantizer {
     }
     q.add_output(attention->output(0)->name());
     *q.mutable_attribute() = attention->proto().attribute();
+    RecordQuantized(attention);
     Erase(attention, weight);
     graph_.AddNode(std::move(q));
     return "";
@@ -407,6 +422,7 @@ class Quantizer {
       graph_.EraseNode(add);
       ++report_.biases_folded;
     }
+    RecordQuantized(matmul);
     Erase(matmul, weight);
     graph_.AddNode(op, inputs, {output}, ir::kMsDomain, name);
     return "";
@@ -444,6 +460,19 @@ StatusOr<QuantizeReport> Quantize(onnx::ModelProto& model, const QuantizeOptions
   report.nodes_after = model.graph().node_size();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
+}
+
+std::vector<float> RoundTripInt8(const std::vector<float>& w, int64_t rows, int64_t cols,
+                                 bool per_channel) {
+  const Int8Weight q = QuantizeSymmetric(w, rows, cols, per_channel);
+  std::vector<float> out(w.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t i = r * cols + c;
+      out[i] = static_cast<float>(q.values[i]) * q.scales[per_channel ? c : 0];
+    }
+  }
+  return out;
 }
 
 bool IsInt8Op(std::string_view op_type) {
