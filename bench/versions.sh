@@ -23,8 +23,8 @@ set -euo pipefail
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
 
-runs_b1=60
-runs_b8=16
+runs_b1=120
+runs_b8=24
 [ "${1:-}" = --quick ] && runs_b1=5 runs_b8=2
 
 version_builds_and_venv
