@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <random>
 #include <system_error>
@@ -157,11 +158,19 @@ Status AtomicFile::WriteZeros(size_t count) {
   return Status::Ok();
 }
 
+void AtomicFile::StartWriteback() {
+#ifdef SYNC_FILE_RANGE_WRITE
+  // Advice: an error here is the page cache's, and fsync in Finish reports it.
+  ::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+}
+
 Status AtomicFile::WritePayload(const ir::MappedPayload& payload) {
   loff_t from = payload.offset;
   size_t left = payload.bytes.size();
   while (left > 0 && payload.fd >= 0) {
-    ssize_t n = ::copy_file_range(payload.fd, &from, fd_, nullptr, left, 0);
+    ssize_t n =
+        ::copy_file_range(payload.fd, &from, fd_, nullptr, std::min(left, kWritebackChunk), 0);
     if (n < 0 && errno == EINTR) continue;
     // Not supported here (an older kernel, another file system, a special file): write instead.
     if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
@@ -173,6 +182,7 @@ Status AtomicFile::WritePayload(const ir::MappedPayload& payload) {
     if (n == 0) return IoError(target_.string() + ": the input file shrank while being copied");
     left -= static_cast<size_t>(n);
     size_ += static_cast<size_t>(n);
+    StartWriteback();
   }
   return Write(payload.bytes.substr(payload.bytes.size() - left));
 }

@@ -92,6 +92,11 @@ class AtomicFile {
   [[nodiscard]] Status Publish();
 
  private:
+  // Starts writing what is in the page cache to disk without waiting, so the disk works while
+  // the rest is copied and Finish's fsync has less left to wait for.
+  void StartWriteback();
+  static constexpr size_t kWritebackChunk = size_t{32} << 20;
+
   AtomicFile(std::filesystem::path target, std::filesystem::path temp, int fd)
       : target_(std::move(target)), temp_(std::move(temp)), fd_(fd) {}
 
