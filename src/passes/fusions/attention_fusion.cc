@@ -29,11 +29,8 @@
 // Deliberately not handled: 2-D encoders (tf2onnx), projections through 2-D Reshapes (keras),
 // unequal Q/K/V sizes (qkv_hidden_sizes), causal masks, past state, masks that are not a 2-D
 // graph input (through an optional Cast), scales that are not constants.
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
 #include <deque>
 #include <limits>
 #include <string>
@@ -385,20 +382,6 @@ std::optional<double> ScalarOf(const ir::Graph& graph, const Match& m, std::stri
   return m.has(name) ? graph.ScalarValue(m[name]) : std::nullopt;
 }
 
-// Asks for 2 MiB pages under the part of [data, data + size) they can cover. The packed weights
-// are the only large fresh memory optimize writes (85 MB on BERT-base, 302 MB on BERT-large); in
-// 4 KiB pages the kernel takes a fault per page while they are filled, most of this pass's time.
-// Advice only: without transparent huge pages nothing changes.
-void AdviseHugePages(const char* data, size_t size) {
-#ifdef MADV_HUGEPAGE
-  constexpr uintptr_t kHugePage = uintptr_t{2} << 20;
-  const auto start = reinterpret_cast<uintptr_t>(data);
-  const uintptr_t begin = (start + kHugePage - 1) & ~(kHugePage - 1);
-  const uintptr_t end = (start + size) & ~(kHugePage - 1);
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#endif
-}
-
 // concat(parts, axis = last) of tensors of shape `part_dims` (1-D or 2-D), all of element type
 // `type`, as a new initializer. Copies bytes row by row: bit-exact for float and float16 alike.
 ir::Value* ConcatLastAxis(ir::Graph& graph, const std::vector<std::string_view>& parts,
@@ -408,7 +391,6 @@ ir::Value* ConcatLastAxis(ir::Graph& graph, const std::vector<std::string_view>&
   const size_t row_bytes = parts[0].size() / static_cast<size_t>(rows);
   std::string packed;
   packed.reserve(row_bytes * parts.size() * static_cast<size_t>(rows));
-  AdviseHugePages(packed.data(), packed.capacity());
   for (int64_t r = 0; r < rows; ++r) {
     for (std::string_view part : parts) packed.append(part.substr(r * row_bytes, row_bytes));
   }
