@@ -219,7 +219,6 @@ Status AtomicFile::DrainPipe(size_t count) {
 Status AtomicFile::WritePayload(const ir::MappedPayload& payload) {
   loff_t from = payload.offset;
   size_t left = payload.bytes.size();
-  size_t since_writeback = 0;
   while (left > 0 && payload.fd >= 0 && OpenPipe()) {
     ssize_t n = ::splice(payload.fd, &from, pipe_[1], nullptr, std::min(left, pipe_bytes_), 0);
     if (n < 0 && errno == EINTR) continue;
@@ -234,10 +233,10 @@ Status AtomicFile::WritePayload(const ir::MappedPayload& payload) {
     if (n == 0) return IoError(target_.string() + ": the input file shrank while being copied");
     RETURN_IF_ERROR(DrainPipe(static_cast<size_t>(n)));
     left -= static_cast<size_t>(n);
-    since_writeback += static_cast<size_t>(n);
-    if (since_writeback >= kWritebackChunk || left == 0) {
+    unsynced_ += static_cast<size_t>(n);
+    if (unsynced_ >= kWritebackChunk) {
       StartWriteback();
-      since_writeback = 0;
+      unsynced_ = 0;
     }
   }
   return Write(payload.bytes.substr(payload.bytes.size() - left));

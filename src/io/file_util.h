@@ -111,6 +111,7 @@ class AtomicFile {
   size_t size_ = 0;
   bool published_ = false;
   int cleanup_slot_ = -1;  // io/cleanup_on_signal.h: the temporary goes if a signal comes
+  size_t unsynced_ = 0;    // bytes spliced since the last StartWriteback
   int pipe_[2] = {-1, -1};
   size_t pipe_bytes_ = 0;
   bool pipe_failed_ = false;
