@@ -91,8 +91,8 @@ struct SaveOptions {
 /// model fail after its new data file was renamed into place, that data file is removed).
 /// Tensors that already refer to external data (not loaded through LoadModel) are written
 /// unchanged, so their files must be where the output expects them. Mapped payloads
-/// (LoadModelMapped) are copied from their file in the kernel (copy_file_range) where the file
-/// system allows, else written from the mapping; either way they never enter private memory.
+/// (LoadModelMapped) are moved from their file in the kernel (splice through a pipe) where the
+/// file system allows, else written from the mapping; either way they never enter private memory.
 Status SaveModel(const onnx::ModelProto& model, const std::filesystem::path& path,
                  const SaveOptions& options = {});
 
