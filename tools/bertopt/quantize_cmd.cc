@@ -94,6 +94,15 @@ StatusOr<std::optional<ort::CalibrationReport>> CalibrateIfAsked(const onnx::Mod
                                                                  const QuantizeFlags& flags,
                                                                  passes::QuantizeOptions& options) {
   if (flags.calibration.min_cosine <= 0) return std::optional<ort::CalibrationReport>();
+  // Calibration hands the model to ORT in memory, which protobuf caps at 2 GB.
+  constexpr int64_t kInMemoryLimit = int64_t{2147483647};
+  if (io::SerializedSize(model) >= kInMemoryLimit) {
+    std::fprintf(stderr,
+                 "warning: int8 calibration skipped: the model is over 2 GB, more than ONNX "
+                 "Runtime takes from memory; every candidate is int8 (--int8_exclude keeps one "
+                 "float32, --int8_min_cosine 0 silences this)\n");
+    return std::optional<ort::CalibrationReport>();
+  }
   ASSIGN_OR_RETURN(ort::CalibrationReport report,
                    ort::CalibrateInt8(model, options, flags.calibration));
   return std::optional<ort::CalibrationReport>(std::move(report));
