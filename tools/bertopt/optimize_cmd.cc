@@ -458,7 +458,9 @@ int OptimizeMain(int argc, char** argv) {
     if (Status s = ort::CheckLoads(*bytes); !s.ok()) {
       // ORT may refuse the input already (an op it does not know, a type our checks do not
       // cover): that is bad input, not a fault of ours.
-      auto input = ort::Session::Create(f.input, {.level = ort::OptLevel::kDisabled});
+      ort::SessionConfig unoptimized;
+      unoptimized.level = ort::OptLevel::kDisabled;
+      auto input = ort::Session::Create(f.input, unoptimized);
       if (!input.ok()) {
         return Fail(InvalidModel(fmt::format("{}: ONNX Runtime refuses the input model: {}",
                                              f.input, input.status().message())));
