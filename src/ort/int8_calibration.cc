@@ -7,7 +7,6 @@
 #include <cmath>
 #include <map>
 #include <memory>
-#include <set>
 #include <unordered_map>
 #include <utility>
 
@@ -177,16 +176,23 @@ StatusOr<CalibrationReport> CalibrateInt8(const onnx::ModelProto& model,
   report.candidates = static_cast<int>(quantized.quantized.size());
   if (quantized.quantized.empty()) return report;
 
-  // The float32 model, also returning every candidate's activation.
+  // The float32 model, also returning every candidate's activation (an activation that is a
+  // graph output already is read from there).
   onnx::ModelProto traced = model;
-  std::set<std::string> outputs;
-  for (const auto& out : model.graph().output()) outputs.insert(out.name());
+  std::map<std::string, int> output_index;  // value name -> position among the outputs
+  for (const auto& out : model.graph().output()) {
+    output_index.emplace(out.name(), static_cast<int>(output_index.size()));
+  }
   const int output_count = model.graph().output_size();
-  std::vector<std::string> activation_names;
+  std::vector<std::string> activation_names;  // each once, in the candidates' order
   for (const passes::QuantizedNode& c : quantized.quantized) {
-    if (outputs.insert(c.activation).second) {
+    if (std::find(activation_names.begin(), activation_names.end(), c.activation) !=
+        activation_names.end()) {
+      continue;
+    }
+    activation_names.push_back(c.activation);
+    if (output_index.emplace(c.activation, traced.graph().output_size()).second) {
       traced.mutable_graph()->add_output()->set_name(c.activation);
-      activation_names.push_back(c.activation);
     }
   }
   ASSIGN_OR_RETURN(BertInputs roles, FindBertInputs(model.graph(), {}));
@@ -206,14 +212,14 @@ StatusOr<CalibrationReport> CalibrateInt8(const onnx::ModelProto& model,
     samples.outputs.emplace_back();
     for (int i = 0; i < output_count; ++i) samples.outputs.back().push_back(out[i].ToFloat());
     samples.feeds.push_back(std::move(feeds));
-    for (size_t a = 0; a < activation_names.size(); ++a) {
-      const Tensor& t = out[output_count + a];
+    for (const std::string& name : activation_names) {
+      const Tensor& t = out[output_index.at(name)];
       if (t.type() != onnx::TensorProto::FLOAT || t.shape().empty()) continue;
       const std::vector<float> x = t.ToFloat();
       const int64_t width = t.shape().back();
       const int64_t rows = width > 0 ? static_cast<int64_t>(x.size()) / width : 0;
       const Uint8Rounding round = Uint8Rounding::Of(x);
-      ActivationRows& ar = activations[activation_names[a]];
+      ActivationRows& ar = activations[name];
       ar.width = width;
       const int64_t picked = std::min<int64_t>(rows, o.rows_per_sample);
       for (int64_t p = 0; p < picked; ++p) {

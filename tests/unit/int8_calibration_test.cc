@@ -40,7 +40,7 @@ std::string Values(int n, uint32_t seed, int outlier_every = 0, float outlier = 
 /// ids -> Gather(emb) -> MatMul(w1) -> Tanh -> MatMul(w2). With an outlier, feature 0 of every
 /// embedding row is `outlier` and w1 ignores it (row 0 all zeros): the first product then comes
 /// from features that uint8 rounding over [-outlier, outlier] all but erases.
-onnx::ModelProto TwoDense(float outlier) {
+onnx::ModelProto TwoDense(float outlier, bool embedding_is_an_output = false) {
   std::string w1 = Values(kHidden * kHidden, 2);
   if (outlier != 0) {
     // Row 0 (the first kHidden values) zero: the product does not see the outlier feature.
@@ -50,7 +50,7 @@ onnx::ModelProto TwoDense(float outlier) {
   return ParseModel(
       fmt::format(R"(
 <ir_version: 8, opset_import: ["" : 14]>
-g (int64[B, S] input_ids) => (float[B, S, {h}] y)
+g (int64[B, S] input_ids) => (float[B, S, {h}] y{x_out})
 <float[{v}, {h}] emb = {emb}, float[{h}, {h}] w1 = {w1}, float[{h}, {h}] w2 = {w2}>
 {{
   x = Gather(emb, input_ids)
@@ -61,7 +61,10 @@ g (int64[B, S] input_ids) => (float[B, S, {h}] y)
 )",
                   fmt::arg("v", kVocab), fmt::arg("h", kHidden),
                   fmt::arg("emb", Values(kVocab * kHidden, 1, outlier != 0 ? kHidden : 0, outlier)),
-                  fmt::arg("w1", w1), fmt::arg("w2", Values(kHidden * kHidden, 3))));
+                  fmt::arg("w1", w1), fmt::arg("w2", Values(kHidden * kHidden, 3)),
+                  fmt::arg("x_out", embedding_is_an_output
+                                         ? fmt::format(", float[B, S, {}] x", kHidden)
+                                         : std::string())));
 }
 
 ort::CalibrationOptions Small(double min_cosine) {
@@ -118,6 +121,17 @@ TEST(Int8CalibrationTest, OutlierInputRanksFirstAndAloneStaysFloat) {
   auto compared = ort::CompareModels(c, log);
   ASSERT_TRUE(compared.ok()) << compared.status().ToString();
   EXPECT_TRUE(compared->AllPassed()) << log.str();
+}
+
+// The outlier activation is also a graph output: read from there, ranked and kept all the same.
+TEST(Int8CalibrationTest, ActivationThatIsAGraphOutputIsReadFromIt) {
+  const onnx::ModelProto model = TwoDense(100.0f, /*embedding_is_an_output=*/true);
+  passes::QuantizeOptions options;
+  auto report = ort::CalibrateInt8(model, options, Small(0.999));
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->ranking.size(), 2u);
+  EXPECT_EQ(report->ranking[0].key, "w1");
+  EXPECT_THAT(report->kept_float, ElementsAre("w1"));
 }
 
 TEST(Int8CalibrationTest, WellBehavedModelStaysAllInt8AfterOneProbe) {
