@@ -9,7 +9,9 @@
 
 #include <sstream>
 
+#include "bertopt/exit_codes.h"
 #include "bertopt/io/model_io.h"
+#include "commands.h"
 #include "fmt/format.h"
 #include "ort/compare.h"
 #include "test_models.h"
@@ -47,8 +49,8 @@ onnx::ModelProto TwoDense(float outlier, bool embedding_is_an_output = false) {
     w1 = "{" + fmt::format("{}", fmt::join(std::vector<int>(kHidden, 0), ", ")) + ", " +
          Values(kHidden * (kHidden - 1), 2).substr(1);
   }
-  return ParseModel(
-      fmt::format(R"(
+  return ParseModel(fmt::format(
+      R"(
 <ir_version: 8, opset_import: ["" : 14]>
 g (int64[B, S] input_ids) => (float[B, S, {h}] y{x_out})
 <float[{v}, {h}] emb = {emb}, float[{h}, {h}] w1 = {w1}, float[{h}, {h}] w2 = {w2}>
@@ -59,13 +61,23 @@ g (int64[B, S] input_ids) => (float[B, S, {h}] y{x_out})
   y = MatMul(t, w2)
 }}
 )",
-                  fmt::arg("v", kVocab), fmt::arg("h", kHidden),
-                  fmt::arg("emb", Values(kVocab * kHidden, 1, outlier != 0 ? kHidden : 0, outlier)),
-                  fmt::arg("w1", w1), fmt::arg("w2", Values(kHidden * kHidden, 3)),
-                  fmt::arg("x_out", embedding_is_an_output
-                                         ? fmt::format(", float[B, S, {}] x", kHidden)
-                                         : std::string())));
+      fmt::arg("v", kVocab), fmt::arg("h", kHidden),
+      fmt::arg("emb", Values(kVocab * kHidden, 1, outlier != 0 ? kHidden : 0, outlier)),
+      fmt::arg("w1", w1), fmt::arg("w2", Values(kHidden * kHidden, 3)),
+      fmt::arg("x_out", embedding_is_an_output ? fmt::format(", float[B, S, {}] x", kHidden)
+                                               : std::string())));
 }
+
+/// Two float inputs and a MatMul: nothing to generate BERT inputs for.
+const char* const kNoBertInputs = R"(
+<ir_version: 8, opset_import: ["" : 14]>
+g (float[B, 8] a, float[B, 8] b) => (float[B, 8] y)
+<float[8, 8] w = {1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1}>
+{
+  s = Add(a, b)
+  y = MatMul(s, w)
+}
+)";
 
 ort::CalibrationOptions Small(double min_cosine) {
   ort::CalibrationOptions o;
@@ -174,18 +186,37 @@ TEST(Int8CalibrationTest, StaticInputDimsDecideTheShape) {
 }
 
 TEST(Int8CalibrationTest, ModelWithoutBertInputsIsAnError) {
-  onnx::ModelProto model = ParseModel(R"(
-<ir_version: 8, opset_import: ["" : 14]>
-g (float[B, 8] a, float[B, 8] b) => (float[B, 8] y)
-<float[8, 8] w = {1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1}>
-{
-  s = Add(a, b)
-  y = MatMul(s, w)
-}
-)");
+  onnx::ModelProto model = ParseModel(kNoBertInputs);
+  ;
   passes::QuantizeOptions options;
   auto report = ort::CalibrateInt8(model, options, Small(0.99));
   EXPECT_FALSE(report.ok());
+}
+
+// Through the command: when calibration cannot run (no BERT inputs to generate), quantize fails
+// naming it and the flag that skips it, writes nothing, and with that flag quantizes.
+TEST(Int8CalibrationTest, QuantizeCommandNamesCalibrationWhenItCannotRun) {
+  testutil::TempDir dir;
+  ASSERT_TRUE(io::SaveModel(ParseModel(kNoBertInputs), dir / "in.onnx").ok());
+  auto quantize = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"quantize", "--input", (dir / "in.onnx").string(), "--output",
+                                     (dir / "out.onnx").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    ::testing::internal::CaptureStdout();
+    ::testing::internal::CaptureStderr();
+    const int rc = cli::QuantizeMain(static_cast<int>(argv.size()), argv.data());
+    ::testing::internal::GetCapturedStdout();
+    return std::make_pair(rc, ::testing::internal::GetCapturedStderr());
+  };
+  auto [rc, err] = quantize({});
+  EXPECT_EQ(rc, kExitBadInput) << err;
+  EXPECT_THAT(err, HasSubstr("int8 calibration (--int8_min_cosine 0 skips it)"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "out.onnx"));
+  auto [rc0, err0] = quantize({"--int8_min_cosine", "0"});
+  EXPECT_EQ(rc0, kExitOk) << err0;
+  EXPECT_TRUE(std::filesystem::exists(dir / "out.onnx"));
 }
 
 }  // namespace

@@ -103,9 +103,12 @@ StatusOr<std::optional<ort::CalibrationReport>> CalibrateIfAsked(const onnx::Mod
                  "float32, --int8_min_cosine 0 silences this)\n");
     return std::optional<ort::CalibrationReport>();
   }
-  ASSIGN_OR_RETURN(ort::CalibrationReport report,
-                   ort::CalibrateInt8(model, options, flags.calibration));
-  return std::optional<ort::CalibrationReport>(std::move(report));
+  auto report = ort::CalibrateInt8(model, options, flags.calibration);
+  if (!report.ok()) {
+    return std::move(report).status().WithContext(
+        "int8 calibration (--int8_min_cosine 0 skips it)");
+  }
+  return std::optional<ort::CalibrationReport>(*std::move(report));
 }
 
 void PrintCalibration(const ort::CalibrationReport& r) {
