@@ -447,7 +447,7 @@ def section_versions(out, mode):
     o = ["## 2c. Fused forms per ONNX Runtime version, and the reference optimizer\n"]
     o.append("BERT-base as exported by torch 1.13 at opset 11, sequence 128, 2 intra-op threads, "
              "ORT level `all`; per ORT version and batch size one `bertopt perf` process runs the "
-             "five models interleaved on the same inputs (`bench/versions.sh"
+             "six models interleaved on the same inputs (`bench/versions.sh"
              + (" --quick" if mode == "quick" else "") + "`), with a bertopt built against that "
              "version (1.30 and 1.32: their libraries with the 1.29 headers). The table of "
              "`src/passes/targets.cc` is read off these rows.\n")
@@ -460,6 +460,13 @@ def section_versions(out, mode):
     o.append(f"- `reference`: ONNX Runtime {ref.get('onnxruntime', '?')}'s Python optimizer, "
              f"`{ref.get('command', '?')}` ({ref.get('wall_s', 0):.1f} s, peak RSS "
              f"{ref.get('rss_kib', 0) / 1024:.0f} MiB);")
+    tools = models.get("ort_tools", {})
+    o.append("- `ort_tools`: onnxruntime-tools 1.7.0's optimizer (PyPI, the packaged successor of "
+             "the original BERT optimization script; it runs ORT 1.32 once first), "
+             f"`{tools.get('command', '?')}` ({tools.get('wall_s', 0):.1f} s, peak RSS "
+             f"{tools.get('rss_kib', 0) / 1024:.0f} MiB; fused by its own count: "
+             + (", ".join(f"{n} {k}" for k, n in sorted(tools.get('fused_ops', {}).items()))
+                or "nothing") + ");")
     o.append("- `original_again`: the A/A pair.\n")
     defaults = models.get("default", {})
     o.append("What each build writes by default (no `--target_ort_version`: the forms of the ORT it "
@@ -477,7 +484,7 @@ def section_versions(out, mode):
         ratio = {n: ratios(rows[n], base) for n in rows}
         default = defaults.get(version)
         for name in ("original.onnx", "every_fusion.onnx", "residual_sum.onnx",
-                     "reference.onnx", "original_again.onnx"):
+                     "reference.onnx", "ort_tools.onnx", "original_again.onnx"):
             r = rows.get(name)
             if not r:
                 continue
@@ -487,22 +494,29 @@ def section_versions(out, mode):
         mine = ratio.get(f"{default}.onnx")
         aa = ratio.get("original_again.onnx")
         ref_r = ratio.get("reference.onnx")
+        tools_r = ratio.get("ort_tools.onnx")
         if mine and aa and ref_r:
             noise = aa_noise(rows, base)
             beats = all(x < 1 - noise for x in mine)
             ties_ref = all(m <= r_ + noise for m, r_ in zip(mine, ref_r))
+            tools_cell = "-"
+            if tools_r:
+                ties_tools = all(m <= t + noise for m, t in zip(mine, tools_r))
+                tools_cell = (f"{tools_r[0]:.3f} / {tools_r[1]:.3f}: "
+                              f"{'yes' if ties_tools else '**no**'}")
             verdicts.append(
                 f"| {version} | {batch} | {mine[0]:.3f} / {mine[1]:.3f} | {aa[0]:.3f} / "
                 f"{aa[1]:.3f} | {'yes' if beats else '**no**'} | {ref_r[0]:.3f} / {ref_r[1]:.3f} | "
-                f"{'yes' if ties_ref else '**no**'} |")
+                f"{'yes' if ties_ref else '**no**'} | {tools_cell} |")
     if verdicts:
         o.append("\nThe issue's bar, read off the rows above: bertopt's default output faster than the "
                  "original beyond the A/A noise (p50 and min ratios both below 1 minus the A/A pair's "
                  "larger distance from 1), and not slower than the reference's output beyond that "
                  "noise.\n")
         o.append("| ORT | batch | default p50 / min ratio | A/A p50 / min | faster beyond noise | "
-                 "reference p50 / min | not slower than the reference |")
-        o.append("|---|---|---|---|---|---|---|")
+                 "reference p50 / min | not slower than the reference | onnxruntime-tools p50 / "
+                 "min: not slower than it |")
+        o.append("|---|---|---|---|---|---|---|---|")
         o += verdicts
     compare = read(os.path.join(out, "versions_compare.txt"), "") or ""
     parity = [line for line in compare.splitlines() if line.endswith(("passed", "FAILED"))]

@@ -79,6 +79,13 @@ if [ ! -x "$bench_root/bench/venv/bin/python" ]; then
   python3 -m venv "$bench_root/bench/venv"
   "$bench_root/bench/venv/bin/pip" install -q onnxruntime onnx numpy sympy packaging coloredlogs
 fi
+# The older reference: onnxruntime-tools 1.7.0, the packaged successor of the original BERT
+# optimization script (its optimizer runs ORT once first, hence onnxruntime beside it).
+if [ ! -x "$bench_root/bench/venv-ortools/bin/python" ]; then
+  python3 -m venv "$bench_root/bench/venv-ortools"
+  "$bench_root/bench/venv-ortools/bin/pip" install -q onnxruntime-tools==1.7.0 onnxruntime==1.32.0 \
+    sympy
+fi
 
 # Measurements of an earlier run must not leak into this one's results.
 rm -f "$bench_out"/optimize_speed.tsv "$bench_out"/optimize_*.json "$bench_out"/inference* \

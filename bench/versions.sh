@@ -10,6 +10,8 @@
 #   reference       onnxruntime.transformers.optimizer (PyPI onnxruntime, bench/venv), its fusions
 #                   only (--opt_level 0: its ORT pre-pass needs torch, and ORT at level all runs
 #                   anyway when the model is loaded)
+#   ort_tools       onnxruntime-tools 1.7.0's optimizer (bench/venv-ortools), the packaged
+#                   successor of the original BERT optimization script, its defaults
 #   original_again  the A/A pair: which ratios are noise
 # Which of every_fusion / residual_sum is each build's default output (no --target_ort_version:
 # the forms of the ORT it is linked with) is recorded too: that is the row a user gets.
@@ -55,12 +57,29 @@ timed_stdout=$dir/reference.log
 timed "$venv/bin/python" -m onnxruntime.transformers.optimizer --input "$model" \
   --output "$dir/reference.onnx" --model_type bert --num_heads 12 --hidden_size 768 --opt_level 0
 ref_wall=$timed_wall_s ref_rss=$timed_rss_kb
-/usr/bin/python3 - "$dir" "$ref_version" "$ref_cmd" "$ref_wall" "$ref_rss" \
-  >"$bench_out/versions_models.json" <<'EOF'
-import glob, json, re, sys
-d, version, cmd, wall, rss = sys.argv[1:6]
+progress "versions: onnxruntime-tools 1.7.0's optimizer"
+tools_venv=$bench_root/bench/venv-ortools
+[ -x "$tools_venv/bin/python" ] || die "$tools_venv is missing (bench/run.sh makes it)"
+tools_cmd="python -m onnxruntime_tools.transformers.optimizer --input original.onnx --output ort_tools.onnx --model_type bert --num_heads 12 --hidden_size 768"
+timed_stdout=$dir/ort_tools.log
+# Its log (stderr) ends with its own count of what it fused: kept, with exec so that time
+# measures the optimizer itself.
+timed sh -c 'exec "$@" 2>&1' sh "$tools_venv/bin/python" -m onnxruntime_tools.transformers.optimizer \
+  --input "$model" --output "$dir/ort_tools.onnx" --model_type bert --num_heads 12 \
+  --hidden_size 768
+tools_wall=$timed_wall_s tools_rss=$timed_rss_kb
+/usr/bin/python3 - "$dir" "$ref_version" "$ref_cmd" "$ref_wall" "$ref_rss" "$tools_cmd" \
+  "$tools_wall" "$tools_rss" >"$bench_out/versions_models.json" <<'EOF'
+import ast, glob, json, re, sys
+d, version, cmd, wall, rss, tools_cmd, tools_wall, tools_rss = sys.argv[1:9]
 out = {"reference": {"onnxruntime": version, "command": cmd, "wall_s": float(wall),
-                     "rss_kib": int(rss)}, "default": {}}
+                     "rss_kib": int(rss)},
+       "ort_tools": {"command": tools_cmd, "wall_s": float(tools_wall),
+                     "rss_kib": int(tools_rss)}, "default": {}}
+with open(f"{d}/ort_tools.log") as f:
+    # Its own count of fused operators, the line it ends with.
+    m = re.findall(r"Optimized operators:(\{.*\})", f.read())
+    out["ort_tools"]["fused_ops"] = {k: v for k, v in ast.literal_eval(m[-1]).items() if v} if m else {}
 for name in ("every_fusion", "residual_sum"):
     with open(f"{d}/{name}.json") as f:
         out[name] = json.load(f)["fused_ops"]
@@ -76,7 +95,7 @@ EOF
 
 progress "versions: parity of the three optimized models with the original (compare, 3 samples)"
 : >"$bench_out/versions_compare.txt"
-for v in every_fusion residual_sum reference; do
+for v in every_fusion residual_sum reference ort_tools; do
   if "$bertopt_bin" compare --baseline_model "$model" --optimized_model "$dir/$v.onnx" \
       --batch_size 1 --sequence_length 128 --samples 3 --output_dir "$dir/compare_$v" \
       >>"$bench_out/versions_compare.txt" 2>&1; then
@@ -90,9 +109,9 @@ for bin in "${builds[@]}"; do
   for setting in "1 $runs_b1" "8 $runs_b8"; do
     read -r batch runs <<<"$setting"
     warmup=$(((runs + 9) / 10))
-    progress "versions: $bin, batch $batch, 5 models interleaved, $runs timed runs each"
+    progress "versions: $bin, batch $batch, 6 models interleaved, $runs timed runs each"
     "$bin" perf --model "$dir/original.onnx" "$dir/every_fusion.onnx" "$dir/residual_sum.onnx" \
-      "$dir/reference.onnx" "$dir/original_again.onnx" \
+      "$dir/reference.onnx" "$dir/ort_tools.onnx" "$dir/original_again.onnx" \
       --batch_size "$batch" --sequence_length 128 --intra_op_num_threads 2 \
       --test_times "$runs" --warmup "$warmup" --opt_level all \
       --output "$dir/perf.tsv" --json >"$dir/perf.json"
