@@ -93,7 +93,7 @@ for path in sorted(glob.glob(f"{d}/default_*.json")):
 json.dump(out, sys.stdout, indent=1)
 EOF
 
-progress "versions: parity of the three optimized models with the original (compare, 3 samples)"
+progress "versions: parity of the four optimized models with the original (compare, 3 samples)"
 : >"$bench_out/versions_compare.txt"
 for v in every_fusion residual_sum reference ort_tools; do
   if "$bertopt_bin" compare --baseline_model "$model" --optimized_model "$dir/$v.onnx" \
