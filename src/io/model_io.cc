@@ -250,6 +250,10 @@ StatusOr<MappedModel> LoadModelMapped(const fs::path& path, int64_t map_threshol
   });
 }
 
+bool FitsOneMessage(const onnx::ModelProto& model) {
+  return SerializedSize(model) <= static_cast<int64_t>(internal::kMaxInlineModelBytes);
+}
+
 StatusOr<std::string> SerializeModel(const onnx::ModelProto& model) {
   const int64_t size = SerializedSize(model);
   if (size > static_cast<int64_t>(internal::kMaxInlineModelBytes)) {

@@ -95,8 +95,7 @@ StatusOr<std::optional<ort::CalibrationReport>> CalibrateIfAsked(const onnx::Mod
                                                                  passes::QuantizeOptions& options) {
   if (flags.calibration.min_cosine <= 0) return std::optional<ort::CalibrationReport>();
   // Calibration hands the model to ORT in memory, which protobuf caps at 2 GB.
-  constexpr int64_t kInMemoryLimit = int64_t{2147483647};
-  if (io::SerializedSize(model) >= kInMemoryLimit) {
+  if (!io::FitsOneMessage(model)) {
     std::fprintf(stderr,
                  "warning: int8 calibration skipped: the model is over 2 GB, more than ONNX "
                  "Runtime takes from memory; every candidate is int8 (--int8_exclude keeps one "

@@ -63,6 +63,9 @@ StatusOr<MappedModel> LoadModelMapped(const std::filesystem::path& path,
 /// inline), for handing a model to ONNX Runtime in memory. Fails over protobuf's 2 GB limit.
 StatusOr<std::string> SerializeModel(const onnx::ModelProto& model);
 
+/// Whether SerializeModel can serialize `model`: its size within protobuf's 2 GB limit.
+bool FitsOneMessage(const onnx::ModelProto& model);
+
 /// The size SerializeModel's result (and an inline SaveModel) has: ByteSizeLong, with mapped
 /// payloads counted.
 int64_t SerializedSize(const onnx::ModelProto& model);
