@@ -465,8 +465,7 @@ def section_versions(out, mode):
              "the original BERT optimization script; it runs ORT 1.32 once first), "
              f"`{tools.get('command', '?')}` ({tools.get('wall_s', 0):.1f} s, peak RSS "
              f"{tools.get('rss_kib', 0) / 1024:.0f} MiB; fused by its own count: "
-             + (", ".join(f"{n} {k}" for k, n in sorted(tools.get('fused_ops', {}).items()))
-                or "nothing") + ");")
+             f"{fused_summary(tools)});")
     o.append("- `original_again`: the A/A pair.\n")
     defaults = models.get("default", {})
     o.append("What each build writes by default (no `--target_ort_version`: the forms of the ORT it "
